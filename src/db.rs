@@ -1,0 +1,312 @@
+//! `Db`: open and recover, begin transactions, stats, close.
+//!
+//! A `Db` is a cheap handle (`Arc<Inner>`); clones share one database. The
+//! directory holds `LOCK` (held for as long as any handle lives) and `wal/`.
+//!
+//! The commit path (`Txn::commit`, in `txn.rs`) joins the pieces:
+//! `mvcc::Oracle::commit` (conflicts, commit ts, WAL enqueue under the
+//! commit-order lock) -> `wal::GroupCommit::wait` (the local durable point;
+//! the place where waiting for replicas will go) -> [`apply_commit`] (the one
+//! "apply a committed batch" function, also used by recovery) ->
+//! `Oracle::applied` (publishes to readers through the applied watermark).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::memtable::Memtable;
+use crate::mvcc::{Oracle, system_millis};
+use crate::options::{Durability, Options};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::txn::{ReadTxn, Txn};
+use crate::types::{Lsn, Ts};
+use crate::vfs::{FileLock, OsVfs, Vfs};
+use crate::wal::{self, GroupCommit, Writer};
+
+/// How often `Db::update` runs a transaction that keeps conflicting before
+/// it returns the conflict.
+pub const UPDATE_MAX_ATTEMPTS: u32 = 64;
+
+/// A handle to an open database. Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// The shared state behind every handle.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) oracle: Oracle,
+    pub(crate) memtable: Memtable,
+    pub(crate) wal: GroupCommit<Writer>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) commits: AtomicU64,
+    recovered_records: u64,
+    _lock: Box<dyn FileLock>,
+}
+
+/// Counters and gauges from [`Db::stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Read-write transactions committed by this instance.
+    pub commits: u64,
+    /// Commits refused with `Error::Conflict`.
+    pub conflicts: u64,
+    /// Bytes written to the WAL by this instance (frames, not headers).
+    pub wal_bytes: u64,
+    /// Group writes to the WAL.
+    pub wal_writes: u64,
+    /// WAL `fdatasync` calls on the commit path.
+    pub wal_syncs: u64,
+    /// Commits made durable per WAL sync (0 if none synced yet).
+    pub commits_per_sync: f64,
+    /// Bytes held by the memtable (keys, values, per-entry overhead).
+    pub memtable_bytes: u64,
+    /// Versions held by the memtable.
+    pub memtable_versions: u64,
+    /// Commit records replayed from the WAL when this instance opened.
+    pub recovered_records: u64,
+    /// The read ts a snapshot taken now would get.
+    pub read_ts: Ts,
+    /// The oldest read ts any live snapshot uses.
+    pub gc_watermark: Ts,
+    /// Live snapshots (open transactions of either kind).
+    pub live_snapshots: u64,
+    /// The last WAL log sequence number handed out.
+    pub last_lsn: u64,
+}
+
+impl Db {
+    /// Opens (creating if missing) the database in directory `path`.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        Self::open_with_vfs(path, options, Arc::new(OsVfs))
+    }
+
+    /// Opens the database on a given file system (tests use [`crate::vfs::MemVfs`]).
+    pub fn open_with_vfs(
+        path: impl AsRef<Path>,
+        options: Options,
+        vfs: Arc<dyn Vfs>,
+    ) -> Result<Db> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        vfs.create_dir_all(&path)?;
+        let lock_path = path.join("LOCK");
+        let lock = vfs
+            .lock(&lock_path)?
+            .ok_or(Error::Locked { path: lock_path })?;
+        let memtable = Memtable::new();
+        let wal_dir = path.join("wal");
+        let recovered = wal::recover(vfs.as_ref(), &wal_dir, &mut |rec| {
+            apply_commit(
+                &memtable,
+                rec.header.commit_ts,
+                rec.ops().map(|op| (op.key, op.value)),
+            );
+            Ok(())
+        })?;
+        let chain = recovered.chain;
+        let writer = Writer::create(
+            vfs.clone(),
+            &wal_dir,
+            recovered.next_segment_no,
+            recovered.epoch,
+            chain.last_lsn.next(),
+            chain.last_crc,
+            options.wal_segment_bytes,
+        )?;
+        let always_sync = options.durability == Durability::Sync;
+        let wal = GroupCommit::new(
+            writer,
+            recovered.epoch,
+            chain.last_lsn,
+            chain.last_crc,
+            always_sync,
+        );
+        let inner = Inner {
+            path,
+            options,
+            oracle: Oracle::new(chain.last_ts, system_millis),
+            memtable,
+            wal,
+            closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            recovered_records: recovered.records,
+            _lock: lock,
+        };
+        Ok(Db {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Starts a read-write transaction on a snapshot of the latest commits.
+    pub fn begin(&self) -> Txn<'_> {
+        Txn::new(&self.inner)
+    }
+
+    /// Starts a read-only transaction on a snapshot of the latest commits.
+    pub fn begin_read(&self) -> ReadTxn<'_> {
+        ReadTxn::new(&self.inner)
+    }
+
+    /// Runs `f` in a transaction and commits it, running it again on a fresh
+    /// snapshot (after a randomized, growing pause) when the commit or `f`
+    /// reports a retryable error, up to [`UPDATE_MAX_ATTEMPTS`] times.
+    pub fn update<T>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let mut backoff = Backoff::new();
+        let mut attempt = 1;
+        loop {
+            let mut txn = self.begin();
+            let result = match f(&mut txn) {
+                Ok(value) => txn.commit().map(|_| value),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if e.is_retryable() && attempt < UPDATE_MAX_ATTEMPTS => {
+                    attempt += 1;
+                    backoff.pause();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` on a read-only snapshot.
+    pub fn view<T>(&self, f: impl FnOnce(&ReadTxn<'_>) -> Result<T>) -> Result<T> {
+        f(&self.begin_read())
+    }
+
+    /// Makes every commit so far durable (useful with [`Durability::Buffered`]).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.wal.sync_all()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let c = inner.wal.counters();
+        Stats {
+            commits: inner.commits.load(Ordering::Relaxed),
+            conflicts: inner.oracle.conflicts(),
+            wal_bytes: c.bytes,
+            wal_writes: c.writes,
+            wal_syncs: c.syncs,
+            #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+            commits_per_sync: if c.syncs == 0 {
+                0.0
+            } else {
+                c.synced_commits as f64 / c.syncs as f64
+            },
+            memtable_bytes: inner.memtable.approximate_bytes(),
+            memtable_versions: inner.memtable.len() as u64,
+            recovered_records: inner.recovered_records,
+            read_ts: inner.oracle.read_ts(),
+            gc_watermark: inner.oracle.gc_watermark(),
+            live_snapshots: inner.oracle.live_snapshots() as u64,
+            last_lsn: inner.wal.last_lsn().0,
+        }
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Closes the database: waits for enqueued commits, syncs the WAL and
+    /// marks it cleanly closed. Later commits through any clone of this handle
+    /// get `Error::Closed`; the directory lock is released when the last
+    /// handle is dropped. Dropping the last handle without `close` does the
+    /// same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.wal.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if self.wal.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        self.wal.seal()
+    }
+
+    /// The last LSN handed out.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "used by tests and replication later")
+    )]
+    pub(crate) fn last_lsn(&self) -> Lsn {
+        self.wal.last_lsn()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Errors cannot be reported from drop; `close` reports them.
+        let _ = self.close();
+    }
+}
+
+/// Applies one committed batch to the memtable. The single "apply a commit"
+/// path: the commit path and WAL recovery (and, later, followers) all use it.
+pub(crate) fn apply_commit<'a>(
+    memtable: &Memtable,
+    commit_ts: Ts,
+    ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    for (key, value) in ops {
+        memtable.insert(key, commit_ts, value);
+    }
+}
+
+/// Randomized exponential backoff for `update` retries.
+struct Backoff {
+    next: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    const MAX: Duration = Duration::from_millis(10);
+
+    fn new() -> Self {
+        let seed = system_millis() ^ (std::ptr::from_ref(&0u8) as u64).rotate_left(17);
+        Self {
+            next: Duration::from_micros(20),
+            seed: seed | 1,
+        }
+    }
+
+    fn pause(&mut self) {
+        // xorshift64: jitter only, not security.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let max_nanos = u64::try_from(self.next.as_nanos()).unwrap_or(u64::MAX);
+        let pause = Duration::from_nanos(max_nanos / 2 + self.seed % (max_nanos / 2 + 1));
+        crate::sync::thread::sleep(pause);
+        self.next = (self.next * 2).min(Self::MAX);
+    }
+}

@@ -1,0 +1,68 @@
+//! # Strata
+//!
+//! An embedded multi-version transactional key-value storage engine.
+//!
+//! ```
+//! use strata::{Db, Options};
+//!
+//! # fn main() -> strata::Result<()> {
+//! # let dir = tempfile::tempdir().map_err(strata::Error::Io)?;
+//! let db = Db::open(dir.path(), Options::default())?;
+//! let mut txn = db.begin();
+//! txn.put(b"apple", b"red")?;
+//! txn.put(b"banana", b"yellow")?;
+//! let ts = txn.commit()?; // durable (fdatasync) before it returns
+//!
+//! let snap = db.begin_read();
+//! assert!(snap.read_ts() >= ts);
+//! assert_eq!(snap.get(b"apple")?.as_deref(), Some(&b"red"[..]));
+//! let fruit: Vec<_> = snap.scan(b"a".as_slice()..b"c".as_slice())?.collect::<strata::Result<_>>()?;
+//! assert_eq!(fruit.len(), 2);
+//!
+//! // Read-modify-write with automatic retry on conflict:
+//! db.update(|txn| {
+//!     let n = txn.get(b"counter")?.map_or(0, |v| v[0]);
+//!     txn.put(b"counter", &[n + 1])
+//! })?;
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Contract
+//! - **Snapshot isolation.** Every transaction reads a consistent snapshot:
+//!   all commits with ts `<=` its read ts, in full, and nothing later.
+//!   Readers never block writers.
+//! - **First committer wins.** A transaction whose written key was committed
+//!   by another after its snapshot fails with the retryable
+//!   [`Error::Conflict`]. Conflicts compare exact keys: no false conflicts.
+//! - **Write skew is possible**, as under every SI implementation: two
+//!   transactions that each read what the other writes, and write disjoint
+//!   keys, both commit.
+//! - **Durability.** With [`Durability::Sync`] (the default) a commit is on
+//!   stable storage before `commit` returns; after a crash every acknowledged
+//!   commit is present and no transaction is half-visible. With
+//!   [`Durability::Buffered`] a commit is handed to the OS before `commit`
+//!   returns: a process crash loses nothing, a power cut may lose the newest
+//!   commits, but recovery always yields a prefix of the commit order.
+//! - **One process per directory**: a second open gets [`Error::Locked`].
+//!
+//! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
+
+mod codec;
+mod db;
+mod error;
+mod memtable;
+mod mvcc;
+mod options;
+mod sync;
+mod txn;
+mod types;
+pub mod vfs;
+mod wal;
+
+pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
+pub use error::{Error, Result};
+pub use options::{DEFAULT_WAL_SEGMENT_BYTES, Durability, Options};
+pub use txn::{ReadTxn, Scan, Txn};
+pub use types::{Lsn, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, TS_LOGICAL_BITS, Ts};

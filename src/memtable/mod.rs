@@ -1,0 +1,272 @@
+//! The memtable: a concurrent ordered map of versions `(key, commit ts)`,
+//! newest first per key, over crossbeam-skiplist.
+//!
+//! Invariants:
+//! 1. Keys sort by user key ascending, then commit ts **descending**, so the
+//!    version a reader at `read_ts` sees is the first entry at or after
+//!    `(key, read_ts)`, one seek (and reading "as of" any ts is the same seek).
+//! 2. A version is inserted once and never changed; `(key, ts)` is unique
+//!    because commit timestamps are.
+//! 3. `approximate_bytes` counts key + value + per-entry overhead of every
+//!    insert, for the flush trigger and the memory budget.
+//!
+//! Concurrency: lock-free; any number of inserters and readers. Visibility
+//! of a whole commit is not this module's business: readers only ask for
+//! `read_ts <= applied watermark` (see `mvcc`).
+
+use std::borrow::Borrow;
+use std::cmp::Ordering as CmpOrdering;
+use std::ops::Bound;
+
+use crossbeam_skiplist::SkipMap;
+use crossbeam_skiplist::map::Entry;
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::types::Ts;
+
+/// Bytes charged per entry beyond key and value (skiplist node, tower, boxes).
+pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 80;
+
+/// A version's position: user key, then commit ts descending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionKey {
+    key: Box<[u8]>,
+    ts: Ts,
+}
+
+/// Borrowed view of a version position, so lookups need no allocation.
+pub(crate) trait VersionRef {
+    fn user_key(&self) -> &[u8];
+    fn ts(&self) -> Ts;
+}
+
+impl VersionRef for VersionKey {
+    fn user_key(&self) -> &[u8] {
+        &self.key
+    }
+    fn ts(&self) -> Ts {
+        self.ts
+    }
+}
+
+impl VersionRef for (&[u8], Ts) {
+    fn user_key(&self) -> &[u8] {
+        self.0
+    }
+    fn ts(&self) -> Ts {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn VersionRef + 'a> for VersionKey {
+    fn borrow(&self) -> &(dyn VersionRef + 'a) {
+        self
+    }
+}
+
+fn cmp_versions(a: &dyn VersionRef, b: &dyn VersionRef) -> CmpOrdering {
+    a.user_key()
+        .cmp(b.user_key())
+        .then_with(|| b.ts().cmp(&a.ts()))
+}
+
+impl PartialEq for dyn VersionRef + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        cmp_versions(self, other) == CmpOrdering::Equal
+    }
+}
+impl Eq for dyn VersionRef + '_ {}
+impl PartialOrd for dyn VersionRef + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for dyn VersionRef + '_ {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        cmp_versions(self, other)
+    }
+}
+impl PartialOrd for VersionKey {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for VersionKey {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        cmp_versions(self, other)
+    }
+}
+
+/// A stored value; `None` is a tombstone.
+type Stored = Option<Box<[u8]>>;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Memtable {
+    map: SkipMap<VersionKey, Stored>,
+    bytes: AtomicU64,
+}
+
+impl Memtable {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts the version of `key` committed at `ts` (`None`: a delete).
+    pub(crate) fn insert(&self, key: &[u8], ts: Ts, value: Option<&[u8]>) {
+        let charge = key.len() as u64 + value.map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES;
+        self.map.insert(
+            VersionKey {
+                key: key.into(),
+                ts,
+            },
+            value.map(Into::into),
+        );
+        self.bytes.fetch_add(charge, Ordering::Relaxed);
+    }
+
+    fn seek(&self, key: &[u8], ts: Ts) -> Option<Entry<'_, VersionKey, Stored>> {
+        let probe: &dyn VersionRef = &(key, ts);
+        self.map.lower_bound(Bound::Included(probe))
+    }
+
+    /// The version of `key` visible at `read_ts`: `None` if there is none,
+    /// `Some(None)` if it is a delete.
+    pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Option<Option<Vec<u8>>> {
+        let entry = self.seek(key, read_ts)?;
+        (*entry.key().key == *key).then(|| entry.value().as_deref().map(<[u8]>::to_vec))
+    }
+
+    /// The commit ts of the newest version of `key`, deletes included.
+    pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
+        let entry = self.seek(key, Ts::MAX)?;
+        (*entry.key().key == *key).then_some(entry.key().ts)
+    }
+
+    /// Visible (non-deleted) entries at `read_ts`, ascending from `start`.
+    pub(crate) fn iter(&self, start: Bound<&[u8]>, read_ts: Ts) -> Iter<'_> {
+        let cur = match start {
+            Bound::Included(k) => self.seek(k, Ts::MAX),
+            Bound::Excluded(k) => self.seek(k, Ts::ZERO).and_then(|e| {
+                if *e.key().key == *k {
+                    e.next()
+                } else {
+                    Some(e)
+                }
+            }),
+            Bound::Unbounded => self.map.front(),
+        };
+        Iter {
+            mem: self,
+            cur,
+            read_ts,
+        }
+    }
+
+    /// Bytes inserted so far (keys, values and per-entry overhead).
+    pub(crate) fn approximate_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Number of versions.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+/// Iterator over the versions visible at one read ts, skipping deletes.
+pub(crate) struct Iter<'a> {
+    mem: &'a Memtable,
+    cur: Option<Entry<'a, VersionKey, Stored>>,
+    read_ts: Ts,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = (Vec<u8>, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let entry = self.cur.take()?;
+            let version = entry.key();
+            if version.ts > self.read_ts {
+                // Newer than the snapshot: seek to this key's first visible version.
+                self.cur = self.mem.seek(&version.key, self.read_ts);
+                continue;
+            }
+            // The newest visible version; older ones of this key are skipped by
+            // seeking past (key, ts 0).
+            let next = self.mem.seek(&version.key, Ts::ZERO);
+            self.cur = match next {
+                Some(e) if e.key().key == version.key => e.next(),
+                other => other,
+            };
+            if let Some(value) = entry.value() {
+                return Some((version.key.to_vec(), value.to_vec()));
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn ts(v: u64) -> Ts {
+        Ts::from(v)
+    }
+
+    #[test]
+    fn get_resolves_the_newest_visible_version() {
+        let m = Memtable::new();
+        m.insert(b"a", ts(10), Some(b"a10"));
+        m.insert(b"a", ts(20), Some(b"a20"));
+        m.insert(b"a", ts(30), None);
+        m.insert(b"b", ts(15), Some(b"b15"));
+        assert_eq!(m.get(b"a", ts(5)), None);
+        assert_eq!(m.get(b"a", ts(10)), Some(Some(b"a10".to_vec())));
+        assert_eq!(m.get(b"a", ts(29)), Some(Some(b"a20".to_vec())));
+        assert_eq!(m.get(b"a", ts(30)), Some(None));
+        assert_eq!(m.get(b"ab", ts(99)), None);
+        assert_eq!(m.newest_ts(b"a"), Some(ts(30)));
+        assert_eq!(m.newest_ts(b"c"), None);
+        assert_eq!(m.len(), 4);
+        assert!(m.approximate_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn iter_yields_each_key_once_at_its_visible_version() {
+        let m = Memtable::new();
+        for (k, t, v) in [
+            (&b"a"[..], 10, Some(&b"a10"[..])),
+            (b"a", 20, Some(b"a20")),
+            (b"b", 25, Some(b"b25")),
+            (b"c", 5, Some(b"c5")),
+            (b"c", 12, None),
+            (b"d", 1, Some(b"d1")),
+        ] {
+            m.insert(k, ts(t), v);
+        }
+        let at = |read, start| -> Vec<(Vec<u8>, Vec<u8>)> { m.iter(start, ts(read)).collect() };
+        let kv = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
+        assert_eq!(
+            at(15, Bound::Unbounded),
+            vec![kv(b"a", b"a10"), kv(b"d", b"d1")]
+        );
+        assert_eq!(
+            at(30, Bound::Unbounded),
+            vec![kv(b"a", b"a20"), kv(b"b", b"b25"), kv(b"d", b"d1")]
+        );
+        assert_eq!(
+            at(11, Bound::Included(b"b")),
+            vec![kv(b"c", b"c5"), kv(b"d", b"d1")]
+        );
+        assert_eq!(
+            at(30, Bound::Excluded(b"a")),
+            vec![kv(b"b", b"b25"), kv(b"d", b"d1")]
+        );
+        assert_eq!(
+            at(30, Bound::Excluded(b"aa")),
+            vec![kv(b"b", b"b25"), kv(b"d", b"d1")]
+        );
+    }
+}

@@ -1,0 +1,306 @@
+//! Transactions: [`Txn`] (read-write) and [`ReadTxn`] (read-only snapshot).
+//!
+//! A transaction registers its snapshot (`read_ts`) with the oracle when it
+//! begins and releases it when dropped, so the GC watermark never passes it.
+//! A `Txn` buffers its writes in a sorted map; reads and scans see them
+//! (read-your-writes). `commit` runs the commit path described in `db.rs`.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::iter::Peekable;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use crate::db::{Inner, apply_commit};
+use crate::error::{Error, Result};
+use crate::memtable;
+use crate::mvcc::WriteKeys;
+use crate::sync::atomic::Ordering;
+use crate::types::{MAX_TXN_BYTES, Ts};
+use crate::wal::CommitFrameBuilder;
+use crate::wal::format::{check_op, op_encoded_len};
+
+/// A registered snapshot; releases itself when dropped.
+#[derive(Debug)]
+struct Snapshot<'db> {
+    db: &'db Inner,
+    read_ts: Ts,
+}
+
+impl<'db> Snapshot<'db> {
+    fn new(db: &'db Inner) -> Self {
+        Snapshot {
+            db,
+            read_ts: db.oracle.begin_snapshot(),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.memtable.get(key, self.read_ts).flatten()
+    }
+
+    fn iter(&self, start: Bound<&[u8]>) -> memtable::Iter<'db> {
+        self.db.memtable.iter(start, self.read_ts)
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        self.db.oracle.end_snapshot(self.read_ts);
+    }
+}
+
+/// A read-only transaction: a consistent snapshot of every commit up to its
+/// read ts. Never blocks writers and is never blocked by them.
+#[derive(Debug)]
+pub struct ReadTxn<'db> {
+    snap: Snapshot<'db>,
+}
+
+impl<'db> ReadTxn<'db> {
+    pub(crate) fn new(db: &'db Inner) -> Self {
+        ReadTxn {
+            snap: Snapshot::new(db),
+        }
+    }
+
+    /// The snapshot's timestamp: every commit with ts `<=` it is visible.
+    pub fn read_ts(&self) -> Ts {
+        self.snap.read_ts
+    }
+
+    /// The value of `key` in the snapshot.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.snap.get(key))
+    }
+
+    /// Entries of the snapshot whose keys fall in `range`, ascending.
+    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Scan<'_>> {
+        let (start, end) = owned_bounds(&range);
+        let storage = self.snap.iter(as_ref_bound(&start));
+        Ok(Scan {
+            storage: storage.peekable(),
+            writes: None,
+            end,
+        })
+    }
+}
+
+/// The write set of a committing transaction: sorted, one entry per key.
+#[derive(Debug)]
+struct WriteSet {
+    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteKeys for WriteSet {
+    fn key_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        self.entries.get(i).map_or(&[], |(k, _)| k.as_slice())
+    }
+}
+
+/// A read-write transaction with snapshot isolation.
+///
+/// Reads see the snapshot at [`Txn::read_ts`] plus this transaction's own
+/// writes. [`Txn::commit`] succeeds unless another transaction committed a
+/// write to one of this transaction's keys after its read ts (first committer
+/// wins), in which case it returns the retryable [`Error::Conflict`].
+/// Dropping a `Txn` without committing rolls it back.
+#[derive(Debug)]
+pub struct Txn<'db> {
+    snap: Snapshot<'db>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    encoded_bytes: usize,
+}
+
+impl<'db> Txn<'db> {
+    pub(crate) fn new(db: &'db Inner) -> Self {
+        Txn {
+            snap: Snapshot::new(db),
+            writes: BTreeMap::new(),
+            encoded_bytes: 0,
+        }
+    }
+
+    /// The snapshot's timestamp.
+    pub fn read_ts(&self) -> Ts {
+        self.snap.read_ts
+    }
+
+    /// The value of `key`: this transaction's own write if any, else the snapshot's.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.get(key) {
+            Some(own) => Ok(own.clone()),
+            None => Ok(self.snap.get(key)),
+        }
+    }
+
+    /// Writes `value` under `key` (visible to this transaction at once, to
+    /// others after commit). Refuses keys over [`crate::MAX_KEY_BYTES`],
+    /// values over [`crate::MAX_VALUE_BYTES`] and write sets over [`MAX_TXN_BYTES`].
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        check_op(key, value)?;
+        let old = self
+            .writes
+            .get(key)
+            .map_or(0, |v| op_encoded_len(key, v.as_deref()));
+        let total = self.encoded_bytes - old + op_encoded_len(key, value);
+        if total > MAX_TXN_BYTES {
+            return Err(Error::TxnTooLarge {
+                len: total,
+                max: MAX_TXN_BYTES,
+            });
+        }
+        self.encoded_bytes = total;
+        self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        Ok(())
+    }
+
+    /// Entries whose keys fall in `range`, ascending, as this transaction sees
+    /// them: the snapshot overlaid with its own puts and deletes.
+    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Scan<'_>> {
+        let (start, end) = owned_bounds(&range);
+        let storage = self.snap.iter(as_ref_bound(&start));
+        let writes: btree_map::Range<'_, Vec<u8>, Option<Vec<u8>>> = self
+            .writes
+            .range::<[u8], _>((as_ref_bound(&start), Bound::Unbounded));
+        Ok(Scan {
+            storage: storage.peekable(),
+            writes: Some(writes.peekable()),
+            end,
+        })
+    }
+
+    /// Commits and returns the commit timestamp. A transaction that wrote
+    /// nothing returns its read ts without touching the WAL.
+    ///
+    /// Errors: [`Error::Conflict`] (retryable), [`Error::Closed`],
+    /// [`Error::Poisoned`], or [`Error::Io`] when the WAL write or sync failed
+    /// (then the outcome is unknown until the database is reopened, and the
+    /// database is poisoned).
+    pub fn commit(mut self) -> Result<Ts> {
+        if self.writes.is_empty() {
+            return Ok(self.snap.read_ts);
+        }
+        let db = self.snap.db;
+        db.check_open()?;
+        let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
+        let mut frame = CommitFrameBuilder::with_capacity(self.encoded_bytes);
+        for (key, value) in &entries {
+            frame.push(key, value.as_deref())?;
+        }
+        let mut frame = frame.finish();
+        let set = Arc::new(WriteSet { entries });
+        let keys: Arc<dyn WriteKeys> = set.clone();
+        let newest = |key: &[u8]| db.memtable.newest_ts(key);
+        let (ts, lsn) = db.oracle.commit(self.snap.read_ts, &keys, &newest, |ts| {
+            db.wal.enqueue(&mut frame, ts)
+        })?;
+        // The local durable point. (Waiting for replicas will go right here.)
+        if let Err(e) = db.wal.wait(lsn, false) {
+            db.oracle.applied(ts);
+            return Err(e);
+        }
+        apply_commit(
+            &db.memtable,
+            ts,
+            set.entries
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref())),
+        );
+        db.oracle.applied(ts);
+        db.oracle.wait_visible(ts);
+        db.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(ts)
+    }
+
+    /// Discards the transaction's writes (dropping it does the same).
+    pub fn rollback(self) {}
+}
+
+fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let own = |b: Bound<&K>| match b {
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (own(range.start_bound()), own(range.end_bound()))
+}
+
+fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+type WriteIter<'a> = Peekable<btree_map::Range<'a, Vec<u8>, Option<Vec<u8>>>>;
+
+/// Iterator returned by [`Txn::scan`] and [`ReadTxn::scan`]: `(key, value)`
+/// pairs in ascending key order.
+///
+/// It merges the snapshot's entries with a transaction's own writes (which
+/// win on equal keys; an own delete hides the key), up to the end bound.
+/// It borrows the transaction, and streams: entries are read as it advances.
+pub struct Scan<'a> {
+    storage: Peekable<memtable::Iter<'a>>,
+    writes: Option<WriteIter<'a>>,
+    end: Bound<Vec<u8>>,
+}
+
+impl Scan<'_> {
+    fn before_end(&self, key: &[u8]) -> bool {
+        match &self.end {
+            Bound::Included(e) => key <= e.as_slice(),
+            Bound::Excluded(e) => key < e.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let own_key = self
+                .writes
+                .as_mut()
+                .and_then(|w| w.peek().map(|(k, _)| k.as_slice()));
+            let stored_key = self.storage.peek().map(|(k, _)| k.as_slice());
+            let take_own = match (own_key, stored_key) {
+                (None, None) => return None,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(o), Some(s)) => o <= s,
+            };
+            let item = if take_own {
+                let (key, value) = self.writes.as_mut()?.next()?;
+                if stored_key == Some(key.as_slice()) {
+                    self.storage.next(); // shadowed by the transaction's own write
+                }
+                value.as_ref().map(|v| (key.clone(), v.clone()))
+            } else {
+                self.storage.next()
+            };
+            match item {
+                Some((key, value)) if self.before_end(&key) => return Some(Ok((key, value))),
+                Some(_) => return None,
+                None => {} // own delete: skip the key
+            }
+        }
+    }
+}

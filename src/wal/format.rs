@@ -1,0 +1,546 @@
+//! WAL byte layout: segment header, frames, commit records, sync marks.
+//! Pure encode/decode functions; the specification is `docs/format/wal.md`.
+//!
+//! ```text
+//! segment_header (48) := "STRATWAL" version:u16 flags:u16 header_len:u32 segment_no:u64
+//!                        epoch:u64 first_lsn:u64 prev_crc:u32 header_crc:u32
+//! frame               := crc:u32 len:u32 kind:u8 payload[len]      crc over len|kind|payload
+//! Commit (kind 1)     := lsn:u64 commit_ts:u64 epoch:u64 prev_crc:u32 op_count:u32 op*
+//! op                  := kind:u8 key_len:u32 key [value_len:u32 value]   (1 Put, 2 Delete)
+//! SyncMark (kind 2)   := synced_lsn:u64
+//! ```
+
+use crate::codec::{Cursor, put_len};
+use crate::types::{Lsn, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
+
+/// Segment file magic.
+pub(crate) const MAGIC: [u8; 8] = *b"STRATWAL";
+/// The format version this build writes and the highest it reads.
+pub(crate) const VERSION: u16 = 1;
+/// Size of the segment header.
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 48;
+/// Size of a frame header (crc, len, kind).
+pub(crate) const FRAME_HEADER_BYTES: usize = 9;
+/// Size of the fixed part of a commit payload.
+pub(crate) const COMMIT_HEADER_BYTES: usize = 32;
+/// Size of a whole SyncMark frame.
+pub(crate) const SYNC_MARK_FRAME_BYTES: usize = FRAME_HEADER_BYTES + 8;
+/// Largest payload a valid frame can have.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = MAX_TXN_BYTES + COMMIT_HEADER_BYTES;
+
+/// Frame kinds. On disk: never change or reuse a value.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    Commit = 1,
+    SyncMark = 2,
+}
+
+/// Operation kinds inside a commit record. On disk: never change or reuse a value.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Put = 1,
+    Delete = 2,
+}
+
+/// Encoded size of one operation.
+pub(crate) fn op_encoded_len(key: &[u8], value: Option<&[u8]>) -> usize {
+    1 + 4 + key.len() + value.map_or(0, |v| 4 + v.len())
+}
+
+/// Checks the size limits of one operation (done at `put`, long before encoding).
+pub(crate) fn check_op(key: &[u8], value: Option<&[u8]>) -> crate::Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(crate::Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if let Some(v) = value
+        && v.len() > MAX_VALUE_BYTES
+    {
+        return Err(crate::Error::ValueTooLarge {
+            len: v.len(),
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The fields of a segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    pub(crate) segment_no: u64,
+    pub(crate) epoch: u64,
+    pub(crate) first_lsn: Lsn,
+    pub(crate) prev_crc: u32,
+}
+
+/// Why a segment header was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// Fewer bytes than a header, or all zeros: a torn creation.
+    Torn,
+    /// Written by a newer format version.
+    Version(u16),
+    /// Damaged.
+    Corrupt(&'static str),
+}
+
+impl SegmentHeader {
+    pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut buf = Vec::with_capacity(SEGMENT_HEADER_BYTES);
+        buf.extend_from_slice(&MAGIC);
+        buf.extend_from_slice(&VERSION.to_le_bytes());
+        buf.extend_from_slice(&0u16.to_le_bytes());
+        buf.extend_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+        buf.extend_from_slice(&self.segment_no.to_le_bytes());
+        buf.extend_from_slice(&self.epoch.to_le_bytes());
+        buf.extend_from_slice(&self.first_lsn.0.to_le_bytes());
+        buf.extend_from_slice(&self.prev_crc.to_le_bytes());
+        let crc = crc32fast::hash(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let mut out = [0u8; SEGMENT_HEADER_BYTES];
+        out.copy_from_slice(&buf);
+        out
+    }
+
+    pub(crate) fn decode(data: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let Some(head) = data.get(..SEGMENT_HEADER_BYTES) else {
+            return Err(HeaderError::Torn);
+        };
+        if head.iter().all(|&b| b == 0) {
+            return Err(HeaderError::Torn);
+        }
+        let mut c = Cursor::new(head);
+        let corrupt = HeaderError::Corrupt;
+        if c.array::<8>() != Some(MAGIC) {
+            return Err(corrupt("bad segment magic"));
+        }
+        let version = c.u16().ok_or(corrupt("short header"))?;
+        let flags = c.u16().ok_or(corrupt("short header"))?;
+        let header_len = c.u32().ok_or(corrupt("short header"))?;
+        let segment_no = c.u64().ok_or(corrupt("short header"))?;
+        let epoch = c.u64().ok_or(corrupt("short header"))?;
+        let first_lsn = Lsn(c.u64().ok_or(corrupt("short header"))?);
+        let prev_crc = c.u32().ok_or(corrupt("short header"))?;
+        let crc = c.u32().ok_or(corrupt("short header"))?;
+        let covered = head
+            .get(..SEGMENT_HEADER_BYTES - 4)
+            .ok_or(corrupt("short header"))?;
+        if crc32fast::hash(covered) != crc {
+            return Err(corrupt("segment header checksum mismatch"));
+        }
+        if version > VERSION {
+            return Err(HeaderError::Version(version));
+        }
+        if version == 0 || flags != 0 || header_len as usize != SEGMENT_HEADER_BYTES {
+            return Err(corrupt("bad segment header fields"));
+        }
+        Ok(SegmentHeader {
+            segment_no,
+            epoch,
+            first_lsn,
+            prev_crc,
+        })
+    }
+}
+
+/// Fixed fields of a commit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CommitHeader {
+    pub(crate) lsn: Lsn,
+    pub(crate) commit_ts: Ts,
+    pub(crate) epoch: u64,
+    pub(crate) prev_crc: u32,
+}
+
+/// Builds the frame of a commit record: the ops are encoded first (outside any
+/// lock), the header fields are filled in by [`seal_commit`] once the commit
+/// timestamp and LSN are known.
+#[derive(Debug, Default)]
+pub(crate) struct CommitFrameBuilder {
+    buf: Vec<u8>,
+    ops: u32,
+}
+
+impl CommitFrameBuilder {
+    pub(crate) fn with_capacity(ops_bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(FRAME_HEADER_BYTES + COMMIT_HEADER_BYTES + ops_bytes);
+        buf.resize(FRAME_HEADER_BYTES + COMMIT_HEADER_BYTES, 0);
+        Self { buf, ops: 0 }
+    }
+
+    /// Appends one operation. The caller has checked the limits (`check_op`)
+    /// and the total (`MAX_TXN_BYTES`), so the length conversions cannot fail;
+    /// they are checked anyway and refuse rather than truncate.
+    pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> crate::Result<()> {
+        let len = self.buf.len() + op_encoded_len(key, value);
+        let too_large = || crate::Error::TxnTooLarge {
+            len,
+            max: MAX_TXN_BYTES,
+        };
+        if len > FRAME_HEADER_BYTES + MAX_PAYLOAD_BYTES {
+            return Err(too_large());
+        }
+        let kind = if value.is_some() {
+            OpKind::Put
+        } else {
+            OpKind::Delete
+        };
+        self.buf.push(kind as u8);
+        put_len(&mut self.buf, key.len()).ok_or_else(too_large)?;
+        self.buf.extend_from_slice(key);
+        if let Some(v) = value {
+            put_len(&mut self.buf, v.len()).ok_or_else(too_large)?;
+            self.buf.extend_from_slice(v);
+        }
+        self.ops = self.ops.checked_add(1).ok_or_else(too_large)?;
+        Ok(())
+    }
+
+    /// The unsealed frame.
+    pub(crate) fn finish(self) -> UnsealedCommit {
+        UnsealedCommit {
+            buf: self.buf,
+            ops: self.ops,
+        }
+    }
+}
+
+/// A commit frame whose header fields are not filled in yet.
+#[derive(Debug)]
+pub(crate) struct UnsealedCommit {
+    buf: Vec<u8>,
+    ops: u32,
+}
+
+/// Fills in the commit header and frame header of `frame`, appends it to
+/// `out`, and returns the frame's CRC (the next record's `prev_crc`).
+pub(crate) fn seal_commit(
+    frame: &mut UnsealedCommit,
+    header: &CommitHeader,
+    out: &mut Vec<u8>,
+) -> u32 {
+    let payload_len = (frame.buf.len() - FRAME_HEADER_BYTES) as u32;
+    let mut head = [0u8; FRAME_HEADER_BYTES + COMMIT_HEADER_BYTES];
+    let fields: [&[u8]; 8] = [
+        &[0; 4],
+        &payload_len.to_le_bytes(),
+        &[FrameKind::Commit as u8],
+        &header.lsn.0.to_le_bytes(),
+        &header.commit_ts.get().to_le_bytes(),
+        &header.epoch.to_le_bytes(),
+        &header.prev_crc.to_le_bytes(),
+        &frame.ops.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for f in fields {
+        for (dst, src) in head.iter_mut().skip(at).zip(f) {
+            *dst = *src;
+        }
+        at += f.len();
+    }
+    for (dst, src) in frame.buf.iter_mut().zip(head) {
+        *dst = src;
+    }
+    let crc = crc32fast::hash(frame.buf.get(4..).unwrap_or_default());
+    for (dst, src) in frame.buf.iter_mut().zip(crc.to_le_bytes()) {
+        *dst = src;
+    }
+    out.extend_from_slice(&frame.buf);
+    crc
+}
+
+/// Encodes a SyncMark frame.
+pub(crate) fn sync_mark(synced_lsn: Lsn) -> [u8; SYNC_MARK_FRAME_BYTES] {
+    let mut body = [0u8; SYNC_MARK_FRAME_BYTES - 4];
+    body[..4].copy_from_slice(&8u32.to_le_bytes());
+    body[4] = FrameKind::SyncMark as u8;
+    body[5..].copy_from_slice(&synced_lsn.0.to_le_bytes());
+    let crc = crc32fast::hash(&body);
+    let mut out = [0u8; SYNC_MARK_FRAME_BYTES];
+    out[..4].copy_from_slice(&crc.to_le_bytes());
+    out[4..].copy_from_slice(&body);
+    out
+}
+
+/// One operation of a decoded commit record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Op<'a> {
+    pub(crate) key: &'a [u8],
+    /// `None` is a delete (tombstone).
+    pub(crate) value: Option<&'a [u8]>,
+}
+
+/// A decoded, validated commit record borrowing the segment bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitRecord<'a> {
+    pub(crate) header: CommitHeader,
+    /// The frame's CRC (the next record's `prev_crc`).
+    pub(crate) crc: u32,
+    op_count: u32,
+    ops: &'a [u8],
+}
+
+impl<'a> CommitRecord<'a> {
+    /// The operations, in ascending key order.
+    pub(crate) fn ops(&self) -> impl Iterator<Item = Op<'a>> + 'a {
+        let mut c = Cursor::new(self.ops);
+        (0..self.op_count).map_while(move |_| decode_op(&mut c))
+    }
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone)]
+pub(crate) enum Frame<'a> {
+    Commit(CommitRecord<'a>),
+    SyncMark { synced_lsn: Lsn },
+}
+
+/// Why the bytes at some offset are not a valid frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// The frame header or payload runs past the end of the data.
+    Truncated,
+    /// Length, checksum, kind or payload structure is wrong.
+    Invalid(&'static str),
+}
+
+fn decode_op<'a>(c: &mut Cursor<'a>) -> Option<Op<'a>> {
+    let kind = c.u8()?;
+    let key = c.len_prefixed()?;
+    let value = match kind {
+        k if k == OpKind::Put as u8 => Some(c.len_prefixed()?),
+        k if k == OpKind::Delete as u8 => None,
+        _ => return None,
+    };
+    Some(Op { key, value })
+}
+
+/// Decodes the frame at the start of `data`; returns it and its total size.
+pub(crate) fn decode_frame(data: &[u8]) -> Result<(Frame<'_>, usize), FrameError> {
+    let mut c = Cursor::new(data);
+    let (Some(crc), Some(len), Some(kind)) = (c.u32(), c.u32(), c.u8()) else {
+        return Err(FrameError::Truncated);
+    };
+    let len = len as usize;
+    if len > MAX_PAYLOAD_BYTES {
+        return Err(FrameError::Invalid("frame length exceeds the maximum"));
+    }
+    let payload = c.bytes(len).ok_or(FrameError::Truncated)?;
+    let covered = data
+        .get(4..FRAME_HEADER_BYTES + len)
+        .ok_or(FrameError::Truncated)?;
+    if crc32fast::hash(covered) != crc {
+        return Err(FrameError::Invalid("frame checksum mismatch"));
+    }
+    let frame = match kind {
+        k if k == FrameKind::Commit as u8 => Frame::Commit(decode_commit(payload, crc)?),
+        k if k == FrameKind::SyncMark as u8 => {
+            let mut p = Cursor::new(payload);
+            let synced = p.u64().ok_or(FrameError::Invalid("short sync mark"))?;
+            if p.remaining() != 0 {
+                return Err(FrameError::Invalid("sync mark has trailing bytes"));
+            }
+            Frame::SyncMark {
+                synced_lsn: Lsn(synced),
+            }
+        }
+        _ => return Err(FrameError::Invalid("unknown frame kind")),
+    };
+    Ok((frame, FRAME_HEADER_BYTES + len))
+}
+
+fn decode_commit(payload: &[u8], crc: u32) -> Result<CommitRecord<'_>, FrameError> {
+    let bad = FrameError::Invalid;
+    let mut c = Cursor::new(payload);
+    let lsn = Lsn(c.u64().ok_or(bad("short commit header"))?);
+    let commit_ts = Ts::from(c.u64().ok_or(bad("short commit header"))?);
+    let epoch = c.u64().ok_or(bad("short commit header"))?;
+    let prev_crc = c.u32().ok_or(bad("short commit header"))?;
+    let op_count = c.u32().ok_or(bad("short commit header"))?;
+    let ops = payload
+        .get(COMMIT_HEADER_BYTES..)
+        .ok_or(bad("short commit header"))?;
+    let mut prev_key: Option<&[u8]> = None;
+    for _ in 0..op_count {
+        let op = decode_op(&mut c).ok_or(bad("malformed operation"))?;
+        if op.key.len() > MAX_KEY_BYTES || op.value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(bad("operation exceeds size limits"));
+        }
+        if prev_key.is_some_and(|p| p >= op.key) {
+            return Err(bad("operation keys not strictly ascending"));
+        }
+        prev_key = Some(op.key);
+    }
+    if c.remaining() != 0 {
+        return Err(bad("commit record has trailing bytes"));
+    }
+    if lsn == Lsn::ZERO {
+        return Err(bad("commit record with lsn 0"));
+    }
+    let header = CommitHeader {
+        lsn,
+        commit_ts,
+        epoch,
+        prev_crc,
+    };
+    Ok(CommitRecord {
+        header,
+        crc,
+        op_count,
+        ops,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_frame(lsn: u64, ops: &[(&[u8], Option<&[u8]>)]) -> (Vec<u8>, u32) {
+        let mut b = CommitFrameBuilder::with_capacity(64);
+        for (k, v) in ops {
+            b.push(k, *v).unwrap();
+        }
+        let mut out = Vec::new();
+        let header = CommitHeader {
+            lsn: Lsn(lsn),
+            commit_ts: Ts::from(99),
+            epoch: 3,
+            prev_crc: 0xabcd,
+        };
+        let crc = seal_commit(&mut b.finish(), &header, &mut out);
+        (out, crc)
+    }
+
+    #[test]
+    fn commit_round_trips() {
+        let (buf, crc) = commit_frame(7, &[(&b"a"[..], Some(&b"1"[..])), (&b"b"[..], None)]);
+        let (frame, used) = decode_frame(&buf).unwrap();
+        assert_eq!(used, buf.len());
+        let Frame::Commit(rec) = frame else {
+            panic!("not a commit")
+        };
+        assert_eq!(rec.crc, crc);
+        assert_eq!(rec.header.lsn, Lsn(7));
+        assert_eq!(rec.header.commit_ts, Ts::from(99));
+        assert_eq!(rec.header.epoch, 3);
+        assert_eq!(rec.header.prev_crc, 0xabcd);
+        let ops: Vec<_> = rec.ops().collect();
+        assert_eq!(
+            ops,
+            vec![
+                Op {
+                    key: b"a",
+                    value: Some(b"1")
+                },
+                Op {
+                    key: b"b",
+                    value: None
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_record_and_sync_mark_round_trip() {
+        let (buf, _) = commit_frame(1, &[]);
+        let (Frame::Commit(rec), _) = decode_frame(&buf).unwrap() else {
+            panic!()
+        };
+        assert_eq!(rec.ops().count(), 0);
+        let mark = sync_mark(Lsn(41));
+        let (frame, used) = decode_frame(&mark).unwrap();
+        assert_eq!(used, SYNC_MARK_FRAME_BYTES);
+        assert!(matches!(
+            frame,
+            Frame::SyncMark {
+                synced_lsn: Lsn(41)
+            }
+        ));
+    }
+
+    #[test]
+    fn every_truncation_is_truncated_and_every_bit_flip_is_invalid() {
+        let (buf, _) = commit_frame(
+            5,
+            &[(&b"key"[..], Some(&b"value"[..])), (&b"kez"[..], None)],
+        );
+        for cut in 0..buf.len() {
+            assert_eq!(
+                decode_frame(&buf[..cut]).unwrap_err(),
+                FrameError::Truncated,
+                "cut {cut}"
+            );
+        }
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                // A flipped length can only shorten the frame (-> checksum) or
+                // lengthen it past the data (-> truncated); never Ok.
+                assert!(decode_frame(&b).is_err(), "flip byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsorted_keys_and_unknown_kinds_are_invalid() {
+        let (buf, _) = commit_frame(5, &[(&b"b"[..], None), (&b"a"[..], None)]);
+        assert_eq!(
+            decode_frame(&buf).unwrap_err(),
+            FrameError::Invalid("operation keys not strictly ascending")
+        );
+        let mut mark = sync_mark(Lsn(1)).to_vec();
+        mark[8] = 9;
+        let crc = crc32fast::hash(&mark[4..]);
+        mark[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_frame(&mark).unwrap_err(),
+            FrameError::Invalid("unknown frame kind")
+        );
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_detects_damage() {
+        let h = SegmentHeader {
+            segment_no: 4,
+            epoch: 2,
+            first_lsn: Lsn(100),
+            prev_crc: 77,
+        };
+        let enc = h.encode();
+        assert_eq!(SegmentHeader::decode(&enc).unwrap(), h);
+        assert_eq!(
+            SegmentHeader::decode(&enc[..47]).unwrap_err(),
+            HeaderError::Torn
+        );
+        assert_eq!(
+            SegmentHeader::decode(&[0; 48]).unwrap_err(),
+            HeaderError::Torn
+        );
+        let mut bad = enc;
+        bad[20] ^= 1;
+        assert!(matches!(
+            SegmentHeader::decode(&bad),
+            Err(HeaderError::Corrupt(_))
+        ));
+        let mut newer = enc;
+        newer[8] = 2;
+        let crc = crc32fast::hash(&newer[..44]);
+        newer[44..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&newer).unwrap_err(),
+            HeaderError::Version(2)
+        );
+    }
+
+    #[test]
+    fn oversized_ops_are_refused_before_encoding() {
+        assert!(check_op(&vec![0; MAX_KEY_BYTES + 1], None).is_err());
+        assert!(check_op(b"k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
+        assert!(check_op(&vec![0; MAX_KEY_BYTES], Some(b"v")).is_ok());
+    }
+}

@@ -1,0 +1,265 @@
+//! Physical frames to logical commit records, deciding torn tail vs corruption.
+//!
+//! The policy (`docs/format/wal.md`, "What readers do"):
+//! 1. Every valid commit must continue the chain: `lsn` = previous + 1,
+//!    `prev_crc` = previous frame's CRC, `commit_ts` rising. A valid frame
+//!    that breaks the chain is corruption: no torn write produces one.
+//! 2. At the first invalid frame at offset `X` (last valid commit `L`): in a
+//!    segment that is not the last one, corruption; in the last one,
+//!    corruption if a later valid SyncMark proves records after `L` were
+//!    synced, else a torn tail to truncate at `X`.
+
+use super::format::{CommitRecord, Frame, FrameError, decode_frame};
+use crate::types::{Lsn, Ts};
+
+/// What the next valid commit record must continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Chain {
+    pub(crate) last_lsn: Lsn,
+    pub(crate) last_crc: u32,
+    pub(crate) last_ts: Ts,
+}
+
+/// How a segment's frames ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every byte belonged to a valid frame.
+    Clean,
+    /// The bytes from `offset` on are a torn tail: the caller truncates there.
+    TornTail { offset: u64 },
+}
+
+/// Why scanning stopped with an error.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// Damage that a torn write cannot explain.
+    Corrupt { offset: u64, what: String },
+    /// The sink refused a record.
+    Sink(crate::Error),
+}
+
+/// Scans the frames of one segment from `start` (just past its header),
+/// handing each valid commit record to `sink` in order and advancing `chain`.
+pub(crate) fn scan_segment(
+    data: &[u8],
+    start: usize,
+    chain: &mut Chain,
+    is_last: bool,
+    sink: &mut dyn FnMut(&CommitRecord<'_>) -> crate::Result<()>,
+) -> Result<Outcome, ReadError> {
+    let mut offset = start;
+    while offset < data.len() {
+        let rest = data.get(offset..).unwrap_or_default();
+        let what = match decode_frame(rest) {
+            Ok((frame, used)) => {
+                check_chain(&frame, chain).map_err(|what| corrupt(offset, what))?;
+                if let Frame::Commit(rec) = &frame {
+                    sink(rec).map_err(ReadError::Sink)?;
+                    *chain = Chain {
+                        last_lsn: rec.header.lsn,
+                        last_crc: rec.crc,
+                        last_ts: rec.header.commit_ts,
+                    };
+                }
+                offset += used;
+                continue;
+            }
+            Err(FrameError::Truncated) => "truncated frame",
+            Err(FrameError::Invalid(what)) => what,
+        };
+        if !is_last {
+            return Err(corrupt(offset, what));
+        }
+        if let Some(at) = later_proof_of_sync(data, offset, chain.last_lsn) {
+            return Err(corrupt(
+                offset,
+                format!("{what}; a sync mark at offset {at} shows this data was synced"),
+            ));
+        }
+        return Ok(Outcome::TornTail {
+            offset: offset as u64,
+        });
+    }
+    Ok(Outcome::Clean)
+}
+
+fn corrupt(offset: usize, what: impl Into<String>) -> ReadError {
+    ReadError::Corrupt {
+        offset: offset as u64,
+        what: what.into(),
+    }
+}
+
+fn check_chain(frame: &Frame<'_>, chain: &Chain) -> Result<(), String> {
+    match frame {
+        Frame::Commit(rec) => {
+            let h = &rec.header;
+            if h.lsn != chain.last_lsn.next() {
+                return Err(format!("lsn {} does not follow {}", h.lsn, chain.last_lsn));
+            }
+            if h.prev_crc != chain.last_crc {
+                return Err(format!("record {} breaks the checksum chain", h.lsn));
+            }
+            if h.commit_ts <= chain.last_ts {
+                return Err(format!(
+                    "record {} has a commit_ts that does not rise",
+                    h.lsn
+                ));
+            }
+            Ok(())
+        }
+        Frame::SyncMark { synced_lsn } if *synced_lsn > chain.last_lsn => Err(format!(
+            "sync mark claims lsn {synced_lsn} before it was written"
+        )),
+        Frame::SyncMark { .. } => Ok(()),
+    }
+}
+
+/// Looks at every offset after `from` for a valid SyncMark whose `synced_lsn`
+/// exceeds `last_lsn`; returns its offset.
+fn later_proof_of_sync(data: &[u8], from: usize, last_lsn: Lsn) -> Option<usize> {
+    (from + 1..data.len()).find(|&at| {
+        matches!(
+            decode_frame(data.get(at..).unwrap_or_default()),
+            Ok((Frame::SyncMark { synced_lsn }, _)) if synced_lsn > last_lsn
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::format::{CommitFrameBuilder, CommitHeader, seal_commit, sync_mark};
+
+    /// A segment body of `n` groups, each a SyncMark (covering the group
+    /// before it, as in Sync mode) plus one commit.
+    fn log(n: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut out = Vec::new();
+        let mut starts = Vec::new();
+        let mut prev_crc = 0;
+        for lsn in 1..=n {
+            out.extend_from_slice(&sync_mark(Lsn(lsn - 1)));
+            starts.push(out.len());
+            let mut b = CommitFrameBuilder::with_capacity(16);
+            b.push(format!("k{lsn}").as_bytes(), Some(b"v")).unwrap();
+            let h = CommitHeader {
+                lsn: Lsn(lsn),
+                commit_ts: Ts::from(lsn * 10),
+                epoch: 0,
+                prev_crc,
+            };
+            prev_crc = seal_commit(&mut b.finish(), &h, &mut out);
+        }
+        (out, starts)
+    }
+
+    fn scan(data: &[u8], is_last: bool) -> (Result<Outcome, ReadError>, Vec<Lsn>) {
+        let mut seen = Vec::new();
+        let mut chain = Chain::default();
+        let r = scan_segment(data, 0, &mut chain, is_last, &mut |rec| {
+            seen.push(rec.header.lsn);
+            Ok(())
+        });
+        (r, seen)
+    }
+
+    #[test]
+    fn clean_log_yields_every_record() {
+        let (data, _) = log(5);
+        let (r, seen) = scan(&data, true);
+        assert_eq!(r.unwrap(), Outcome::Clean);
+        assert_eq!(seen, (1..=5).map(Lsn).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_cut_of_the_last_segment_is_a_torn_tail_yielding_a_prefix() {
+        let (data, _) = log(4);
+        for cut in 0..data.len() {
+            let (r, seen) = scan(&data[..cut], true);
+            match r.unwrap() {
+                Outcome::Clean => {}
+                Outcome::TornTail { offset } => assert!(offset as usize <= cut),
+            }
+            assert_eq!(seen, (1..=seen.len() as u64).map(Lsn).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn damage_followed_by_a_covering_sync_mark_is_corruption() {
+        let (mut data, starts) = log(4);
+        let at = starts[1] + 12;
+        data[at] ^= 0x40;
+        let (r, seen) = scan(&data, true);
+        let Err(ReadError::Corrupt { offset, what }) = r else {
+            panic!("expected corruption")
+        };
+        assert_eq!(offset as usize, starts[1]);
+        assert!(what.contains("sync mark"), "{what}");
+        assert_eq!(seen, vec![Lsn(1)]);
+    }
+
+    #[test]
+    fn damage_in_the_last_group_is_a_torn_tail() {
+        let (mut data, starts) = log(3);
+        let at = starts[2] + 12;
+        data[at] ^= 0x40;
+        let (r, seen) = scan(&data, true);
+        assert_eq!(
+            r.unwrap(),
+            Outcome::TornTail {
+                offset: starts[2] as u64
+            }
+        );
+        assert_eq!(seen, vec![Lsn(1), Lsn(2)]);
+    }
+
+    #[test]
+    fn any_damage_in_an_earlier_segment_is_corruption() {
+        let (data, _) = log(3);
+        let (r, _) = scan(&data[..data.len() - 1], false);
+        assert!(matches!(r, Err(ReadError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn unsynced_records_after_damage_are_dropped_to_keep_a_prefix() {
+        // Buffered mode: marks never advance, so damage in the middle cannot be
+        // told from lost write-back, and the prefix before it is what survives.
+        let mut out = Vec::new();
+        let mut prev_crc = 0;
+        let mut starts = Vec::new();
+        for lsn in 1..=4u64 {
+            out.extend_from_slice(&sync_mark(Lsn(0)));
+            starts.push(out.len());
+            let mut b = CommitFrameBuilder::with_capacity(16);
+            b.push(b"k", Some(b"v")).unwrap();
+            let h = CommitHeader {
+                lsn: Lsn(lsn),
+                commit_ts: Ts::from(lsn),
+                epoch: 0,
+                prev_crc,
+            };
+            prev_crc = seal_commit(&mut b.finish(), &h, &mut out);
+        }
+        out[starts[1] + 20] ^= 1;
+        let (r, seen) = scan(&out, true);
+        assert_eq!(
+            r.unwrap(),
+            Outcome::TornTail {
+                offset: starts[1] as u64
+            }
+        );
+        assert_eq!(seen, vec![Lsn(1)]);
+    }
+
+    #[test]
+    fn a_valid_record_that_breaks_the_chain_is_corruption() {
+        let (a, _) = log(2);
+        let mut data = a.clone();
+        data.extend_from_slice(&a); // lsn 1 again after lsn 2
+        let (r, _) = scan(&data, true);
+        let Err(ReadError::Corrupt { what, .. }) = r else {
+            panic!("expected corruption")
+        };
+        assert!(what.contains("sync mark") || what.contains("lsn"), "{what}");
+    }
+}
