@@ -20,7 +20,7 @@ use crate::mvcc::{Oracle, system_millis};
 use crate::options::{Durability, Options};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::txn::{ReadTxn, Txn};
-use crate::types::{Lsn, Ts};
+use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs};
 use crate::wal::{self, GroupCommit, Writer};
 
@@ -111,7 +111,7 @@ impl Db {
         })?;
         let chain = recovered.chain;
         let writer = Writer::create(
-            vfs.clone(),
+            vfs,
             &wal_dir,
             recovered.next_segment_no,
             recovered.epoch,
@@ -251,15 +251,6 @@ impl Inner {
             return Err(Error::Poisoned);
         }
         self.wal.seal()
-    }
-
-    /// The last LSN handed out.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by tests and replication later")
-    )]
-    pub(crate) fn last_lsn(&self) -> Lsn {
-        self.wal.last_lsn()
     }
 }
 

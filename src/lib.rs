@@ -24,6 +24,7 @@
 //!     let n = txn.get(b"counter")?.map_or(0, |v| v[0]);
 //!     txn.put(b"counter", &[n + 1])
 //! })?;
+//! drop(snap); // a snapshot borrows the handle; close consumes it
 //! db.close()?;
 //! # Ok(())
 //! # }
@@ -66,3 +67,13 @@ pub use error::{Error, Result};
 pub use options::{DEFAULT_WAL_SEGMENT_BYTES, Durability, Options};
 pub use txn::{ReadTxn, Scan, Txn};
 pub use types::{Lsn, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, TS_LOGICAL_BITS, Ts};
+
+/// Internals for fuzz targets and benchmarks. Not a stable API.
+#[cfg(any(feature = "fuzzing", feature = "bench-internals"))]
+#[doc(hidden)]
+pub mod __internals;
+
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -132,6 +132,10 @@ impl Memtable {
 
     /// The version of `key` visible at `read_ts`: `None` if there is none,
     /// `Some(None)` if it is a delete.
+    #[expect(
+        clippy::option_option,
+        reason = "absent vs deleted: a lookup across several tables must stop at a tombstone"
+    )]
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Option<Option<Vec<u8>>> {
         let entry = self.seek(key, read_ts)?;
         (*entry.key().key == *key).then(|| entry.value().as_deref().map(<[u8]>::to_vec))

@@ -55,6 +55,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::many_single_char_names, reason = "a sequence of ticks")]
     fn ticks_rise_through_backward_steps_and_follow_the_wall_clock() {
         let mut c = Clock::new(fake);
         let a = c.tick();

@@ -2,11 +2,6 @@
 //!
 //! Loom cannot see through parking_lot, crossbeam-skiplist or real files, so
 //! models run the protocols against fakes (see `docs/concurrency.md`).
-#![expect(
-    clippy::disallowed_types,
-    clippy::disallowed_methods,
-    reason = "the sync shim is the one place allowed to name the real primitives"
-)]
 #![allow(
     dead_code,
     unused_imports,

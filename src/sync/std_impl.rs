@@ -1,7 +1,6 @@
 //! Production implementation of the sync shim: parking_lot locks, std atomics.
 #![expect(
     clippy::disallowed_types,
-    clippy::disallowed_methods,
     reason = "the sync shim is the one place allowed to name the real primitives"
 )]
 #![allow(

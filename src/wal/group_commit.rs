@@ -291,8 +291,8 @@ impl<S: LogSink> GroupCommit<S> {
 }
 
 impl<S> GroupCommit<S> {
-    /// Runs `f` on the sink (tests and models inspect fakes through it).
-    #[cfg(test)]
+    /// Runs `f` on the sink (models inspect fakes through it).
+    #[cfg(all(test, loom))]
     pub(crate) fn with_sink<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(&mut self.sink.lock())
     }

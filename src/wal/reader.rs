@@ -14,6 +14,10 @@ use crate::types::{Lsn, Ts};
 
 /// What the next valid commit record must continue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "each field describes the last valid record"
+)]
 pub(crate) struct Chain {
     pub(crate) last_lsn: Lsn,
     pub(crate) last_crc: u32,

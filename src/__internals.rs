@@ -1,0 +1,187 @@
+//! Internals exposed to fuzz targets (`fuzzing`) and benchmarks
+//! (`bench-internals`). Not a stable API; never enabled by default.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::sync::Mutex;
+use crate::vfs::OsVfs;
+use crate::wal::format::{
+    CommitFrameBuilder, CommitHeader, HeaderError, SEGMENT_HEADER_BYTES, SegmentHeader,
+    seal_commit, sync_mark,
+};
+use crate::wal::reader::{Chain, Outcome, ReadError, scan_segment};
+use crate::wal::{GroupCommit, Writer};
+
+/// A transaction's operations: `(key, Some(value))` puts, `(key, None)` deletes.
+pub type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// One decoded commit: `(lsn, commit ts, ops)`.
+pub type Record = (u64, u64, Ops);
+
+/// How scanning one segment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalScan {
+    /// The header could not be used (torn, damaged or a newer version).
+    BadHeader,
+    /// Every frame was valid.
+    Clean(Vec<Record>),
+    /// A torn tail starts at `offset`; `records` precede it.
+    TornTail {
+        /// Where the tail starts.
+        offset: u64,
+        /// Records before it.
+        records: Vec<Record>,
+    },
+    /// Damage a torn write cannot explain.
+    Corrupt {
+        /// Where.
+        offset: u64,
+    },
+}
+
+/// Reads `data` as a whole segment file (header and frames) the way
+/// recovery does, as the newest segment (`is_last`) or an older one.
+pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
+    match SegmentHeader::decode(data) {
+        Ok(h) => {
+            let mut chain = Chain {
+                last_lsn: crate::Lsn(h.first_lsn.0.saturating_sub(1)),
+                last_crc: h.prev_crc,
+                last_ts: crate::Ts::ZERO,
+            };
+            let mut records = Vec::new();
+            let out = scan_segment(data, SEGMENT_HEADER_BYTES, &mut chain, is_last, &mut |r| {
+                let ops = r
+                    .ops()
+                    .map(|o| (o.key.to_vec(), o.value.map(<[u8]>::to_vec)));
+                records.push((r.header.lsn.0, r.header.commit_ts.get(), ops.collect()));
+                Ok(())
+            });
+            match out {
+                Ok(Outcome::Clean) => WalScan::Clean(records),
+                Ok(Outcome::TornTail { offset }) => WalScan::TornTail { offset, records },
+                Err(ReadError::Corrupt { offset, .. }) => WalScan::Corrupt { offset },
+                Err(ReadError::Sink(_)) => WalScan::BadHeader,
+            }
+        }
+        Err(HeaderError::Torn | HeaderError::Version(_) | HeaderError::Corrupt(_)) => {
+            WalScan::BadHeader
+        }
+    }
+}
+
+/// Encodes a valid segment holding `txns` (each sorted by key and
+/// deduplicated here), one group per transaction, each group opened by a
+/// SyncMark covering the group before it (as `Durability::Sync` writes).
+pub fn build_wal_segment(txns: &[Ops]) -> Vec<u8> {
+    let header = SegmentHeader {
+        segment_no: 1,
+        epoch: 0,
+        first_lsn: crate::Lsn(1),
+        prev_crc: 0,
+    };
+    let mut out = header.encode().to_vec();
+    let mut prev_crc = 0;
+    for (i, ops) in txns.iter().enumerate() {
+        let lsn = i as u64 + 1;
+        let mut sorted = std::collections::BTreeMap::<&[u8], Option<&[u8]>>::new();
+        for (k, v) in ops {
+            sorted.insert(k, v.as_deref());
+        }
+        let mut frame = CommitFrameBuilder::with_capacity(64);
+        for (k, v) in sorted {
+            if frame.push(k, v).is_err() {
+                break;
+            }
+        }
+        out.extend_from_slice(&sync_mark(crate::Lsn(lsn - 1)));
+        let h = CommitHeader {
+            lsn: crate::Lsn(lsn),
+            commit_ts: crate::Ts::from(lsn * 7),
+            epoch: 0,
+            prev_crc,
+        };
+        prev_crc = seal_commit(&mut frame.finish(), &h, &mut out);
+    }
+    out
+}
+
+/// A valid segment header for segment 1 starting at lsn 1.
+pub fn segment_header() -> Vec<u8> {
+    SegmentHeader {
+        segment_no: 1,
+        epoch: 0,
+        first_lsn: crate::Lsn(1),
+        prev_crc: 0,
+    }
+    .encode()
+    .to_vec()
+}
+
+/// The WAL's group commit on its own, for benchmarks: each `append` encodes a
+/// one-operation record, enqueues it under a commit-order lock and waits.
+#[derive(Debug)]
+pub struct WalBench {
+    gc: GroupCommit<Writer>,
+    clock: Mutex<u64>,
+}
+
+impl WalBench {
+    /// A fresh log in `dir` (which must be empty); `sync`: fdatasync each group.
+    pub fn create(dir: &Path, sync: bool) -> crate::Result<WalBench> {
+        let writer = Writer::create(
+            Arc::new(OsVfs),
+            dir,
+            1,
+            0,
+            crate::Lsn(1),
+            0,
+            crate::DEFAULT_WAL_SEGMENT_BYTES,
+        )?;
+        Ok(WalBench {
+            gc: GroupCommit::new(writer, 0, crate::Lsn::ZERO, 0, sync),
+            clock: Mutex::new(0),
+        })
+    }
+
+    /// Appends one record and waits until it is written (and synced).
+    pub fn append(&self, key: &[u8], value: &[u8]) -> crate::Result<()> {
+        let mut frame = CommitFrameBuilder::with_capacity(key.len() + value.len() + 16);
+        frame.push(key, Some(value))?;
+        let mut frame = frame.finish();
+        let lsn = {
+            let mut clock = self.clock.lock();
+            *clock += 1;
+            self.gc.enqueue(&mut frame, crate::Ts::from(*clock))?
+        };
+        self.gc.wait(lsn, false)
+    }
+
+    /// `(commits synced, syncs)` so far.
+    pub fn syncs(&self) -> (u64, u64) {
+        let c = self.gc.counters();
+        (c.synced_commits, c.syncs)
+    }
+}
+
+/// The memtable on its own, for benchmarks.
+#[derive(Debug, Default)]
+pub struct MemtableBench(crate::memtable::Memtable);
+
+impl MemtableBench {
+    /// An empty memtable.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts a version.
+    pub fn insert(&self, key: &[u8], ts: u64, value: &[u8]) {
+        self.0.insert(key, crate::Ts::from(ts), Some(value));
+    }
+
+    /// The value visible at `ts`.
+    pub fn get(&self, key: &[u8], ts: u64) -> Option<Vec<u8>> {
+        self.0.get(key, crate::Ts::from(ts)).flatten()
+    }
+}
