@@ -102,6 +102,13 @@ pub(crate) fn recover(
         let scanned = scan_segment(&data, SEGMENT_HEADER_BYTES, &mut out.chain, is_last, sink);
         out.records += out.chain.last_lsn.0 - before.0;
         match scanned {
+            Ok(Outcome::Clean) if is_last => {
+                // A killed process may have left written but unsynced records
+                // here. They are replayed, so they must be durable before
+                // anything (a new segment chained to them, or a reader) can
+                // depend on them.
+                vfs.open_append(&path)?.sync_data()?;
+            }
             Ok(Outcome::Clean) => {}
             Ok(Outcome::TornTail { offset }) => {
                 vfs.truncate(&path, offset)?;
