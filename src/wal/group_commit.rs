@@ -188,12 +188,14 @@ impl<S: LogSink> GroupCommit<S> {
         if st.failure.is_some() {
             return Err(Error::Poisoned);
         }
-        let synced = st.synced;
+        // Closed and fully synced: nothing is pending, so `last_crc` is the
+        // chain value a new segment needs if this write rolls over.
+        let (synced, prev_crc) = (st.synced, st.last_crc);
         st.leader = true;
         drop(st);
         let result = {
             let mut sink = self.sink.lock();
-            sink.write_batch(&sync_mark(synced), synced.next(), 0)
+            sink.write_batch(&sync_mark(synced), synced.next(), prev_crc)
                 .and_then(|()| sink.sync())
         };
         let mut st = self.state.lock();
