@@ -146,7 +146,7 @@ fuzz_target!(|ops: Vec<Op>| {
     {
         let db = Db::open_with_vfs(
             dir,
-            Options::default(),
+            Options::default().wal_segment_bytes(4096), // small: exercise roll-over
             Arc::new(vfs.clone()) as Arc<dyn Vfs>,
         )
         .unwrap();
