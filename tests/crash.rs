@@ -1,0 +1,440 @@
+//! Crash-point enumeration: a scripted workload runs on `MemVfs` with
+//! `Durability::Sync` behind a probing file system that counts `sync_data`
+//! calls. For sync number `n` it keeps crash images right before and right
+//! after that sync is applied; the workload is rerun for every `n` until a
+//! run has fewer syncs. Durable state changes only at `sync_data` and
+//! `sync_dir` during a workload, and the state right after a `sync_dir` is
+//! the one right before the next `sync_data`, so these images are every
+//! state a power cut can leave.
+//!
+//! Each image is taken twice: as a power cut leaves it (`MemVfs::crash`,
+//! synced bytes only) and as a SIGKILL leaves it (`MemVfs::process_crash`,
+//! every written byte, nothing more durable than before).
+//!
+//! Each image must recover to: every commit acknowledged before the image
+//! was taken, no transaction partly visible, a prefix of each thread's
+//! commits (commit order = log order), at most one in-flight commit per
+//! thread beyond the acknowledged ones, and a database that takes new
+//! commits and recovers them again. A second power cut right after that
+//! recovery, and another after a new commit, must recover too (recovery
+//! must not build on replayed bytes that are not durable).
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use strata::{Db, Durability, Options};
+
+const DB: &str = "/db";
+
+// ---------------------------------------------------------------------------
+// The probing file system.
+// ---------------------------------------------------------------------------
+
+/// Crash images and the transactions acknowledged before they were taken.
+#[derive(Debug)]
+struct Image {
+    power_cut: MemVfs,
+    killed: MemVfs,
+    acked: Vec<bool>,
+}
+
+#[derive(Debug)]
+struct Probe {
+    /// The sync (1-based) at which to take the images.
+    target: u64,
+    syncs: AtomicU64,
+    /// `acked[id]` is set once transaction `id`'s commit has returned `Ok`.
+    acked: Vec<AtomicBool>,
+    before: OnceLock<Image>,
+    after: OnceLock<Image>,
+    /// How long each sync takes: with several threads, a slow sync lets
+    /// commits queue up so that group commit batches them.
+    sync_delay: std::time::Duration,
+}
+
+impl Probe {
+    fn image(&self, mem: &MemVfs) -> Image {
+        // Read the acknowledgements first: whatever was acknowledged before
+        // this point was durable before the image is taken.
+        let acked = self
+            .acked
+            .iter()
+            .map(|a| a.load(Ordering::SeqCst))
+            .collect();
+        Image {
+            power_cut: mem.crash(),
+            killed: mem.process_crash(),
+            acked,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ProbeVfs {
+    mem: MemVfs,
+    probe: Arc<Probe>,
+}
+
+#[derive(Debug)]
+struct ProbeFile {
+    inner: Box<dyn VfsFile>,
+    mem: MemVfs,
+    probe: Arc<Probe>,
+}
+
+impl VfsFile for ProbeFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(self.probe.sync_delay);
+        if n != self.probe.target {
+            return self.inner.sync_data();
+        }
+        let before = self.probe.image(&self.mem);
+        assert!(self.probe.before.set(before).is_ok(), "sync {n} seen twice");
+        self.inner.sync_data()?;
+        let after = self.probe.image(&self.mem);
+        assert!(self.probe.after.set(after).is_ok(), "sync {n} seen twice");
+        Ok(())
+    }
+}
+
+impl Vfs for ProbeVfs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.mem.create_dir_all(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(ProbeFile {
+            inner: self.mem.open_append(path)?,
+            mem: self.mem.clone(),
+            probe: self.probe.clone(),
+        }))
+    }
+
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.mem.read_all(path)
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.mem.truncate(path, len)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.mem.remove(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.mem.sync_dir(path)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+        self.mem.lock(path)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The workload.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct Workload {
+    threads: usize,
+    per_thread: usize,
+}
+
+impl Workload {
+    fn total(self) -> usize {
+        self.threads * self.per_thread
+    }
+
+    fn id(self, thread: usize, i: usize) -> usize {
+        thread * self.per_thread + i
+    }
+}
+
+/// Small segments, so that the runs cross several segment rolls.
+fn options() -> Options {
+    Options::default()
+        .durability(Durability::Sync)
+        .wal_segment_bytes(4096)
+}
+
+/// Transaction `i` of `thread` writes `t{thread}-{i}-a`, on even `i` also
+/// `-b`, and `last-t{thread}`, all with a value naming the transaction.
+fn txn_keys(thread: usize, i: usize) -> Vec<String> {
+    let mut keys = vec![format!("t{thread}-{i:03}-a")];
+    if i.is_multiple_of(2) {
+        keys.push(format!("t{thread}-{i:03}-b"));
+    }
+    keys.push(format!("last-t{thread}"));
+    keys
+}
+
+fn txn_value(thread: usize, i: usize) -> Vec<u8> {
+    let mut v = format!("txn t{thread}-{i:03}|").into_bytes();
+    v.resize(160, b'.');
+    v
+}
+
+fn parse_value(v: &[u8]) -> (usize, usize) {
+    let s = std::str::from_utf8(v).unwrap();
+    let name = s
+        .strip_prefix("txn t")
+        .and_then(|s| s.split('|').next())
+        .unwrap();
+    let (t, i) = name.split_once('-').unwrap();
+    (t.parse().unwrap(), i.parse().unwrap())
+}
+
+/// Runs the workload with images taken at sync `target`. Returns them, or
+/// `None` if the run had fewer syncs.
+/// The third item says whether group commit batched: fewer commit-path
+/// syncs than commits.
+fn run(w: Workload, target: u64) -> Option<(Image, Image, bool)> {
+    let mem = MemVfs::new();
+    let probe = Arc::new(Probe {
+        target,
+        syncs: AtomicU64::new(0),
+        acked: (0..w.total()).map(|_| AtomicBool::new(false)).collect(),
+        before: OnceLock::new(),
+        after: OnceLock::new(),
+        sync_delay: if w.threads > 1 {
+            std::time::Duration::from_micros(300)
+        } else {
+            std::time::Duration::ZERO
+        },
+    });
+    let vfs = ProbeVfs {
+        mem,
+        probe: probe.clone(),
+    };
+    let db = Db::open_with_vfs(DB, options(), Arc::new(vfs)).unwrap();
+    std::thread::scope(|s| {
+        for thread in 0..w.threads {
+            let (db, probe) = (&db, &probe);
+            s.spawn(move || {
+                for i in 0..w.per_thread {
+                    let mut txn = db.begin();
+                    let value = txn_value(thread, i);
+                    for k in txn_keys(thread, i) {
+                        txn.put(k.as_bytes(), &value).unwrap();
+                    }
+                    txn.commit().unwrap();
+                    probe.acked[w.id(thread, i)].store(true, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let stats = db.stats();
+    let batched = stats.wal_syncs < stats.commits;
+    db.close().unwrap();
+    let probe = Arc::try_unwrap(probe).unwrap();
+    match (probe.before.into_inner(), probe.after.into_inner()) {
+        (Some(before), Some(after)) => Some((before, after, batched)),
+        (None, None) => None,
+        _ => panic!("sync {target}: only one image"),
+    }
+}
+
+/// Checks the recovered state of `db`; returns the number of workload
+/// transactions found.
+fn verify(w: Workload, db: &Db, acked: &[bool], label: &str) -> usize {
+    let r = db.begin_read();
+    // thread -> i -> keys seen
+    let mut seen: BTreeMap<usize, BTreeMap<usize, Vec<String>>> = BTreeMap::new();
+    let mut last: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for item in r.scan::<&[u8], _>(..).unwrap() {
+        let (key, value) = item.unwrap();
+        if key.starts_with(b"after-crash") {
+            continue;
+        }
+        let key = String::from_utf8(key).unwrap();
+        let (thread, i) = parse_value(&value);
+        if let Some(owner) = key.strip_prefix("last-t") {
+            assert_eq!(owner.parse::<usize>().unwrap(), thread, "{label}: {key}");
+            last.insert(thread, (thread, i));
+        } else {
+            let holds = format!("t{thread}-{i:03}-");
+            assert!(key.starts_with(&holds), "{label}: {key} holds txn {holds}");
+            seen.entry(thread)
+                .or_default()
+                .entry(i)
+                .or_default()
+                .push(key);
+        }
+    }
+    drop(r);
+
+    let mut found = 0;
+    let mut unacked_found = 0;
+    for thread in 0..w.threads {
+        let txns = seen.remove(&thread).unwrap_or_default();
+        let m = txns.len();
+        // A prefix of the thread's commits, each in full.
+        for (pos, (i, keys)) in txns.iter().enumerate() {
+            assert_eq!(*i, pos, "{label}: thread {thread} has a gap before txn {i}");
+            let mut expected = txn_keys(thread, *i);
+            expected.pop(); // the shared `last-t` key is checked below
+            assert_eq!(keys, &expected, "{label}: txn t{thread}-{i} partly visible");
+        }
+        let expected_last = m.checked_sub(1).map(|i| (thread, i));
+        assert_eq!(
+            last.get(&thread).copied(),
+            expected_last,
+            "{label}: last-t{thread}"
+        );
+        // Every acknowledged commit survived.
+        for i in 0..w.per_thread {
+            if acked[w.id(thread, i)] {
+                assert!(i < m, "{label}: acknowledged txn t{thread}-{i} lost");
+            } else if i < m {
+                unacked_found += 1;
+            }
+        }
+        found += m;
+    }
+    assert!(seen.is_empty(), "{label}: unknown threads {seen:?}");
+    assert!(
+        unacked_found <= w.threads,
+        "{label}: {unacked_found} unacknowledged commits but only {} in flight at most",
+        w.threads
+    );
+    found
+}
+
+fn open(fs: &MemVfs, label: &str) -> Db {
+    Db::open_with_vfs(DB, options(), Arc::new(fs.clone()))
+        .unwrap_or_else(|e| panic!("{label}: recovery failed: {e}"))
+}
+
+/// Recovers `fs` (a crash image) and checks it, then checks power cuts
+/// after that recovery; returns the number of transactions first found.
+fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
+    let db = open(fs, label);
+    let found = verify(w, &db, acked, label);
+    assert_eq!(db.stats().recovered_records, found as u64, "{label}");
+    let cut_after_recovery = fs.crash();
+
+    // The recovered database takes new commits, and recovers them again.
+    let mut txn = db.begin();
+    txn.put(b"after-crash", label.as_bytes()).unwrap();
+    txn.commit().unwrap();
+    let cut_after_commit = fs.crash();
+    db.close().unwrap();
+    let what = format!("{label}, reopened");
+    let db = open(fs, &what);
+    assert_eq!(db.stats().recovered_records, found as u64 + 1, "{what}");
+    assert_eq!(verify(w, &db, acked, &what), found, "{what}");
+    assert_eq!(
+        db.begin_read().get(b"after-crash").unwrap(),
+        Some(label.as_bytes().to_vec()),
+        "{what}"
+    );
+    drop(db);
+
+    let what = format!("{label}, power cut right after recovery");
+    let db = open(&cut_after_recovery, &what);
+    let again = verify(w, &db, acked, &what);
+    assert!(again <= found, "{what}: {again} > {found}");
+    drop(db);
+
+    // The new commit was acknowledged (Sync) and chained after everything
+    // recovery replayed: all of it must survive.
+    let what = format!("{label}, power cut after a new commit");
+    let db = open(&cut_after_commit, &what);
+    assert_eq!(verify(w, &db, acked, &what), found, "{what}");
+    assert_eq!(
+        db.begin_read().get(b"after-crash").unwrap(),
+        Some(label.as_bytes().to_vec()),
+        "{what}"
+    );
+    found
+}
+
+/// Enumerates every sync point of `w`; returns the number of crash images
+/// checked (each recovered, then cut again twice).
+fn enumerate(w: Workload) -> (usize, bool) {
+    let mut images = 0;
+    let mut any_batched = false;
+    let mut max_found = 0;
+    for target in 1.. {
+        // With several threads the number of syncs varies from run to run
+        // (group commit batches differently): retry before concluding.
+        let Some((before, after, batched)) = (0..5).find_map(|_| run(w, target)) else {
+            break;
+        };
+        any_batched |= batched;
+        for (image, when) in [(&before, "before"), (&after, "after")] {
+            let acked = image.acked.iter().filter(|&&a| a).count();
+            for (fs, how) in [(&image.power_cut, "power cut"), (&image.killed, "kill")] {
+                let label = format!("{} thread(s), {how} {when} sync {target}", w.threads);
+                let found = check(w, fs, &image.acked, &label);
+                if w.threads == 1 {
+                    // One thread: exactly the acknowledged commits, plus
+                    // the one in flight if its bytes survived.
+                    assert!(
+                        found == acked || found == acked + 1,
+                        "{label}: {found} vs {acked} acked"
+                    );
+                }
+                max_found = max_found.max(found);
+                images += 1;
+            }
+        }
+    }
+    assert!(images > 0);
+    if w.threads == 1 {
+        assert_eq!(
+            max_found,
+            w.total(),
+            "the last images hold the whole workload"
+        );
+    }
+    (images, any_batched)
+}
+
+#[test]
+fn every_sync_point_of_a_single_threaded_workload() {
+    let w = Workload {
+        threads: 1,
+        per_thread: 30,
+    };
+    let (images, batched) = enumerate(w);
+    assert!(!batched, "one thread cannot share a sync");
+    println!("single thread: {images} crash images checked");
+    // At least one sync per commit; before and after each; two kinds.
+    assert!(images >= 4 * w.total(), "only {images} images");
+}
+
+#[test]
+fn every_sync_point_of_a_three_threaded_workload() {
+    let w = Workload {
+        threads: 3,
+        per_thread: 10,
+    };
+    let mut images = 0;
+    let mut batched = false;
+    // The interleaving differs from run to run: a few passes see more of them.
+    for _ in 0..3 {
+        let (n, b) = enumerate(w);
+        images += n;
+        batched |= b;
+    }
+    println!("three threads: {images} crash images checked");
+    assert!(images > 0);
+    assert!(batched, "no run shared a sync between commits");
+}

@@ -1,0 +1,214 @@
+//! SIGKILL test with a real child process.
+//!
+//! The parent test re-executes this test binary filtered to [`kill_child`]
+//! with `STRATA_KILL_DIR` set. The child opens the database (`Durability::Sync`)
+//! and commits from 4 threads, printing `ACK <name>` after each commit has
+//! returned. The parent kills it with SIGKILL after ~300 acknowledgements (or
+//! 3 s), reopens the database and checks that every acknowledged transaction
+//! is there in full, and that no transaction is partly visible. Three rounds
+//! run on the same directory, each child recovering what the last one left.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use strata::{Db, Durability, Options};
+
+const DIR_ENV: &str = "STRATA_KILL_DIR";
+const ROUND_ENV: &str = "STRATA_KILL_ROUND";
+const CHILD_TEST: &str = "kill_child";
+const THREADS: usize = 4;
+const ROUNDS: usize = 3;
+const ACKS_BEFORE_KILL: usize = 300;
+const MAX_WAIT: Duration = Duration::from_secs(3);
+
+fn options() -> Options {
+    Options::default().durability(Durability::Sync)
+}
+
+/// The value both keys of transaction `name` hold.
+fn value_of(name: &str) -> Vec<u8> {
+    let mut v = format!("value of {name}:").into_bytes();
+    v.resize(64, b'#');
+    v
+}
+
+/// The child: commits until killed. Without `STRATA_KILL_DIR` it returns at once.
+#[test]
+fn kill_child() {
+    let Some(dir) = std::env::var_os(DIR_ENV) else {
+        return;
+    };
+    let round: usize = std::env::var(ROUND_ENV).unwrap().parse().unwrap();
+    let db = Db::open(&dir, options()).unwrap();
+    // A safety net in case the parent dies: stop on our own eventually.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    std::thread::scope(|s| {
+        for thread in 0..THREADS {
+            let db = &db;
+            s.spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let name = format!("r{round}-t{thread}-{n}");
+                    let value = value_of(&name);
+                    let mut txn = db.begin();
+                    txn.put(format!("{name}-a").as_bytes(), &value).unwrap();
+                    txn.put(format!("{name}-b").as_bytes(), &value).unwrap();
+                    txn.commit().unwrap();
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ACK {name}").unwrap();
+                    out.flush().unwrap();
+                    n += 1;
+                }
+            });
+        }
+    });
+}
+
+/// The name in an `ACK <name>` line. The harness prints `test kill_child ... `
+/// without a newline before the test runs, so the first one shares its line.
+fn ack_name(line: &str) -> Option<&str> {
+    line.find("ACK ").map(|at| &line[at + 4..])
+}
+
+/// Runs one child round; returns the names it acknowledged.
+fn run_child(dir: &Path, round: usize) -> BTreeSet<String> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(DIR_ENV, dir)
+        .env(ROUND_ENV, round.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let mut acked = BTreeSet::new();
+    let mut early_exit = false;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + MAX_WAIT;
+        while acked.len() < ACKS_BEFORE_KILL {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(name) = ack_name(&line) {
+                        acked.insert(name.to_owned());
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    early_exit = true;
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL on Unix
+        // Lines printed before the kill are acknowledgements too.
+        for line in &rx {
+            if let Some(name) = ack_name(&line) {
+                acked.insert(name.to_owned());
+            }
+        }
+    });
+    let status = child.wait().unwrap();
+    assert!(
+        !early_exit,
+        "round {round}: child exited on its own: {status}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "round {round}: child ended with {status}"
+        );
+    }
+    assert!(!status.success(), "round {round}: child exited cleanly");
+    acked
+}
+
+/// Reopens the database and checks it against every acknowledged name;
+/// returns the number of transactions found.
+fn verify(dir: &Path, acked: &BTreeSet<String>, round: usize) -> usize {
+    let db =
+        Db::open(dir, options()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+    let r = db.begin_read();
+    let mut found: BTreeMap<String, Vec<char>> = BTreeMap::new();
+    for item in r.scan::<&[u8], _>(..).unwrap() {
+        let (k, v) = item.unwrap();
+        let k = String::from_utf8(k).unwrap();
+        let (name, part) = k.rsplit_once('-').unwrap();
+        assert_eq!(v, value_of(name), "round {round}: wrong value under {k}");
+        found
+            .entry(name.to_owned())
+            .or_default()
+            .push(part.chars().next().unwrap());
+    }
+    for (name, parts) in &found {
+        assert_eq!(
+            parts,
+            &['a', 'b'],
+            "round {round}: {name} is partly visible"
+        );
+    }
+    let lost: Vec<&String> = acked.iter().filter(|n| !found.contains_key(*n)).collect();
+    assert!(
+        lost.is_empty(),
+        "round {round}: {} acknowledged transactions lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    // Per thread and round, what survived is a prefix of what was committed.
+    let mut per_thread: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for name in found.keys() {
+        let (prefix, n) = name.rsplit_once('-').unwrap();
+        per_thread
+            .entry(prefix)
+            .or_default()
+            .push(n.parse().unwrap());
+    }
+    for (prefix, mut ns) in per_thread {
+        ns.sort_unstable();
+        let expected: Vec<u64> = (0..ns.len() as u64).collect();
+        assert_eq!(ns, expected, "round {round}: {prefix} has gaps");
+    }
+    assert_eq!(db.stats().recovered_records, found.len() as u64);
+    found.len()
+}
+
+#[test]
+fn sigkill_during_commits_loses_no_acknowledged_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = BTreeSet::new();
+    for round in 0..ROUNDS {
+        let started = Instant::now();
+        let this_round = run_child(dir.path(), round);
+        assert!(
+            !this_round.is_empty(),
+            "round {round}: no commit acknowledged"
+        );
+        let n = this_round.len();
+        acked.extend(this_round);
+        let found = verify(dir.path(), &acked, round);
+        println!(
+            "round {round}: {n} acks, {found} transactions recovered in total ({} acked), {:?}",
+            acked.len(),
+            started.elapsed()
+        );
+    }
+}
