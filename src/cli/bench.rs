@@ -1,0 +1,272 @@
+//! `strata bench`: runs the phases in order and prints the report.
+//!
+//! Phases (see `docs/benchmarks.md` for what each one is for):
+//! 1. fdatasync probe: the disk's limit for durable commits from one thread;
+//! 2. load of the durable (`Durability::Sync`) database;
+//! 3. durable read-modify-write at each `--threads` count;
+//! 4. load of a second, `Durability::Buffered` database, then the same
+//!    read-modify-write: the CPU's limit (that database is closed after it);
+//! 5. point reads through a `ReadTxn` on the durable database, and the same
+//!    reads from a bare `SkipMap`;
+//! 6. 100-entry scans through a `ReadTxn` on the durable database.
+//!
+//! Everything lives in a fresh temporary directory (in `--dir` if given),
+//! removed at the end, so runs never see each other's data. Commits per
+//! fdatasync come from `Db::stats` taken before and after each phase.
+
+use std::path::Path;
+use std::time::Duration;
+
+use strata::{Db, Durability, MAX_VALUE_BYTES, Options};
+
+use super::report::{Kind, Report, Row};
+use super::runner::{Measured, as_f64};
+use super::workload::{
+    self, KEY_BYTES, Keys, LOAD_KEYS_PER_TXN, MAX_KEYS, PROBE_WRITE_BYTES, READS_PER_TXN,
+    SCAN_ITEMS,
+};
+use super::{BenchArgs, CliResult};
+
+/// Length of the fdatasync probe (phase 1).
+const PROBE_DURATION: Duration = Duration::from_secs(2);
+
+/// Most threads a phase may use.
+const MAX_THREADS: usize = 1024;
+
+/// Validated settings of one run.
+#[derive(Debug)]
+struct Settings {
+    keys: u64,
+    value_bytes: usize,
+    duration: Duration,
+    threads: Vec<usize>,
+}
+
+impl Settings {
+    fn new(args: &BenchArgs) -> CliResult<Self> {
+        if args.keys == 0 || args.keys > MAX_KEYS {
+            return Err(format!("--keys must be between 1 and {MAX_KEYS}").into());
+        }
+        if args.value_bytes > MAX_VALUE_BYTES {
+            return Err(format!("--value-bytes must be at most {MAX_VALUE_BYTES}").into());
+        }
+        if args.duration_secs == 0 {
+            return Err("--duration-secs must be at least 1".into());
+        }
+        if args.threads.is_empty() || args.threads.iter().any(|&t| t == 0 || t > MAX_THREADS) {
+            return Err(format!("--threads must list counts between 1 and {MAX_THREADS}").into());
+        }
+        Ok(Settings {
+            keys: args.keys,
+            value_bytes: args.value_bytes,
+            duration: Duration::from_secs(args.duration_secs),
+            threads: args.threads.clone(),
+        })
+    }
+
+    /// A rough duration of the whole run, for the log (loads not included).
+    fn expected_secs(&self) -> u64 {
+        let timed = 2 * self.threads.len() as u64 + 3;
+        PROBE_DURATION.as_secs() + timed * self.duration.as_secs()
+    }
+}
+
+/// Runs `strata bench`.
+pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
+    let settings = Settings::new(args)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("strata-bench-");
+    let workdir = match &args.dir {
+        Some(dir) => builder.tempdir_in(dir)?,
+        None => builder.tempdir()?,
+    };
+    let dir = workdir.path();
+    eprintln!(
+        "strata bench: working in {}; about {} s plus loads",
+        dir.display(),
+        settings.expected_secs()
+    );
+    let mut report = Report {
+        settings: describe(&settings, dir),
+        rows: Vec::new(),
+        notes: Vec::new(),
+    };
+
+    let probe = workload::fdatasync_probe(&dir.join("fsync-probe"), PROBE_DURATION)?;
+    report.push(row(
+        Kind::Fsync,
+        "fdatasync 4 KiB append",
+        1,
+        "fsyncs/s",
+        probe,
+        None,
+    ));
+
+    let keys = Keys::new(settings.keys);
+    let durable = Db::open(
+        dir.join("sync"),
+        Options::default().durability(Durability::Sync),
+    )?;
+    rmw_phases(&mut report, &durable, &keys, &settings, Durability::Sync)?;
+
+    let buffered = Db::open(
+        dir.join("buffered"),
+        Options::default().durability(Durability::Buffered),
+    )?;
+    rmw_phases(
+        &mut report,
+        &buffered,
+        &keys,
+        &settings,
+        Durability::Buffered,
+    )?;
+    buffered.close()?;
+
+    read_phases(&mut report, &durable, &keys, &settings)?;
+    durable.close()?;
+
+    print!("{}", report.render());
+    workdir.close()?;
+    Ok(())
+}
+
+/// The settings and the machine, as printed above the table.
+fn describe(settings: &Settings, dir: &Path) -> Vec<(String, String)> {
+    let threads: Vec<String> = settings.threads.iter().map(ToString::to_string).collect();
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    vec![
+        ("version".into(), env!("CARGO_PKG_VERSION").into()),
+        ("directory".into(), dir.display().to_string()),
+        ("cpus".into(), cpus.to_string()),
+        (
+            "data".into(),
+            format!(
+                "{} keys of {KEY_BYTES} bytes, values of {} bytes",
+                settings.keys, settings.value_bytes
+            ),
+        ),
+        (
+            "phases".into(),
+            format!(
+                "fdatasync probe {} s ({PROBE_WRITE_BYTES}-byte appends); load {} keys/txn; \
+                 timed phases {} s each",
+                PROBE_DURATION.as_secs(),
+                LOAD_KEYS_PER_TXN,
+                settings.duration.as_secs()
+            ),
+        ),
+        (
+            "workload".into(),
+            format!(
+                "read-modify-write: read 2 random keys, write 2 random keys, commit \
+                 (no retry) at {} threads; point reads {READS_PER_TXN} per ReadTxn; \
+                 scans of {SCAN_ITEMS} entries",
+                threads.join(",")
+            ),
+        ),
+    ]
+}
+
+/// Phases 2 and 3 (or 4): load `db`, then read-modify-write at each thread count.
+fn rmw_phases(
+    report: &mut Report,
+    db: &Db,
+    keys: &Keys,
+    settings: &Settings,
+    durability: Durability,
+) -> CliResult<()> {
+    let (mode, kind) = match durability {
+        Durability::Buffered => ("buffered", Kind::Buffered),
+        Durability::Sync => ("sync", Kind::Durable),
+    };
+    let label = format!("load ({mode})");
+    let (load, per_sync) = with_sync_stats(db, || {
+        workload::load(db, keys, settings.value_bytes, &label)
+    })?;
+    report.push(row(Kind::Load, &label, 1, "keys/s", load, per_sync));
+    for &threads in &settings.threads {
+        let label = format!("read-2-write-2 ({mode})");
+        let (measured, per_sync) = with_sync_stats(db, || {
+            let value_bytes = settings.value_bytes;
+            workload::read_modify_write(db, keys, value_bytes, &label, threads, settings.duration)
+        })?;
+        let mut rmw = row(kind, &label, threads, "commits/s", measured, per_sync);
+        rmw.conflicts = Some(rmw.measured.tally.conflicts);
+        report.push(rmw);
+    }
+    Ok(())
+}
+
+/// Phases 5 and 6: point reads (Strata and bare skiplist) and scans.
+fn read_phases(report: &mut Report, db: &Db, keys: &Keys, settings: &Settings) -> CliResult<()> {
+    // Nothing collects old versions yet, so the read-modify-write phases have
+    // grown the memtable beyond one version per key; say by how much.
+    report.notes.push(format!(
+        "point reads and scans ran on the durable database after its read-modify-write \
+         phases: {} versions of {} keys in the memtable (the bare SkipMap holds {} entries)",
+        db.stats().memtable_versions,
+        keys.len(),
+        keys.len()
+    ));
+    let reads = workload::point_reads(db, keys, settings.duration)?;
+    report.push(row(
+        Kind::PointReads,
+        "point reads (ReadTxn)",
+        1,
+        "reads/s",
+        reads,
+        None,
+    ));
+
+    let map = workload::loaded_skiplist(keys, settings.value_bytes);
+    let bare = workload::skiplist_reads(&map, keys, settings.duration)?;
+    drop(map);
+    let name = "point reads (bare SkipMap)";
+    report.push(row(Kind::SkiplistReads, name, 1, "reads/s", bare, None));
+
+    let scans = workload::scans(db, keys, settings.duration)?;
+    report.push(row(
+        Kind::Scans,
+        "scan 100 (ReadTxn)",
+        1,
+        "scans/s",
+        scans,
+        None,
+    ));
+    Ok(())
+}
+
+/// Runs `phase` and returns its result with the commits per WAL fdatasync
+/// it caused (`None` if it caused no sync).
+fn with_sync_stats(
+    db: &Db,
+    phase: impl FnOnce() -> CliResult<Measured>,
+) -> CliResult<(Measured, Option<f64>)> {
+    let before = db.stats();
+    let measured = phase()?;
+    let after = db.stats();
+    let commits = after.commits.saturating_sub(before.commits);
+    let syncs = after.wal_syncs.saturating_sub(before.wal_syncs);
+    let per_sync = (syncs > 0).then(|| as_f64(commits) / as_f64(syncs));
+    Ok((measured, per_sync))
+}
+
+/// A row without conflicts (callers set them for transactional phases).
+fn row(
+    kind: Kind,
+    name: &str,
+    threads: usize,
+    unit: &'static str,
+    measured: Measured,
+    commits_per_sync: Option<f64>,
+) -> Row {
+    Row {
+        kind,
+        name: name.to_owned(),
+        threads,
+        unit,
+        measured,
+        conflicts: None,
+        commits_per_sync,
+    }
+}
