@@ -13,6 +13,9 @@ use crate::wal::format::{
 use crate::wal::reader::{Chain, Outcome, ReadError, scan_segment};
 use crate::wal::{GroupCommit, Writer};
 
+/// The salt of segments built here.
+const FUZZ_SALT: u64 = 0x5a17;
+
 /// A transaction's operations: `(key, Some(value))` puts, `(key, None)` deletes.
 pub type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -51,13 +54,20 @@ pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
                 last_ts: crate::Ts::ZERO,
             };
             let mut records = Vec::new();
-            let out = scan_segment(data, SEGMENT_HEADER_BYTES, &mut chain, is_last, &mut |r| {
-                let ops = r
-                    .ops()
-                    .map(|o| (o.key.to_vec(), o.value.map(<[u8]>::to_vec)));
-                records.push((r.header.lsn.0, r.header.commit_ts.get(), ops.collect()));
-                Ok(())
-            });
+            let out = scan_segment(
+                data,
+                h.salt,
+                SEGMENT_HEADER_BYTES,
+                &mut chain,
+                is_last,
+                &mut |r| {
+                    let ops = r
+                        .ops()
+                        .map(|o| (o.key.to_vec(), o.value.map(<[u8]>::to_vec)));
+                    records.push((r.header.lsn.0, r.header.commit_ts.get(), ops.collect()));
+                    Ok(())
+                },
+            );
             match out {
                 Ok(Outcome::Clean) => WalScan::Clean(records),
                 Ok(Outcome::TornTail { offset }) => WalScan::TornTail { offset, records },
@@ -80,6 +90,7 @@ pub fn build_wal_segment(txns: &[Ops]) -> Vec<u8> {
         epoch: 0,
         first_lsn: crate::Lsn(1),
         prev_crc: 0,
+        salt: FUZZ_SALT,
     };
     let mut out = header.encode().to_vec();
     let mut prev_crc = 0;
@@ -95,7 +106,7 @@ pub fn build_wal_segment(txns: &[Ops]) -> Vec<u8> {
                 break;
             }
         }
-        out.extend_from_slice(&sync_mark(crate::Lsn(lsn - 1)));
+        out.extend_from_slice(&sync_mark(FUZZ_SALT, crate::Lsn(lsn - 1)));
         let h = CommitHeader {
             lsn: crate::Lsn(lsn),
             commit_ts: crate::Ts::from(lsn * 7),
@@ -114,6 +125,7 @@ pub fn segment_header() -> Vec<u8> {
         epoch: 0,
         first_lsn: crate::Lsn(1),
         prev_crc: 0,
+        salt: FUZZ_SALT,
     }
     .encode()
     .to_vec()

@@ -18,7 +18,11 @@ use std::sync::Arc;
 use strata::vfs::{FaultVfs, MemVfs, Vfs};
 use strata::{Db, Durability, Error, Options, Ts};
 
-const HEADER_BYTES: usize = 48;
+const HEADER_BYTES: usize = 56;
+/// Offset of the header CRC (it covers the bytes before it).
+const HEADER_CRC_AT: usize = 52;
+/// Offset of the segment's salt, which SyncMark CRCs start with.
+const SALT_AT: usize = 44;
 const FRAME_HEADER_BYTES: usize = 9;
 const SYNC_MARK_BYTES: usize = 17;
 const KIND_COMMIT: u8 = 1;
@@ -179,8 +183,8 @@ fn frames(data: &[u8]) -> Vec<FrameAt> {
     );
     assert_eq!(&data[..8], b"STRATWAL");
     assert_eq!(
-        crc32(&data[..44]),
-        u32_at(data, 44),
+        crc32(&data[..HEADER_CRC_AT]),
+        u32_at(data, HEADER_CRC_AT),
         "test CRC32 disagrees with the header CRC"
     );
     let mut out = Vec::new();
@@ -189,12 +193,15 @@ fn frames(data: &[u8]) -> Vec<FrameAt> {
         let len = u32_at(data, at + 4) as usize;
         let size = FRAME_HEADER_BYTES + len;
         assert!(at + size <= data.len(), "frame at {at} runs past the end");
-        assert_eq!(
-            crc32(&data[at + 4..at + size]),
-            u32_at(data, at),
-            "frame at {at}: CRC"
-        );
         let kind = data[at + 8];
+        // A SyncMark's CRC starts with the segment's salt (so user data cannot
+        // forge one); a commit record's CRC covers only the frame.
+        let covered = if kind == KIND_SYNC_MARK {
+            [&data[SALT_AT..SALT_AT + 8], &data[at + 4..at + size]].concat()
+        } else {
+            data[at + 4..at + size].to_vec()
+        };
+        assert_eq!(crc32(&covered), u32_at(data, at), "frame at {at}: CRC");
         assert!(kind == KIND_COMMIT || kind == KIND_SYNC_MARK, "kind {kind}");
         if kind == KIND_SYNC_MARK {
             assert_eq!(size, SYNC_MARK_BYTES);
@@ -223,6 +230,18 @@ fn expected_after_cut(intact: &[FrameAt], len: usize) -> (usize, usize) {
     let commits = complete.iter().filter(|f| f.kind == KIND_COMMIT).count();
     let end = complete.last().map_or(HEADER_BYTES, |f| f.end());
     (commits, end)
+}
+
+/// The bytes of a SyncMark claiming `synced_lsn`, checksummed as a user who
+/// does not know the segment's salt would have to (salt-free).
+fn sync_mark_bytes(synced_lsn: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&8u32.to_le_bytes());
+    body.push(KIND_SYNC_MARK);
+    body.extend_from_slice(&synced_lsn.to_le_bytes());
+    let mut out = crc32(&body).to_le_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Segment files of the database in `dir`, oldest first.
@@ -601,6 +620,33 @@ mod torn_tail {
         }
     }
 
+    /// A torn commit whose surviving bytes happen to contain a valid-looking
+    /// SyncMark (inside the user's value) is still a torn tail: user data
+    /// must not be mistaken for proof that the record was synced.
+    #[test]
+    fn sync_mark_bytes_inside_a_torn_value_do_not_make_it_corruption() {
+        let original = closed_db(N);
+        let db = open(original.path());
+        let mut t = db.begin();
+        let mut v = b"payload that embeds a wal frame: ".to_vec();
+        v.extend_from_slice(&sync_mark_bytes(1_000_000));
+        v.extend_from_slice(&[0xAB; 64]);
+        t.put(&key(N, 'a'), &v).unwrap();
+        t.put(&key(N, 'b'), &v).unwrap();
+        t.commit().unwrap();
+        db.close().unwrap();
+        let dir = copy_db(original.path());
+        let seg = segments(dir.path()).last().unwrap().clone();
+        let data = fs::read(&seg).unwrap();
+        // Tear off the final SyncMark and the last 10 bytes of the record:
+        // the embedded mark survives.
+        let len = data.len() - SYNC_MARK_BYTES - 10;
+        fs::write(&seg, &data[..len]).unwrap();
+        let db =
+            Db::open(dir.path(), opts()).unwrap_or_else(|e| panic!("torn tail reported as {e:?}"));
+        assert_exactly(&db, N);
+    }
+
     #[test]
     fn garbage_after_the_last_record_is_dropped() {
         let original = closed_db(N);
@@ -746,7 +792,7 @@ mod corruption {
         for (db, seg, at) in [
             (multi.path(), &segs[0], 0),              // magic of the oldest segment
             (multi.path(), &segs[1], 24),             // epoch of a middle one
-            (multi.path(), segs.last().unwrap(), 44), // header CRC of the newest
+            (multi.path(), segs.last().unwrap(), 52), // header CRC of the newest
             (single.path(), &only, 16),               // segment_no of the only one
             (single.path(), &only, 3),                // magic of the only one
         ] {
@@ -816,10 +862,10 @@ mod corruption {
 
     fn set_version(path: &Path, version: u16) {
         let mut data = fs::read(path).unwrap();
-        assert_eq!(crc32(&data[..44]), u32_at(&data, 44));
+        assert_eq!(crc32(&data[..HEADER_CRC_AT]), u32_at(&data, HEADER_CRC_AT));
         data[8..10].copy_from_slice(&version.to_le_bytes());
-        let crc = crc32(&data[..44]);
-        data[44..48].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32(&data[..HEADER_CRC_AT]);
+        data[HEADER_CRC_AT..HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
         fs::write(path, data).unwrap();
     }
 

@@ -2,9 +2,10 @@
 //! Pure encode/decode functions; the specification is `docs/format/wal.md`.
 //!
 //! ```text
-//! segment_header (48) := "STRATWAL" version:u16 flags:u16 header_len:u32 segment_no:u64
-//!                        epoch:u64 first_lsn:u64 prev_crc:u32 header_crc:u32
+//! segment_header (56) := "STRATWAL" version:u16 flags:u16 header_len:u32 segment_no:u64
+//!                        epoch:u64 first_lsn:u64 prev_crc:u32 salt:u64 header_crc:u32
 //! frame               := crc:u32 len:u32 kind:u8 payload[len]      crc over len|kind|payload
+//!                        (a SyncMark's crc covers salt|len|kind|payload)
 //! Commit (kind 1)     := lsn:u64 commit_ts:u64 epoch:u64 prev_crc:u32 op_count:u32 op*
 //! op                  := kind:u8 key_len:u32 key [value_len:u32 value]   (1 Put, 2 Delete)
 //! SyncMark (kind 2)   := synced_lsn:u64
@@ -18,7 +19,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"STRATWAL";
 /// The format version this build writes and the highest it reads.
 pub(crate) const VERSION: u16 = 1;
 /// Size of the segment header.
-pub(crate) const SEGMENT_HEADER_BYTES: usize = 48;
+pub(crate) const SEGMENT_HEADER_BYTES: usize = 56;
 /// Size of a frame header (crc, len, kind).
 pub(crate) const FRAME_HEADER_BYTES: usize = 9;
 /// Size of the fixed part of a commit payload.
@@ -75,6 +76,9 @@ pub(crate) struct SegmentHeader {
     pub(crate) epoch: u64,
     pub(crate) first_lsn: Lsn,
     pub(crate) prev_crc: u32,
+    /// Random per segment; mixed into SyncMark checksums so that bytes inside
+    /// a record (user data) can never pass for a mark of this segment.
+    pub(crate) salt: u64,
 }
 
 /// Why a segment header was refused.
@@ -99,6 +103,7 @@ impl SegmentHeader {
         buf.extend_from_slice(&self.epoch.to_le_bytes());
         buf.extend_from_slice(&self.first_lsn.0.to_le_bytes());
         buf.extend_from_slice(&self.prev_crc.to_le_bytes());
+        buf.extend_from_slice(&self.salt.to_le_bytes());
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         let mut out = [0u8; SEGMENT_HEADER_BYTES];
@@ -125,6 +130,7 @@ impl SegmentHeader {
         let epoch = c.u64().ok_or(corrupt("short header"))?;
         let first_lsn = Lsn(c.u64().ok_or(corrupt("short header"))?);
         let prev_crc = c.u32().ok_or(corrupt("short header"))?;
+        let salt = c.u64().ok_or(corrupt("short header"))?;
         let crc = c.u32().ok_or(corrupt("short header"))?;
         let covered = head
             .get(..SEGMENT_HEADER_BYTES - 4)
@@ -143,6 +149,7 @@ impl SegmentHeader {
             epoch,
             first_lsn,
             prev_crc,
+            salt,
         })
     }
 }
@@ -253,16 +260,22 @@ pub(crate) fn seal_commit(
     crc
 }
 
-/// Encodes a SyncMark frame.
-pub(crate) fn sync_mark(synced_lsn: Lsn) -> [u8; SYNC_MARK_FRAME_BYTES] {
-    let mut body = [0u8; SYNC_MARK_FRAME_BYTES - 4];
-    body[..4].copy_from_slice(&8u32.to_le_bytes());
-    body[4] = FrameKind::SyncMark as u8;
-    body[5..].copy_from_slice(&synced_lsn.0.to_le_bytes());
-    let crc = crc32fast::hash(&body);
+/// CRC of a SyncMark frame: over the segment salt, then len|kind|payload.
+fn sync_mark_crc(salt: u64, covered: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&salt.to_le_bytes());
+    h.update(covered);
+    h.finalize()
+}
+
+/// Encodes a SyncMark frame for a segment with the given salt.
+pub(crate) fn sync_mark(salt: u64, synced_lsn: Lsn) -> [u8; SYNC_MARK_FRAME_BYTES] {
     let mut out = [0u8; SYNC_MARK_FRAME_BYTES];
+    out[4..8].copy_from_slice(&8u32.to_le_bytes());
+    out[8] = FrameKind::SyncMark as u8;
+    out[9..].copy_from_slice(&synced_lsn.0.to_le_bytes());
+    let crc = sync_mark_crc(salt, &out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
-    out[4..].copy_from_slice(&body);
     out
 }
 
@@ -319,8 +332,9 @@ fn decode_op<'a>(c: &mut Cursor<'a>) -> Option<Op<'a>> {
     Some(Op { key, value })
 }
 
-/// Decodes the frame at the start of `data`; returns it and its total size.
-pub(crate) fn decode_frame(data: &[u8]) -> Result<(Frame<'_>, usize), FrameError> {
+/// Decodes the frame at the start of `data` in a segment with `salt`;
+/// returns it and its total size.
+pub(crate) fn decode_frame(data: &[u8], salt: u64) -> Result<(Frame<'_>, usize), FrameError> {
     let mut c = Cursor::new(data);
     let (Some(crc), Some(len), Some(kind)) = (c.u32(), c.u32(), c.u8()) else {
         return Err(FrameError::Truncated);
@@ -333,7 +347,12 @@ pub(crate) fn decode_frame(data: &[u8]) -> Result<(Frame<'_>, usize), FrameError
     let covered = data
         .get(4..FRAME_HEADER_BYTES + len)
         .ok_or(FrameError::Truncated)?;
-    if crc32fast::hash(covered) != crc {
+    let actual = if kind == FrameKind::SyncMark as u8 {
+        sync_mark_crc(salt, covered)
+    } else {
+        crc32fast::hash(covered)
+    };
+    if actual != crc {
         return Err(FrameError::Invalid("frame checksum mismatch"));
     }
     let frame = match kind {
@@ -418,7 +437,7 @@ mod tests {
     #[test]
     fn commit_round_trips() {
         let (buf, crc) = commit_frame(7, &[(&b"a"[..], Some(&b"1"[..])), (&b"b"[..], None)]);
-        let (frame, used) = decode_frame(&buf).unwrap();
+        let (frame, used) = decode_frame(&buf, 0).unwrap();
         assert_eq!(used, buf.len());
         let Frame::Commit(rec) = frame else {
             panic!("not a commit")
@@ -447,12 +466,12 @@ mod tests {
     #[test]
     fn empty_record_and_sync_mark_round_trip() {
         let (buf, _) = commit_frame(1, &[]);
-        let (Frame::Commit(rec), _) = decode_frame(&buf).unwrap() else {
+        let (Frame::Commit(rec), _) = decode_frame(&buf, 0).unwrap() else {
             panic!()
         };
         assert_eq!(rec.ops().count(), 0);
-        let mark = sync_mark(Lsn(41));
-        let (frame, used) = decode_frame(&mark).unwrap();
+        let mark = sync_mark(5, Lsn(41));
+        let (frame, used) = decode_frame(&mark, 5).unwrap();
         assert_eq!(used, SYNC_MARK_FRAME_BYTES);
         assert!(matches!(
             frame,
@@ -470,7 +489,7 @@ mod tests {
         );
         for cut in 0..buf.len() {
             assert_eq!(
-                decode_frame(&buf[..cut]).unwrap_err(),
+                decode_frame(&buf[..cut], 0).unwrap_err(),
                 FrameError::Truncated,
                 "cut {cut}"
             );
@@ -481,24 +500,34 @@ mod tests {
                 b[i] ^= 1 << bit;
                 // A flipped length can only shorten the frame (-> checksum) or
                 // lengthen it past the data (-> truncated); never Ok.
-                assert!(decode_frame(&b).is_err(), "flip byte {i} bit {bit}");
+                assert!(decode_frame(&b, 0).is_err(), "flip byte {i} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn a_sync_mark_is_valid_only_under_its_segments_salt() {
+        let mark = sync_mark(0xfeed, Lsn(7));
+        assert!(decode_frame(&mark, 0xfeed).is_ok());
+        assert_eq!(
+            decode_frame(&mark, 0xbeef).unwrap_err(),
+            FrameError::Invalid("frame checksum mismatch")
+        );
     }
 
     #[test]
     fn unsorted_keys_and_unknown_kinds_are_invalid() {
         let (buf, _) = commit_frame(5, &[(&b"b"[..], None), (&b"a"[..], None)]);
         assert_eq!(
-            decode_frame(&buf).unwrap_err(),
+            decode_frame(&buf, 0).unwrap_err(),
             FrameError::Invalid("operation keys not strictly ascending")
         );
-        let mut mark = sync_mark(Lsn(1)).to_vec();
+        let mut mark = sync_mark(0, Lsn(1)).to_vec();
         mark[8] = 9;
         let crc = crc32fast::hash(&mark[4..]);
         mark[..4].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
-            decode_frame(&mark).unwrap_err(),
+            decode_frame(&mark, 0).unwrap_err(),
             FrameError::Invalid("unknown frame kind")
         );
     }
@@ -510,15 +539,16 @@ mod tests {
             epoch: 2,
             first_lsn: Lsn(100),
             prev_crc: 77,
+            salt: 9,
         };
         let enc = h.encode();
         assert_eq!(SegmentHeader::decode(&enc).unwrap(), h);
         assert_eq!(
-            SegmentHeader::decode(&enc[..47]).unwrap_err(),
+            SegmentHeader::decode(&enc[..55]).unwrap_err(),
             HeaderError::Torn
         );
         assert_eq!(
-            SegmentHeader::decode(&[0; 48]).unwrap_err(),
+            SegmentHeader::decode(&[0; 56]).unwrap_err(),
             HeaderError::Torn
         );
         let mut bad = enc;
@@ -529,8 +559,8 @@ mod tests {
         ));
         let mut newer = enc;
         newer[8] = 2;
-        let crc = crc32fast::hash(&newer[..44]);
-        newer[44..].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&newer[..52]);
+        newer[52..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             SegmentHeader::decode(&newer).unwrap_err(),
             HeaderError::Version(2)

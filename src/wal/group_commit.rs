@@ -20,16 +20,24 @@
 
 use std::io;
 
-use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit, sync_mark};
+use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
 use crate::error::{Error, Result};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::types::{Lsn, Ts};
 
 /// Where the leader writes batches: the segment writer, or a fake in models.
 pub(crate) trait LogSink: Send {
-    /// Appends one batch; `first_lsn`/`prev_crc` describe its first commit
-    /// record (used when the batch opens a new segment).
-    fn write_batch(&mut self, batch: &[u8], first_lsn: Lsn, prev_crc: u32) -> io::Result<()>;
+    /// Appends one batch. Its first `SYNC_MARK_FRAME_BYTES` are a slot the
+    /// sink fills with a SyncMark for `synced` (sealed with the salt of the
+    /// segment the batch lands in); `first_lsn`/`prev_crc` describe the
+    /// batch's first commit record (used when the batch opens a new segment).
+    fn write_batch(
+        &mut self,
+        batch: &mut [u8],
+        synced: Lsn,
+        first_lsn: Lsn,
+        prev_crc: u32,
+    ) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
 }
@@ -195,8 +203,13 @@ impl<S: LogSink> GroupCommit<S> {
         drop(st);
         let result = {
             let mut sink = self.sink.lock();
-            sink.write_batch(&sync_mark(synced), synced.next(), prev_crc)
-                .and_then(|()| sink.sync())
+            sink.write_batch(
+                &mut [0; SYNC_MARK_FRAME_BYTES],
+                synced,
+                synced.next(),
+                prev_crc,
+            )
+            .and_then(|()| sink.sync())
         };
         let mut st = self.state.lock();
         st.leader = false;
@@ -240,13 +253,10 @@ impl<S: LogSink> GroupCommit<S> {
         let synced_before = st.synced;
         drop(st);
 
-        for (dst, src) in batch.iter_mut().zip(sync_mark(synced_before)) {
-            *dst = src;
-        }
         let result = {
             let mut sink = self.sink.lock();
             let written = if commits > 0 {
-                sink.write_batch(&batch, first, prev_crc)
+                sink.write_batch(&mut batch, synced_before, first, prev_crc)
             } else {
                 Ok(())
             };

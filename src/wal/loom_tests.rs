@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::format::CommitFrameBuilder;
+use super::format::{CommitFrameBuilder, SYNC_MARK_FRAME_BYTES, sync_mark};
 use super::group_commit::{GroupCommit, LogSink};
 use super::reader::{Chain, Outcome, scan_segment};
 use crate::error::Error;
@@ -17,7 +17,8 @@ struct FakeSink {
 }
 
 impl LogSink for FakeSink {
-    fn write_batch(&mut self, batch: &[u8], _: Lsn, _: u32) -> io::Result<()> {
+    fn write_batch(&mut self, batch: &mut [u8], synced: Lsn, _: Lsn, _: u32) -> io::Result<()> {
+        batch[..SYNC_MARK_FRAME_BYTES].copy_from_slice(&sync_mark(0, synced));
         self.data.extend_from_slice(batch);
         Ok(())
     }
@@ -72,7 +73,7 @@ fn loom_group_commit_wakes_each_waiter_with_its_result_in_order() {
             );
             let mut seen = Vec::new();
             let mut chain = Chain::default();
-            let end = scan_segment(&sink.data, 0, &mut chain, false, &mut |rec| {
+            let end = scan_segment(&sink.data, 0, 0, &mut chain, false, &mut |rec| {
                 seen.push((rec.header.lsn, rec.header.commit_ts));
                 Ok(())
             });

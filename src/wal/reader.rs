@@ -46,6 +46,7 @@ pub(crate) enum ReadError {
 /// handing each valid commit record to `sink` in order and advancing `chain`.
 pub(crate) fn scan_segment(
     data: &[u8],
+    salt: u64,
     start: usize,
     chain: &mut Chain,
     is_last: bool,
@@ -54,7 +55,7 @@ pub(crate) fn scan_segment(
     let mut offset = start;
     while offset < data.len() {
         let rest = data.get(offset..).unwrap_or_default();
-        let what = match decode_frame(rest) {
+        let what = match decode_frame(rest, salt) {
             Ok((frame, used)) => {
                 check_chain(&frame, chain).map_err(|what| corrupt(offset, what))?;
                 if let Frame::Commit(rec) = &frame {
@@ -74,7 +75,7 @@ pub(crate) fn scan_segment(
         if !is_last {
             return Err(corrupt(offset, what));
         }
-        if let Some(at) = later_proof_of_sync(data, offset, chain.last_lsn) {
+        if let Some(at) = later_proof_of_sync(data, salt, offset, chain.last_lsn) {
             return Err(corrupt(
                 offset,
                 format!("{what}; a sync mark at offset {at} shows this data was synced"),
@@ -120,11 +121,12 @@ fn check_chain(frame: &Frame<'_>, chain: &Chain) -> Result<(), String> {
 }
 
 /// Looks at every offset after `from` for a valid SyncMark whose `synced_lsn`
-/// exceeds `last_lsn`; returns its offset.
-fn later_proof_of_sync(data: &[u8], from: usize, last_lsn: Lsn) -> Option<usize> {
+/// exceeds `last_lsn`; returns its offset. Marks are checksummed with the
+/// segment's random salt, so bytes inside a record cannot pass for one.
+fn later_proof_of_sync(data: &[u8], salt: u64, from: usize, last_lsn: Lsn) -> Option<usize> {
     (from + 1..data.len()).find(|&at| {
         matches!(
-            decode_frame(data.get(at..).unwrap_or_default()),
+            decode_frame(data.get(at..).unwrap_or_default(), salt),
             Ok((Frame::SyncMark { synced_lsn }, _)) if synced_lsn > last_lsn
         )
     })
@@ -135,6 +137,8 @@ mod tests {
     use super::*;
     use crate::wal::format::{CommitFrameBuilder, CommitHeader, seal_commit, sync_mark};
 
+    const SALT: u64 = 0x5eed;
+
     /// A segment body of `n` groups, each a SyncMark (covering the group
     /// before it, as in Sync mode) plus one commit.
     fn log(n: u64) -> (Vec<u8>, Vec<usize>) {
@@ -142,7 +146,7 @@ mod tests {
         let mut starts = Vec::new();
         let mut prev_crc = 0;
         for lsn in 1..=n {
-            out.extend_from_slice(&sync_mark(Lsn(lsn - 1)));
+            out.extend_from_slice(&sync_mark(SALT, Lsn(lsn - 1)));
             starts.push(out.len());
             let mut b = CommitFrameBuilder::with_capacity(16);
             b.push(format!("k{lsn}").as_bytes(), Some(b"v")).unwrap();
@@ -160,7 +164,7 @@ mod tests {
     fn scan(data: &[u8], is_last: bool) -> (Result<Outcome, ReadError>, Vec<Lsn>) {
         let mut seen = Vec::new();
         let mut chain = Chain::default();
-        let r = scan_segment(data, 0, &mut chain, is_last, &mut |rec| {
+        let r = scan_segment(data, SALT, 0, &mut chain, is_last, &mut |rec| {
             seen.push(rec.header.lsn);
             Ok(())
         });
@@ -232,7 +236,7 @@ mod tests {
         let mut prev_crc = 0;
         let mut starts = Vec::new();
         for lsn in 1..=4u64 {
-            out.extend_from_slice(&sync_mark(Lsn(0)));
+            out.extend_from_slice(&sync_mark(SALT, Lsn(0)));
             starts.push(out.len());
             let mut b = CommitFrameBuilder::with_capacity(16);
             b.push(b"k", Some(b"v")).unwrap();
@@ -253,6 +257,37 @@ mod tests {
             }
         );
         assert_eq!(seen, vec![Lsn(1)]);
+    }
+
+    #[test]
+    fn sync_mark_bytes_inside_a_value_prove_nothing() {
+        // A value that carries a mark claiming a huge synced lsn (checksummed
+        // without this segment's salt, as user data must be), then a torn
+        // write of that record: still a torn tail.
+        let (mut data, _) = log(2);
+        let mut value = vec![b'x'; 10];
+        value.extend_from_slice(&sync_mark(0, Lsn(1_000_000)));
+        value.extend_from_slice(&[b'y'; 10]);
+        data.extend_from_slice(&sync_mark(SALT, Lsn(2)));
+        let start = data.len();
+        let mut b = CommitFrameBuilder::with_capacity(64);
+        b.push(b"k3", Some(&value)).unwrap();
+        let h = CommitHeader {
+            lsn: Lsn(3),
+            commit_ts: Ts::from(30),
+            epoch: 0,
+            prev_crc: 0,
+        };
+        seal_commit(&mut b.finish(), &h, &mut data);
+        data.truncate(data.len() - 5);
+        let (r, seen) = scan(&data, true);
+        assert_eq!(
+            r.unwrap(),
+            Outcome::TornTail {
+                offset: start as u64
+            }
+        );
+        assert_eq!(seen, vec![Lsn(1), Lsn(2)]);
     }
 
     #[test]

@@ -99,7 +99,14 @@ pub(crate) fn recover(
         }
         out.epoch = header.epoch;
         let before = out.chain.last_lsn;
-        let scanned = scan_segment(&data, SEGMENT_HEADER_BYTES, &mut out.chain, is_last, sink);
+        let scanned = scan_segment(
+            &data,
+            header.salt,
+            SEGMENT_HEADER_BYTES,
+            &mut out.chain,
+            is_last,
+            sink,
+        );
         out.records += out.chain.last_lsn.0 - before.0;
         match scanned {
             Ok(Outcome::Clean) if is_last => {

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::format::SegmentHeader;
+use super::format::{SYNC_MARK_FRAME_BYTES, SegmentHeader, sync_mark};
 use super::group_commit::LogSink;
 use crate::types::Lsn;
 use crate::vfs::{Vfs, VfsFile};
@@ -32,6 +32,8 @@ pub(crate) struct Writer {
     dir: PathBuf,
     file: Box<dyn VfsFile>,
     segment_no: u64,
+    /// The current segment's salt (for its SyncMarks).
+    salt: u64,
     segment_bytes: u64,
     max_segment_bytes: u64,
     epoch: u64,
@@ -49,12 +51,13 @@ impl Writer {
         prev_crc: u32,
         max_segment_bytes: u64,
     ) -> io::Result<Writer> {
-        let file = open_segment(vfs.as_ref(), dir, segment_no, epoch, first_lsn, prev_crc)?;
+        let (file, salt) = open_segment(vfs.as_ref(), dir, segment_no, epoch, first_lsn, prev_crc)?;
         Ok(Writer {
             vfs,
             dir: dir.to_path_buf(),
             file,
             segment_no,
+            salt,
             segment_bytes: super::format::SEGMENT_HEADER_BYTES as u64,
             max_segment_bytes,
             epoch,
@@ -66,7 +69,7 @@ impl Writer {
         // treat damage in any segment but the last as corruption.
         self.file.sync_data()?;
         let no = self.segment_no + 1;
-        self.file = open_segment(
+        let (file, salt) = open_segment(
             self.vfs.as_ref(),
             &self.dir,
             no,
@@ -74,6 +77,8 @@ impl Writer {
             first_lsn,
             prev_crc,
         )?;
+        self.file = file;
+        self.salt = salt;
         self.segment_no = no;
         self.segment_bytes = super::format::SEGMENT_HEADER_BYTES as u64;
         Ok(())
@@ -87,29 +92,51 @@ fn open_segment(
     epoch: u64,
     first_lsn: Lsn,
     prev_crc: u32,
-) -> io::Result<Box<dyn VfsFile>> {
+) -> io::Result<(Box<dyn VfsFile>, u64)> {
     let path = dir.join(segment_name(segment_no));
+    let salt = new_salt(segment_no);
+    let header = SegmentHeader {
+        segment_no,
+        epoch,
+        first_lsn,
+        prev_crc,
+        salt,
+    };
     let mut file = vfs.open_append(&path)?;
-    file.write_all(
-        &SegmentHeader {
-            segment_no,
-            epoch,
-            first_lsn,
-            prev_crc,
-        }
-        .encode(),
-    )?;
+    file.write_all(&header.encode())?;
     file.sync_data()?;
     vfs.sync_dir(dir)?;
-    Ok(file)
+    Ok((file, salt))
+}
+
+/// A salt nobody can predict from the data they store: std's randomly keyed
+/// SipHash (keys from the OS, fresh per `RandomState`) over the segment number
+/// and the time.
+fn new_salt(segment_no: u64) -> u64 {
+    use std::hash::BuildHasher;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::collections::hash_map::RandomState::new().hash_one((segment_no, nanos))
 }
 
 impl LogSink for Writer {
-    fn write_batch(&mut self, batch: &[u8], first_lsn: Lsn, prev_crc: u32) -> io::Result<()> {
+    fn write_batch(
+        &mut self,
+        batch: &mut [u8],
+        synced: Lsn,
+        first_lsn: Lsn,
+        prev_crc: u32,
+    ) -> io::Result<()> {
         let len = batch.len() as u64;
         let header = super::format::SEGMENT_HEADER_BYTES as u64;
         if self.segment_bytes > header && self.segment_bytes + len > self.max_segment_bytes {
             self.roll(first_lsn, prev_crc)?;
+        }
+        // The mark is sealed only now: a roll above changes the salt.
+        let mark = sync_mark(self.salt, synced);
+        if let Some(slot) = batch.get_mut(..SYNC_MARK_FRAME_BYTES) {
+            slot.copy_from_slice(&mark);
         }
         self.file.write_all(batch)?;
         self.segment_bytes += len;
@@ -120,7 +147,6 @@ impl LogSink for Writer {
         self.file.sync_data()
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
