@@ -131,11 +131,19 @@ pub fn segment_header() -> Vec<u8> {
     .to_vec()
 }
 
+/// Jobs of the bare WAL benchmark need no applying.
+#[derive(Debug)]
+pub struct NoApply;
+
+impl crate::wal::Apply<()> for NoApply {
+    fn apply(&self, _: Vec<()>, _: bool) {}
+}
+
 /// The WAL's group commit on its own, for benchmarks: each `append` encodes a
 /// one-operation record, enqueues it under a commit-order lock and waits.
 #[derive(Debug)]
 pub struct WalBench {
-    gc: GroupCommit<Writer>,
+    gc: GroupCommit<Writer, (), NoApply>,
     clock: Mutex<u64>,
 }
 
@@ -152,7 +160,7 @@ impl WalBench {
             crate::DEFAULT_WAL_SEGMENT_BYTES,
         )?;
         Ok(WalBench {
-            gc: GroupCommit::new(writer, 0, crate::Lsn::ZERO, 0, sync),
+            gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync),
             clock: Mutex::new(0),
         })
     }
@@ -165,7 +173,7 @@ impl WalBench {
         let lsn = {
             let mut clock = self.clock.lock();
             *clock += 1;
-            self.gc.enqueue(&mut frame, crate::Ts::from(*clock))?
+            self.gc.enqueue(&mut frame, crate::Ts::from(*clock), ())?
         };
         self.gc.wait(lsn, false)
     }

@@ -19,10 +19,11 @@ use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, system_millis};
 use crate::options::{Durability, Options};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::txn::WriteSet;
 use crate::txn::{ReadTxn, Txn};
 use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs};
-use crate::wal::{self, GroupCommit, Writer};
+use crate::wal::{self, Apply, GroupCommit, Writer};
 
 /// How often `Db::update` runs a transaction that keeps conflicting before
 /// it returns the conflict.
@@ -39,14 +40,46 @@ pub struct Db {
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) options: Options,
-    pub(crate) oracle: Oracle,
-    pub(crate) memtable: Memtable,
-    pub(crate) wal: GroupCommit<Writer>,
+    pub(crate) core: Arc<Core>,
+    pub(crate) wal: Wal,
     pub(crate) closed: AtomicBool,
     pub(crate) commits: AtomicU64,
     recovered_records: u64,
     _lock: Box<dyn FileLock>,
 }
+
+/// What readers and the commit path share: time, visibility and the versions.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) oracle: Oracle,
+    pub(crate) memtable: Memtable,
+}
+
+/// A committed transaction waiting in the WAL queue to be applied.
+#[derive(Debug)]
+pub(crate) struct CommitJob {
+    pub(crate) ts: Ts,
+    pub(crate) writes: Arc<WriteSet>,
+}
+
+/// Applies the jobs of a durable WAL batch (run by the group-commit leader),
+/// or abandons those of a failed one, and publishes them to readers.
+#[derive(Debug)]
+pub(crate) struct Applier(Arc<Core>);
+
+impl Apply<CommitJob> for Applier {
+    fn apply(&self, jobs: Vec<CommitJob>, durable: bool) {
+        for job in jobs {
+            if durable {
+                apply_commit(&self.0.memtable, job.ts, job.writes.ops());
+            }
+            self.0.oracle.applied(job.ts);
+        }
+    }
+}
+
+/// The WAL queue as the database uses it.
+pub(crate) type Wal = GroupCommit<Writer, CommitJob, Applier>;
 
 /// Counters and gauges from [`Db::stats`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -120,8 +153,13 @@ impl Db {
             options.wal_segment_bytes,
         )?;
         let always_sync = options.durability == Durability::Sync;
+        let core = Arc::new(Core {
+            oracle: Oracle::new(chain.last_ts, system_millis),
+            memtable,
+        });
         let wal = GroupCommit::new(
             writer,
+            Applier(core.clone()),
             recovered.epoch,
             chain.last_lsn,
             chain.last_crc,
@@ -130,8 +168,7 @@ impl Db {
         let inner = Inner {
             path,
             options,
-            oracle: Oracle::new(chain.last_ts, system_millis),
-            memtable,
+            core,
             wal,
             closed: AtomicBool::new(false),
             commits: AtomicU64::new(0),
@@ -192,7 +229,7 @@ impl Db {
         let c = inner.wal.counters();
         Stats {
             commits: inner.commits.load(Ordering::Relaxed),
-            conflicts: inner.oracle.conflicts(),
+            conflicts: inner.core.oracle.conflicts(),
             wal_bytes: c.bytes,
             wal_writes: c.writes,
             wal_syncs: c.syncs,
@@ -202,12 +239,12 @@ impl Db {
             } else {
                 c.synced_commits as f64 / c.syncs as f64
             },
-            memtable_bytes: inner.memtable.approximate_bytes(),
-            memtable_versions: inner.memtable.len() as u64,
+            memtable_bytes: inner.core.memtable.approximate_bytes(),
+            memtable_versions: inner.core.memtable.len() as u64,
             recovered_records: inner.recovered_records,
-            read_ts: inner.oracle.read_ts(),
-            gc_watermark: inner.oracle.gc_watermark(),
-            live_snapshots: inner.oracle.live_snapshots() as u64,
+            read_ts: inner.core.oracle.read_ts(),
+            gc_watermark: inner.core.oracle.gc_watermark(),
+            live_snapshots: inner.core.oracle.live_snapshots() as u64,
             last_lsn: inner.wal.last_lsn().0,
         }
     }

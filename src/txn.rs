@@ -11,7 +11,7 @@ use std::iter::Peekable;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use crate::db::{Inner, apply_commit};
+use crate::db::{CommitJob, Inner};
 use crate::error::{Error, Result};
 use crate::memtable;
 use crate::mvcc::WriteKeys;
@@ -31,22 +31,40 @@ impl<'db> Snapshot<'db> {
     fn new(db: &'db Inner) -> Self {
         Snapshot {
             db,
-            read_ts: db.oracle.begin_snapshot(),
+            read_ts: db.core.oracle.begin_snapshot(),
         }
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.db.memtable.get(key, self.read_ts).flatten()
+        self.db.core.memtable.get(key, self.read_ts).flatten()
     }
 
     fn iter(&self, start: Bound<&[u8]>) -> memtable::Iter<'db> {
-        self.db.memtable.iter(start, self.read_ts)
+        self.db.core.memtable.iter(start, self.read_ts)
     }
 }
 
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
-        self.db.oracle.end_snapshot(self.read_ts);
+        self.db.core.oracle.end_snapshot(self.read_ts);
+    }
+}
+
+/// Counts an open read-write transaction for the group commit (a leader
+/// briefly waits for open writers to join its batch); uncounts it on drop.
+#[derive(Debug)]
+struct OpenWriter<'db>(&'db Inner);
+
+impl<'db> OpenWriter<'db> {
+    fn new(db: &'db Inner) -> Self {
+        db.wal.writer_opened();
+        OpenWriter(db)
+    }
+}
+
+impl Drop for OpenWriter<'_> {
+    fn drop(&mut self) {
+        self.0.wal.writer_closed();
     }
 }
 
@@ -88,8 +106,17 @@ impl<'db> ReadTxn<'db> {
 
 /// The write set of a committing transaction: sorted, one entry per key.
 #[derive(Debug)]
-struct WriteSet {
+pub(crate) struct WriteSet {
     entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    /// `(key, Some(value))` puts and `(key, None)` deletes, ascending.
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
 }
 
 impl WriteKeys for WriteSet {
@@ -112,6 +139,7 @@ impl WriteKeys for WriteSet {
 #[derive(Debug)]
 pub struct Txn<'db> {
     snap: Snapshot<'db>,
+    _writer: OpenWriter<'db>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     encoded_bytes: usize,
 }
@@ -120,6 +148,7 @@ impl<'db> Txn<'db> {
     pub(crate) fn new(db: &'db Inner) -> Self {
         Txn {
             snap: Snapshot::new(db),
+            _writer: OpenWriter::new(db),
             writes: BTreeMap::new(),
             encoded_bytes: 0,
         }
@@ -204,24 +233,26 @@ impl<'db> Txn<'db> {
         let mut frame = frame.finish();
         let set = Arc::new(WriteSet { entries });
         let keys: Arc<dyn WriteKeys> = set.clone();
-        let newest = |key: &[u8]| db.memtable.newest_ts(key);
-        let (ts, lsn) = db.oracle.commit(self.snap.read_ts, &keys, &newest, |ts| {
-            db.wal.enqueue(&mut frame, ts)
-        })?;
-        // The local durable point. (Waiting for replicas will go right here.)
-        if let Err(e) = db.wal.wait(lsn, false) {
-            db.oracle.applied(ts);
-            return Err(e);
-        }
-        apply_commit(
-            &db.memtable,
-            ts,
-            set.entries
-                .iter()
-                .map(|(k, v)| (k.as_slice(), v.as_deref())),
-        );
-        db.oracle.applied(ts);
-        db.oracle.wait_visible(ts);
+        let newest = |key: &[u8]| db.core.memtable.newest_ts(key);
+        let (ts, lsn) = db
+            .core
+            .oracle
+            .commit(self.snap.read_ts, &keys, &newest, |ts| {
+                db.wal.enqueue(
+                    &mut frame,
+                    ts,
+                    CommitJob {
+                        ts,
+                        writes: set.clone(),
+                    },
+                )
+            })?;
+        // The group-commit leader makes the batch durable (the local durable
+        // point), applies it to the memtable and publishes it through the
+        // applied watermark before this returns; an error means the batch
+        // failed and the commit was abandoned (its outcome unknown on disk).
+        db.wal.wait(lsn, false)?;
+        db.core.oracle.wait_visible(ts);
         db.commits.fetch_add(1, Ordering::Relaxed);
         Ok(ts)
     }

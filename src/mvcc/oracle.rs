@@ -6,10 +6,10 @@
 //!    committed after `read_ts`, no conflict; otherwise look it up exactly, first
 //!    in the in-flight write sets, then in storage (`newest_in_storage`), and
 //!    report `Conflict` if its newest commit ts exceeds `read_ts`;
-//! 3. take the next clock tick as commit ts and `publish` it (the WAL enqueue:
-//!    so WAL order = commit-ts order);
-//! 4. register the ts as pending in the applied watermark, raise the filter
-//!    slots, and add the write set to the in-flight list.
+//! 3. take the next clock tick as commit ts, register it as pending in the
+//!    applied watermark, and `publish` it (the WAL enqueue: so WAL order =
+//!    commit-ts order; whoever applies the commit marks it done);
+//! 4. raise the filter slots, and add the write set to the in-flight list.
 //!
 //! Exactness: the filter only skips work (a slot's value is the largest
 //! commit ts of any key hashing there, so `slot <= read_ts` proves no
@@ -168,8 +168,16 @@ impl Oracle {
             }
         }
         let ts = st.clock.tick();
-        let published = publish(ts)?;
+        // Registered before it is published: whoever applies it may mark it
+        // done as soon as the WAL has it.
         self.applied.begin(ts);
+        let published = match publish(ts) {
+            Ok(p) => p,
+            Err(e) => {
+                self.applied.done(ts);
+                return Err(e);
+            }
+        };
         for i in 0..writes.key_count() {
             if let Some(max) = st.filter.get_mut(slot(writes.key(i))) {
                 *max = ts.get();

@@ -47,8 +47,21 @@ impl Condvar {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Loom has no time: returns at once (callers re-check their condition).
+    pub(crate) fn wait_timeout<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        _timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        guard
+    }
+
     pub(crate) fn notify_all(&self) {
         self.0.notify_all();
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
     }
 }
 

@@ -45,8 +45,21 @@ impl Condvar {
         guard
     }
 
+    pub(crate) fn wait_timeout<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        let _ = self.0.wait_for(&mut guard, timeout);
+        guard
+    }
+
     pub(crate) fn notify_all(&self) {
         self.0.notify_all();
+    }
+
+    pub(crate) fn notify_one(&self) {
+        self.0.notify_one();
     }
 }
 

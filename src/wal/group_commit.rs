@@ -1,29 +1,46 @@
-//! Group commit: concurrent committers share one write and one `fdatasync`.
+//! Group commit: concurrent committers share one write and one `fdatasync`,
+//! and the leader applies the whole batch.
 //!
 //! Protocol (checked by `loom_tests.rs`; see `docs/concurrency.md`):
 //! 1. `enqueue` is called with the commit-order lock held (in `mvcc::Oracle`),
 //!    so frames enter `pending` in commit-ts order and get consecutive LSNs:
-//!    **WAL order = LSN order = commit-ts order.**
+//!    **WAL order = LSN order = commit-ts order.** Each frame comes with a
+//!    job (what to apply once the record is durable).
 //! 2. A waiter whose record is not yet written (or synced, if it needs that)
 //!    and who sees no active leader becomes the leader: it takes *all* of
-//!    `pending`, releases the state lock, writes the batch (prefixed by a
-//!    SyncMark saying what was synced before it) and, in `Sync` mode, syncs
-//!    once; then it publishes `written`/`synced` and wakes everybody.
+//!    `pending` and its jobs, releases the state lock, writes the batch
+//!    (prefixed by a SyncMark saying what was synced before it) and, in
+//!    `Sync` mode, syncs once. Then it hands the jobs, in LSN order, to the
+//!    `Apply` implementation (the memtable and the applied watermark), and
+//!    only then publishes `written`/`synced`: **a waiter that returns `Ok`
+//!    finds its commit applied.**
 //! 3. At most one leader exists at a time (`leader` flag under the state
-//!    lock), so batches reach the file in the order they were taken.
+//!    lock), so batches reach the file, and jobs the memtable, in the order
+//!    they were taken.
 //! 4. Each waiter returns exactly once: `Ok` when its LSN is covered, or the
 //!    batch's I/O error if its own batch failed, or `Poisoned` if an earlier
-//!    batch failed. After a failure nothing more is written (sticky).
+//!    batch failed. After a failure nothing more is written (sticky), and every
+//!    job not applied is handed to `Apply` as abandoned.
+//! 5. Wake-ups are per batch: waiters sleep on the condvar of the batch that
+//!    will cover them (by parity of the batch number). When batch `k` is
+//!    done, all of `k`'s waiters are woken (each is done) and one waiter of
+//!    batch `k + 1`, to lead it; nobody else wakes for nothing.
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
-//! taken by the leader, never while holding `state`.
+//! taken by the leader, never while holding `state`; `Apply` is called
+//! without `state`, except for abandoned jobs after a failure.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
 use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::types::{Lsn, Ts};
+
+/// Longest a leader waits for more commits before taking a synced batch.
+const GATHER_MAX_NANOS: u64 = 1_000_000;
 
 /// Where the leader writes batches: the segment writer, or a fake in models.
 pub(crate) trait LogSink: Send {
@@ -40,6 +57,14 @@ pub(crate) trait LogSink: Send {
     ) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
+}
+
+/// What the leader does with a batch's jobs once the batch is durable (or
+/// failed): the database applies commits to the memtable and publishes them.
+pub(crate) trait Apply<J>: Send + Sync {
+    /// `jobs` in LSN order; `durable` is false when they will never be
+    /// acknowledged (their batch failed, or an earlier one did).
+    fn apply(&self, jobs: Vec<J>, durable: bool);
 }
 
 /// Counters published by the group commit.
@@ -60,20 +85,28 @@ struct Failure {
 }
 
 #[derive(Debug)]
-struct State {
+struct State<J> {
     pending: Vec<u8>,
+    pending_jobs: Vec<J>,
     pending_first: Lsn,
     pending_prev_crc: u32,
-    pending_commits: u64,
     last_lsn: Lsn,
     last_crc: u32,
     written: Lsn,
     synced: Lsn,
     leader: bool,
+    /// Batches taken so far; the one in flight (if `leader`) has this number.
+    batches: u64,
+    /// Last LSN of the batch in flight.
+    inflight_last: Lsn,
     /// Set by `seal`: later enqueues are refused with `Error::Closed`.
     closed: bool,
     failure: Option<Failure>,
     counters: Counters,
+    /// A leader is waiting for more commits before it takes the batch.
+    gathering: bool,
+    /// Moving average of a sync's duration, in nanoseconds.
+    sync_nanos: u64,
 }
 
 fn fresh_pending() -> Vec<u8> {
@@ -82,19 +115,30 @@ fn fresh_pending() -> Vec<u8> {
 
 /// The commit queue in front of a [`LogSink`].
 #[derive(Debug)]
-pub(crate) struct GroupCommit<S> {
-    state: Mutex<State>,
-    cond: Condvar,
+pub(crate) struct GroupCommit<S, J, A> {
+    state: Mutex<State<J>>,
+    /// Waiters of batch `n` sleep on `batch_done[n % 2]`.
+    batch_done: [Condvar; 2],
+    /// Wakes a gathering leader once every open writer has enqueued.
+    arrivals: Condvar,
+    /// Open read-write transactions: the commits a leader may wait for.
+    open_writers: AtomicUsize,
     sink: Mutex<S>,
+    applier: A,
     epoch: u64,
     always_sync: bool,
 }
 
-impl<S: LogSink> GroupCommit<S> {
+fn parity(batch: u64) -> usize {
+    usize::from(batch % 2 == 1)
+}
+
+impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// A queue continuing after `last_lsn` (whose frame CRC is `last_crc`).
     /// With `always_sync`, every batch is synced (`Durability::Sync`).
     pub(crate) fn new(
         sink: S,
+        applier: A,
         epoch: u64,
         last_lsn: Lsn,
         last_crc: u32,
@@ -102,33 +146,41 @@ impl<S: LogSink> GroupCommit<S> {
     ) -> Self {
         let state = State {
             pending: fresh_pending(),
+            pending_jobs: Vec::new(),
             pending_first: Lsn::ZERO,
             pending_prev_crc: 0,
-            pending_commits: 0,
             last_lsn,
             last_crc,
             written: last_lsn,
             synced: last_lsn,
             leader: false,
+            batches: 0,
+            inflight_last: last_lsn,
             closed: false,
             failure: None,
             counters: Counters::default(),
+            gathering: false,
+            sync_nanos: 0,
         };
         Self {
             state: Mutex::new(state),
-            cond: Condvar::new(),
+            batch_done: [Condvar::new(), Condvar::new()],
+            arrivals: Condvar::new(),
+            open_writers: AtomicUsize::new(0),
             sink: Mutex::new(sink),
+            applier,
             epoch,
             always_sync,
         }
     }
 
-    /// Seals `frame` with the next LSN and appends it to the pending batch.
+    /// Seals `frame` with the next LSN and appends it, with `job`, to the
+    /// pending batch.
     ///
     /// # Preconditions
     /// Requires the commit-order lock held, and `commit_ts` above every
     /// earlier enqueued commit's.
-    pub(crate) fn enqueue(&self, frame: &mut UnsealedCommit, commit_ts: Ts) -> Result<Lsn> {
+    pub(crate) fn enqueue(&self, frame: &mut UnsealedCommit, commit_ts: Ts, job: J) -> Result<Lsn> {
         let mut st = self.state.lock();
         if st.failure.is_some() {
             return Err(Error::Poisoned);
@@ -137,7 +189,7 @@ impl<S: LogSink> GroupCommit<S> {
             return Err(Error::Closed);
         }
         let lsn = st.last_lsn.next();
-        if st.pending_commits == 0 {
+        if st.pending_jobs.is_empty() {
             st.pending_first = lsn;
             st.pending_prev_crc = st.last_crc;
         }
@@ -150,12 +202,26 @@ impl<S: LogSink> GroupCommit<S> {
         let st = &mut *st;
         st.last_crc = seal_commit(frame, &header, &mut st.pending);
         st.last_lsn = lsn;
-        st.pending_commits += 1;
+        st.pending_jobs.push(job);
+        if st.gathering && st.pending_jobs.len() >= self.open_writers.load(Ordering::Relaxed) {
+            self.arrivals.notify_all();
+        }
         Ok(lsn)
     }
 
+    /// A read-write transaction opened: a commit the next leader may wait for.
+    pub(crate) fn writer_opened(&self) {
+        self.open_writers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read-write transaction committed, failed or was dropped.
+    pub(crate) fn writer_closed(&self) {
+        self.open_writers.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Blocks until record `lsn` is written (and synced, if `need_sync` or
-    /// the queue always syncs), leading a batch if nobody else is.
+    /// the queue always syncs) and its job applied, leading a batch if nobody
+    /// else is.
     pub(crate) fn wait(&self, lsn: Lsn, need_sync: bool) -> Result<()> {
         let need_sync = need_sync || self.always_sync;
         let mut st = self.state.lock();
@@ -171,7 +237,13 @@ impl<S: LogSink> GroupCommit<S> {
                 });
             }
             if st.leader {
-                st = self.cond.wait(st);
+                // Covered by the batch in flight, or else by the next one.
+                let batch = if lsn <= st.inflight_last {
+                    st.batches
+                } else {
+                    st.batches + 1
+                };
+                st = self.batch_done[parity(batch)].wait(st);
             } else {
                 st = self.lead(st, need_sync);
             }
@@ -184,14 +256,16 @@ impl<S: LogSink> GroupCommit<S> {
         self.wait(last, true)
     }
 
-    /// Syncs everything, then writes and syncs a final SyncMark covering it,
-    /// so that recovery can tell damage anywhere in this log from a torn tail.
+    /// Refuses further enqueues, syncs everything, then writes and syncs a
+    /// final SyncMark covering it, so that recovery can tell damage anywhere
+    /// in this log from a torn tail.
     pub(crate) fn seal(&self) -> Result<()> {
         self.state.lock().closed = true;
         self.sync_all()?;
         let mut st = self.state.lock();
         while st.leader {
-            st = self.cond.wait(st);
+            let batch = st.batches;
+            st = self.batch_done[parity(batch)].wait(st);
         }
         if st.failure.is_some() {
             return Err(Error::Poisoned);
@@ -225,7 +299,7 @@ impl<S: LogSink> GroupCommit<S> {
                 Err(Error::Io(e))
             }
         };
-        self.cond.notify_all();
+        self.wake_all();
         out
     }
 
@@ -244,13 +318,53 @@ impl<S: LogSink> GroupCommit<S> {
         self.state.lock().last_lsn
     }
 
+    fn wake_all(&self) {
+        for cv in &self.batch_done {
+            cv.notify_all();
+        }
+    }
+
+    /// Before a synced batch is taken, waits briefly for the other open
+    /// read-write transactions to enqueue, so they share this sync instead of
+    /// the next one. The wait ends when every open writer is pending, and
+    /// after half a typical sync at most, so a lone committer never waits and
+    /// an idle open transaction costs a bounded delay.
+    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
+        if cfg!(loom) {
+            return st;
+        }
+        let budget = Duration::from_nanos((st.sync_nanos / 2).min(GATHER_MAX_NANOS));
+        let deadline = Instant::now() + budget;
+        while st.pending_jobs.len() < self.open_writers.load(Ordering::Relaxed) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st.gathering = true;
+            st = self.arrivals.wait_timeout(st, left);
+            st.gathering = false;
+        }
+        st
+    }
+
     /// Runs one batch as the leader. Takes and returns the state guard.
-    fn lead<'a>(&'a self, mut st: MutexGuard<'a, State>, need_sync: bool) -> MutexGuard<'a, State> {
+    fn lead<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State<J>>,
+        need_sync: bool,
+    ) -> MutexGuard<'a, State<J>> {
         st.leader = true;
+        if need_sync {
+            st = self.gather(st);
+        }
         let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
-        let commits = std::mem::take(&mut st.pending_commits);
+        let jobs = std::mem::take(&mut st.pending_jobs);
+        let commits = jobs.len() as u64;
         let (first, prev_crc, last) = (st.pending_first, st.pending_prev_crc, st.last_lsn);
         let synced_before = st.synced;
+        st.batches += 1;
+        st.inflight_last = last;
+        let batch_no = st.batches;
         drop(st);
 
         let result = {
@@ -260,13 +374,26 @@ impl<S: LogSink> GroupCommit<S> {
             } else {
                 Ok(())
             };
-            written.and_then(|()| if need_sync { sink.sync() } else { Ok(()) })
+            written.and_then(|()| {
+                if need_sync {
+                    let started = Instant::now();
+                    sink.sync().map(|()| Some(started.elapsed()))
+                } else {
+                    Ok(None)
+                }
+            })
         };
+        // Applied before anyone can see the batch as done.
+        self.applier.apply(jobs, result.is_ok());
 
         let mut st = self.state.lock();
         st.leader = false;
         match result {
-            Ok(()) => {
+            Ok(took) => {
+                if let Some(took) = took {
+                    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                    st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
+                }
                 if commits > 0 {
                     st.written = last;
                     st.counters.bytes += batch.len() as u64;
@@ -277,17 +404,14 @@ impl<S: LogSink> GroupCommit<S> {
                     st.counters.syncs += 1;
                     st.synced = last;
                 }
+                self.batch_done[parity(batch_no)].notify_all();
+                self.batch_done[parity(batch_no + 1)].notify_one();
             }
             Err(e) => {
-                let first = if commits > 0 {
-                    first.min(synced_before.next())
-                } else {
-                    synced_before.next()
-                };
                 let first = if need_sync {
-                    first
+                    synced_before.next()
                 } else {
-                    first.max(st.written.next())
+                    st.written.next()
                 };
                 st.failure = Some(Failure {
                     first,
@@ -295,14 +419,17 @@ impl<S: LogSink> GroupCommit<S> {
                     kind: e.kind(),
                     message: e.to_string(),
                 });
+                // Nothing more will be written: abandon what is still pending.
+                let abandoned = std::mem::take(&mut st.pending_jobs);
+                self.applier.apply(abandoned, false);
+                self.wake_all();
             }
         }
-        self.cond.notify_all();
         st
     }
 }
 
-impl<S> GroupCommit<S> {
+impl<S, J, A> GroupCommit<S, J, A> {
     /// Runs `f` on the sink (models inspect fakes through it).
     #[cfg(all(test, loom))]
     pub(crate) fn with_sink<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {

@@ -3,7 +3,7 @@
 use std::io;
 
 use super::format::{CommitFrameBuilder, SYNC_MARK_FRAME_BYTES, sync_mark};
-use super::group_commit::{GroupCommit, LogSink};
+use super::group_commit::{Apply, GroupCommit, LogSink};
 use super::reader::{Chain, Outcome, scan_segment};
 use crate::error::Error;
 use crate::sync::{Arc, Mutex, thread};
@@ -31,19 +31,41 @@ impl LogSink for FakeSink {
     }
 }
 
+/// Records applied jobs (commit ts, durable) in the order the leader applies them.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<(u64, bool)>>);
+
+impl Apply<u64> for Arc<Recorder> {
+    fn apply(&self, jobs: Vec<u64>, durable: bool) {
+        self.0
+            .lock()
+            .extend(jobs.into_iter().map(|ts| (ts, durable)));
+    }
+}
+
+type Queue = GroupCommit<FakeSink, u64, Arc<Recorder>>;
+
 /// The commit-order lock and clock, as the oracle keeps them.
 type Order = Mutex<u64>;
 
-fn commit(gc: &GroupCommit<FakeSink>, order: &Order) -> Result<Lsn, Error> {
+fn commit(gc: &Queue, order: &Order, applied: &Recorder) -> Result<Lsn, Error> {
     let mut frame = CommitFrameBuilder::with_capacity(8);
     frame.push(b"k", Some(b"v"))?;
     let mut frame = frame.finish();
-    let lsn = {
+    let (lsn, ts) = {
+        // The clock counts successful enqueues.
         let mut clock = order.lock();
-        *clock += 1;
-        gc.enqueue(&mut frame, Ts::from(*clock))?
+        let ts = *clock + 1;
+        let lsn = gc.enqueue(&mut frame, Ts::from(ts), ts)?;
+        *clock = ts;
+        (lsn, ts)
     };
-    gc.wait(lsn, false).map(|()| lsn)
+    gc.wait(lsn, false)?;
+    assert!(
+        applied.0.lock().contains(&(ts, true)),
+        "returned before its commit was applied"
+    );
+    Ok(lsn)
 }
 
 /// Each waiter returns once with success after its record is synced; the WAL
@@ -51,12 +73,20 @@ fn commit(gc: &GroupCommit<FakeSink>, order: &Order) -> Result<Lsn, Error> {
 #[test]
 fn loom_group_commit_wakes_each_waiter_with_its_result_in_order() {
     loom::model(|| {
-        let gc = Arc::new(GroupCommit::new(FakeSink::default(), 0, Lsn::ZERO, 0, true));
+        let applied = Arc::new(Recorder::default());
+        let gc = Arc::new(Queue::new(
+            FakeSink::default(),
+            applied.clone(),
+            0,
+            Lsn::ZERO,
+            0,
+            true,
+        ));
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
             .map(|_| {
-                let (gc, order) = (gc.clone(), order.clone());
-                thread::spawn(move || commit(&gc, &order))
+                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
+                thread::spawn(move || commit(&gc, &order, &applied))
             })
             .collect();
         let mut lsns: Vec<Lsn> = handles
@@ -81,6 +111,11 @@ fn loom_group_commit_wakes_each_waiter_with_its_result_in_order() {
             assert_eq!(seen, vec![(Lsn(1), Ts::from(1)), (Lsn(2), Ts::from(2))]);
         });
         assert!(gc.counters().syncs <= 2);
+        assert_eq!(
+            *applied.0.lock(),
+            vec![(1, true), (2, true)],
+            "applied once each, in order"
+        );
     });
 }
 
@@ -92,16 +127,31 @@ fn loom_group_commit_failure_is_sticky() {
             fail_syncs: true,
             ..FakeSink::default()
         };
-        let gc = Arc::new(GroupCommit::new(sink, 0, Lsn::ZERO, 0, true));
+        let applied = Arc::new(Recorder::default());
+        let gc = Arc::new(Queue::new(sink, applied.clone(), 0, Lsn::ZERO, 0, true));
         let order = Arc::new(Order::default());
-        let (gc2, order2) = (gc.clone(), order.clone());
-        let other = thread::spawn(move || commit(&gc2, &order2));
-        let mine = commit(&gc, &order);
+        let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
+        let other = thread::spawn(move || commit(&gc2, &order2, &applied2));
+        let mine = commit(&gc, &order, &applied);
         let theirs = other.join().unwrap();
         for r in [&mine, &theirs] {
             assert!(matches!(r, Err(Error::Io(_) | Error::Poisoned)), "{r:?}");
         }
         assert!(gc.is_poisoned());
-        assert!(matches!(commit(&gc, &order), Err(Error::Poisoned)));
+        assert!(matches!(
+            commit(&gc, &order, &applied),
+            Err(Error::Poisoned)
+        ));
+        let jobs = applied.0.lock().clone();
+        assert!(
+            jobs.iter().all(|&(_, durable)| !durable),
+            "nothing failed may be applied"
+        );
+        let enqueued = *order.lock();
+        let expected: Vec<_> = (1..=enqueued).map(|ts| (ts, false)).collect();
+        assert_eq!(
+            jobs, expected,
+            "every enqueued job is abandoned exactly once, in order"
+        );
     });
 }

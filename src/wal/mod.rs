@@ -22,6 +22,6 @@ mod writer;
 mod loom_tests;
 
 pub(crate) use format::CommitFrameBuilder;
-pub(crate) use group_commit::GroupCommit;
+pub(crate) use group_commit::{Apply, GroupCommit};
 pub(crate) use recovery::recover;
 pub(crate) use writer::Writer;
