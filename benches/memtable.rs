@@ -8,8 +8,14 @@ use strata::__internals::MemtableBench;
 
 const KEYS: u64 = 100_000;
 
+/// The `i`-th key in a scrambled order (every key is in `0..KEYS`).
 fn key(i: u64) -> Vec<u8> {
-    format!("key{:012}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS).into_bytes()
+    format!("key{:013}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS).into_bytes()
+}
+
+/// Key number `n` (16 bytes, as `strata bench` uses).
+fn plain_key(n: u64) -> Vec<u8> {
+    format!("key{n:013}").into_bytes()
 }
 
 fn memtable(c: &mut Criterion) {
@@ -29,8 +35,8 @@ fn memtable(c: &mut Criterion) {
     let mem = MemtableBench::new();
     let bare = SkipMap::new();
     for i in 0..KEYS {
-        mem.insert(&key(i), i + 1, &value);
-        bare.insert(key(i), value.to_vec());
+        mem.insert(&plain_key(i), i + 1, &value);
+        bare.insert(plain_key(i), value.to_vec());
     }
     let mut i = 0;
     group.bench_function("get/hit", |b| {

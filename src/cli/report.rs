@@ -28,8 +28,11 @@ pub(crate) enum Kind {
     Durable,
     /// Read-modify-write with `Durability::Buffered`.
     Buffered,
-    /// Point reads through a `ReadTxn`.
+    /// Point reads through a `ReadTxn`, one version per key (the target).
     PointReads,
+    /// Point reads through a `ReadTxn` after the read-modify-write phases
+    /// (several versions per key; informational).
+    PointReadsChurned,
     /// Point reads from a bare `SkipMap`.
     SkiplistReads,
     /// Short scans through a `ReadTxn`.
