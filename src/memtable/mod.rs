@@ -27,10 +27,47 @@ use crate::types::Ts;
 /// Bytes charged per entry beyond key and value (skiplist node, tower, boxes).
 pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 80;
 
+/// Keys up to this length are stored inside the skiplist node.
+pub(crate) const INLINE_KEY_BYTES: usize = 22;
+
+/// A user key: inline when short, so that a search compares bytes in the node
+/// it already loaded instead of chasing a pointer per comparison (measured:
+/// skiplist search was ~40% of CPU on the commit path, mostly key compares).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyBuf {
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_KEY_BYTES],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBuf {
+    fn new(key: &[u8]) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= INLINE_KEY_BYTES => {
+                let mut bytes = [0; INLINE_KEY_BYTES];
+                if let Some(dst) = bytes.get_mut(..key.len()) {
+                    dst.copy_from_slice(key);
+                }
+                KeyBuf::Inline { len, bytes }
+            }
+            _ => KeyBuf::Heap(key.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            KeyBuf::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            KeyBuf::Heap(b) => b,
+        }
+    }
+}
+
 /// A version's position: user key, then commit ts descending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VersionKey {
-    key: Box<[u8]>,
+    key: KeyBuf,
     ts: Ts,
 }
 
@@ -42,7 +79,7 @@ pub(crate) trait VersionRef {
 
 impl VersionRef for VersionKey {
     fn user_key(&self) -> &[u8] {
-        &self.key
+        self.key.as_slice()
     }
     fn ts(&self) -> Ts {
         self.ts
@@ -117,7 +154,7 @@ impl Memtable {
         let charge = key.len() as u64 + value.map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES;
         self.map.insert(
             VersionKey {
-                key: key.into(),
+                key: KeyBuf::new(key),
                 ts,
             },
             value.map(Into::into),
@@ -138,13 +175,13 @@ impl Memtable {
     )]
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Option<Option<Vec<u8>>> {
         let entry = self.seek(key, read_ts)?;
-        (*entry.key().key == *key).then(|| entry.value().as_deref().map(<[u8]>::to_vec))
+        (entry.key().user_key() == key).then(|| entry.value().as_deref().map(<[u8]>::to_vec))
     }
 
     /// The commit ts of the newest version of `key`, deletes included.
     pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
         let entry = self.seek(key, Ts::MAX)?;
-        (*entry.key().key == *key).then_some(entry.key().ts)
+        (entry.key().user_key() == key).then_some(entry.key().ts)
     }
 
     /// Visible (non-deleted) entries at `read_ts`, ascending from `start`.
@@ -152,7 +189,7 @@ impl Memtable {
         let cur = match start {
             Bound::Included(k) => self.seek(k, Ts::MAX),
             Bound::Excluded(k) => self.seek(k, Ts::ZERO).and_then(|e| {
-                if *e.key().key == *k {
+                if e.key().user_key() == k {
                     e.next()
                 } else {
                     Some(e)
@@ -194,18 +231,18 @@ impl Iterator for Iter<'_> {
             let version = entry.key();
             if version.ts > self.read_ts {
                 // Newer than the snapshot: seek to this key's first visible version.
-                self.cur = self.mem.seek(&version.key, self.read_ts);
+                self.cur = self.mem.seek(version.user_key(), self.read_ts);
                 continue;
             }
             // The newest visible version; older ones of this key are skipped by
             // seeking past (key, ts 0).
-            let next = self.mem.seek(&version.key, Ts::ZERO);
+            let next = self.mem.seek(version.user_key(), Ts::ZERO);
             self.cur = match next {
-                Some(e) if e.key().key == version.key => e.next(),
+                Some(e) if e.key().user_key() == version.user_key() => e.next(),
                 other => other,
             };
             if let Some(value) = entry.value() {
-                return Some((version.key.to_vec(), value.to_vec()));
+                return Some((version.user_key().to_vec(), value.to_vec()));
             }
         }
     }
@@ -235,6 +272,39 @@ mod tests {
         assert_eq!(m.newest_ts(b"c"), None);
         assert_eq!(m.len(), 4);
         assert!(m.approximate_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn inline_and_heap_keys_order_and_resolve_alike() {
+        // Lengths around the inline limit, sharing prefixes, so that inline
+        // and heap keys are compared with each other.
+        let lens = [
+            0,
+            1,
+            INLINE_KEY_BYTES - 1,
+            INLINE_KEY_BYTES,
+            INLINE_KEY_BYTES + 1,
+            100,
+        ];
+        let keys: Vec<Vec<u8>> = lens.iter().map(|&n| vec![b'k'; n]).collect();
+        let m = Memtable::new();
+        for (i, k) in keys.iter().enumerate().rev() {
+            m.insert(k, ts(10 + i as u64), Some(k));
+            m.insert(k, ts(100), None);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(
+                m.get(k, ts(99)),
+                Some(Some(k.clone())),
+                "key of {} bytes",
+                k.len()
+            );
+            assert_eq!(m.get(k, ts(100)), Some(None));
+            assert_eq!(m.newest_ts(k), Some(ts(100)));
+            assert_eq!(m.get(k, ts(9 + i as u64)), None);
+        }
+        let all: Vec<Vec<u8>> = m.iter(Bound::Unbounded, ts(99)).map(|(k, _)| k).collect();
+        assert_eq!(all, keys, "ascending by bytes whatever the storage");
     }
 
     #[test]
