@@ -5,10 +5,12 @@
 //!
 //! The commit path (`Txn::commit`, in `txn.rs`) joins the pieces:
 //! `mvcc::Oracle::commit` (conflicts, commit ts, WAL enqueue under the
-//! commit-order lock) -> `wal::GroupCommit::wait` (the local durable point;
-//! the place where waiting for replicas will go) -> [`apply_commit`] (the one
-//! "apply a committed batch" function, also used by recovery) ->
-//! `Oracle::applied` (publishes to readers through the applied watermark).
+//! commit-order lock) -> `wal::GroupCommit::wait`, whose leader makes the
+//! batch durable (the local durable point; waiting for replicas will go
+//! right after it) and hands it to [`Applier`]: [`apply_commit`] (the one
+//! "apply a committed batch" function, also used by recovery) for each
+//! commit, then `Oracle::applied_all` (publishes the batch to readers through
+//! the applied watermark).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,12 +71,13 @@ pub(crate) struct Applier(Arc<Core>);
 
 impl Apply<CommitJob> for Applier {
     fn apply(&self, jobs: Vec<CommitJob>, durable: bool) {
-        for job in jobs {
-            if durable {
+        if durable {
+            for job in &jobs {
                 apply_commit(&self.0.memtable, job.ts, job.writes.ops());
             }
-            self.0.oracle.applied(job.ts);
         }
+        // Published together: the watermark lock is taken once per batch.
+        self.0.oracle.applied_all(jobs.iter().map(|job| job.ts));
     }
 }
 

@@ -50,7 +50,7 @@ fn commit(oracle: &Oracle, store: &Store, id: u8) -> bool {
                 store.lock().entry(k.to_vec()).or_default().push((ts, id));
                 thread::yield_now();
             }
-            oracle.applied(ts);
+            oracle.applied_all([ts]);
             oracle.wait_visible(ts);
             assert!(oracle.read_ts() >= ts, "a returned commit is visible");
             true

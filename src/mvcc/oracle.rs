@@ -187,9 +187,10 @@ impl Oracle {
         Ok((ts, published))
     }
 
-    /// Marks `ts` applied (or abandoned after an I/O failure).
-    pub(crate) fn applied(&self, ts: Ts) {
-        self.applied.done(ts);
+    /// Marks commit timestamps applied (or abandoned after an I/O failure),
+    /// a whole batch at once.
+    pub(crate) fn applied_all(&self, all: impl IntoIterator<Item = Ts>) {
+        self.applied.done_all(all);
     }
 
     /// Blocks until every commit up to `ts` is applied, so that a snapshot

@@ -59,11 +59,19 @@ impl Watermark {
 
     /// Marks `ts` done and advances `done_until` over the done prefix.
     pub(crate) fn done(&self, ts: Ts) {
+        self.done_all([ts]);
+    }
+
+    /// Marks every ts in `all` done (one lock acquisition for a whole batch)
+    /// and advances `done_until` over the done prefix.
+    pub(crate) fn done_all(&self, all: impl IntoIterator<Item = Ts>) {
         let mut st = self.state.lock();
-        if let Ok(i) = st.pending.binary_search_by(|&(t, _)| t.cmp(&ts))
-            && let Some(slot) = st.pending.get_mut(i)
-        {
-            slot.1 = true;
+        for ts in all {
+            if let Ok(i) = st.pending.binary_search_by(|&(t, _)| t.cmp(&ts))
+                && let Some(slot) = st.pending.get_mut(i)
+            {
+                slot.1 = true;
+            }
         }
         let mut advanced = None;
         while let Some(&(t, true)) = st.pending.front() {
