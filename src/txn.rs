@@ -224,7 +224,11 @@ impl<'db> Txn<'db> {
             return Ok(self.snap.read_ts);
         }
         let db = self.snap.db;
-        db.check_open()?;
+        // Poisoning is checked by the WAL enqueue under its own lock; only the
+        // cheap closed flag is checked here, before any encoding work.
+        if db.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
         let mut frame = CommitFrameBuilder::with_capacity(self.encoded_bytes);
         for (key, value) in &entries {
