@@ -1,34 +1,47 @@
 //! Group commit: concurrent committers share one write and one `fdatasync`,
-//! and the leader applies the whole batch.
+//! a leader applies the whole batch, and one batch is applied while the next
+//! is written and synced.
 //!
 //! Protocol (checked by `loom_tests.rs`; see `docs/concurrency.md`):
 //! 1. `enqueue` is called with the commit-order lock held (in `mvcc::Oracle`),
 //!    so frames enter `pending` in commit-ts order and get consecutive LSNs:
 //!    **WAL order = LSN order = commit-ts order.** Each frame comes with a
 //!    job (what to apply once the record is durable).
-//! 2. A waiter whose record is not yet written (or synced, if it needs that)
-//!    and who sees no active leader becomes the leader: it takes *all* of
-//!    `pending` and its jobs, releases the state lock, writes the batch
-//!    (prefixed by a SyncMark saying what was synced before it) and, in
-//!    `Sync` mode, syncs once. Then it hands the jobs, in LSN order, to the
-//!    `Apply` implementation (the memtable and the applied watermark), and
-//!    only then publishes `written`/`synced`: **a waiter that returns `Ok`
-//!    finds its commit applied.**
-//! 3. At most one leader exists at a time (`leader` flag under the state
-//!    lock), so batches reach the file, and jobs the memtable, in the order
-//!    they were taken.
-//! 4. Each waiter returns exactly once: `Ok` when its LSN is covered, or the
-//!    batch's I/O error if its own batch failed, or `Poisoned` if an earlier
-//!    batch failed. After a failure nothing more is written (sticky), and every
-//!    job not applied is handed to `Apply` as abandoned.
-//! 5. Wake-ups are per batch: waiters sleep on the condvar of the batch that
-//!    will cover them (by parity of the batch number). When batch `k` is
-//!    done, all of `k`'s waiters are woken (each is done) and one waiter of
-//!    batch `k + 1`, to lead it; nobody else wakes for nothing.
+//! 2. A waiter whose record is still pending (or not covered by a sync, if it
+//!    needs one) becomes the leader of the next batch when nobody holds the
+//!    *write stage* (`syncing`) and fewer than [`MAX_IN_FLIGHT`] batches are
+//!    taken but unpublished. It takes *all* of `pending` and its jobs,
+//!    releases the state lock, writes the batch (prefixed by a SyncMark
+//!    saying what was durable before it) and, in `Sync` mode, syncs once.
+//! 3. **One write stage at a time:** `syncing` is held from taking a batch
+//!    until its write (and sync) returned, so batches reach the file in the
+//!    order they were taken, and batch `b + 1` is written only after batch
+//!    `b`'s sync returned (the SyncMark rule of the format needs no change).
+//! 4. Then the leader releases the write stage (waking one pending waiter to
+//!    lead the next batch), waits for its *apply turn* (batch `b - 1`
+//!    published), hands the jobs in LSN order to `Apply` (memtable, applied
+//!    watermark), and only then publishes `written`/`synced`: **batches are
+//!    applied and published in LSN order, and a waiter that returns `Ok`
+//!    finds its commit applied.** Applying batch `b` overlaps the write and
+//!    sync of batch `b + 1`; that overlap is the point of the pipeline.
+//! 5. Each waiter returns exactly once: `Ok` when its LSN is published, or
+//!    the batch's I/O error if its own batch failed, or `Poisoned` if an
+//!    earlier batch failed. A failure is set as soon as the write or sync
+//!    fails; a waiter whose record was durable before the failed batch still
+//!    waits for its (earlier, in-flight) batch to be published. After a
+//!    failure nothing more is written (sticky); the failed leader, in its
+//!    apply turn, hands its jobs and every pending job to `Apply` as
+//!    abandoned.
+//! 6. Wake-ups are per batch: waiters sleep on the condvar of the batch that
+//!    will cover them (slot `batch % SLOTS`; at most `MAX_IN_FLIGHT + 1`
+//!    batch numbers are live, fewer than `SLOTS`). Publishing batch `b`
+//!    wakes `b`'s waiters; releasing the write stage or publishing wakes one
+//!    pending waiter, to lead; nobody else wakes for nothing.
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
-//! taken by the leader, never while holding `state`; `Apply` is called
-//! without `state`, except for abandoned jobs after a failure.
+//! taken by the leader holding the write stage, never while holding `state`;
+//! `Apply` is called without `state`, except for abandoned jobs after a
+//! failure.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -84,6 +97,21 @@ struct Failure {
     message: String,
 }
 
+/// Batches taken but not yet published, at most: one being applied while the
+/// next is written and synced.
+const MAX_IN_FLIGHT: u64 = 2;
+/// Wake slots; live batch numbers (in flight, plus the pending one) span at
+/// most `MAX_IN_FLIGHT + 1 < SLOTS`.
+const SLOTS: usize = 4;
+
+/// A batch taken but not yet published.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    no: u64,
+    last: Lsn,
+    synced: bool,
+}
+
 #[derive(Debug)]
 struct State<J> {
     pending: Vec<u8>,
@@ -92,13 +120,26 @@ struct State<J> {
     pending_prev_crc: u32,
     last_lsn: Lsn,
     last_crc: u32,
+    /// Published: every record up to here is written and applied.
     written: Lsn,
+    /// Published: every record up to here is synced and applied.
     synced: Lsn,
-    leader: bool,
-    /// Batches taken so far; the one in flight (if `leader`) has this number.
+    /// Known on stable storage (a sync returned), maybe not yet published.
+    durable: Lsn,
+    /// A leader holds the write stage (taking, writing and syncing a batch).
+    syncing: bool,
+    /// Batches taken so far (numbered from 1).
     batches: u64,
-    /// Last LSN of the batch in flight.
-    inflight_last: Lsn,
+    /// Batches published so far; always a prefix of the taken ones.
+    published: u64,
+    /// The last LSN of any taken batch.
+    taken: Lsn,
+    /// The last LSN a taken synced batch covers.
+    sync_covered: Lsn,
+    /// Taken, unpublished batches, oldest first (at most `MAX_IN_FLIGHT`).
+    inflight: Vec<InFlight>,
+    /// Commits in taken, unpublished batches.
+    inflight_commits: usize,
     /// Set by `seal`: later enqueues are refused with `Error::Closed`.
     closed: bool,
     failure: Option<Failure>,
@@ -109,16 +150,39 @@ struct State<J> {
     sync_nanos: u64,
 }
 
+impl<J> State<J> {
+    /// Whether a waiter may take the next batch now.
+    fn can_lead(&self) -> bool {
+        !self.syncing && self.failure.is_none() && self.batches - self.published < MAX_IN_FLIGHT
+    }
+
+    /// The batch whose publication will settle a waiter for `lsn`: the first
+    /// in-flight batch that covers it, else the pending one.
+    fn covering_batch(&self, lsn: Lsn, need_sync: bool) -> u64 {
+        self.inflight
+            .iter()
+            .find(|b| b.last >= lsn && (b.synced || !need_sync))
+            .map_or(self.batches + 1, |b| b.no)
+    }
+}
+
 fn fresh_pending() -> Vec<u8> {
     vec![0; SYNC_MARK_FRAME_BYTES]
+}
+
+fn slot(batch: u64) -> usize {
+    // Lossless: the remainder is below SLOTS.
+    (batch % SLOTS as u64) as usize
 }
 
 /// The commit queue in front of a [`LogSink`].
 #[derive(Debug)]
 pub(crate) struct GroupCommit<S, J, A> {
     state: Mutex<State<J>>,
-    /// Waiters of batch `n` sleep on `batch_done[n % 2]`.
-    batch_done: [Condvar; 2],
+    /// Waiters settled by batch `n` sleep on `batch_done[slot(n)]`.
+    batch_done: [Condvar; SLOTS],
+    /// Leaders waiting for their apply turn.
+    apply_turn: Condvar,
     /// Wakes a gathering leader once every open writer has enqueued.
     arrivals: Condvar,
     /// Open read-write transactions: the commits a leader may wait for.
@@ -127,10 +191,6 @@ pub(crate) struct GroupCommit<S, J, A> {
     applier: A,
     epoch: u64,
     always_sync: bool,
-}
-
-fn parity(batch: u64) -> usize {
-    usize::from(batch % 2 == 1)
 }
 
 impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
@@ -153,9 +213,14 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             last_crc,
             written: last_lsn,
             synced: last_lsn,
-            leader: false,
+            durable: last_lsn,
+            syncing: false,
             batches: 0,
-            inflight_last: last_lsn,
+            published: 0,
+            taken: last_lsn,
+            sync_covered: last_lsn,
+            inflight: Vec::with_capacity(MAX_IN_FLIGHT as usize),
+            inflight_commits: 0,
             closed: false,
             failure: None,
             counters: Counters::default(),
@@ -164,7 +229,8 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         };
         Self {
             state: Mutex::new(state),
-            batch_done: [Condvar::new(), Condvar::new()],
+            batch_done: std::array::from_fn(|_| Condvar::new()),
+            apply_turn: Condvar::new(),
             arrivals: Condvar::new(),
             open_writers: AtomicUsize::new(0),
             sink: Mutex::new(sink),
@@ -203,7 +269,10 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         st.last_crc = seal_commit(frame, &header, &mut st.pending);
         st.last_lsn = lsn;
         st.pending_jobs.push(job);
-        if st.gathering && st.pending_jobs.len() >= self.open_writers.load(Ordering::Relaxed) {
+        if st.gathering
+            && st.pending_jobs.len() + st.inflight_commits
+                >= self.open_writers.load(Ordering::Relaxed)
+        {
             self.arrivals.notify_all();
         }
         Ok(lsn)
@@ -220,8 +289,8 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     }
 
     /// Blocks until record `lsn` is written (and synced, if `need_sync` or
-    /// the queue always syncs) and its job applied, leading a batch if nobody
-    /// else is.
+    /// the queue always syncs) and its job applied, leading a batch when it
+    /// is its turn.
     pub(crate) fn wait(&self, lsn: Lsn, need_sync: bool) -> Result<()> {
         let need_sync = need_sync || self.always_sync;
         let mut st = self.state.lock();
@@ -230,22 +299,22 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 return Ok(());
             }
             if let Some(f) = &st.failure {
-                return Err(if lsn >= f.first && lsn <= f.last {
-                    Error::Io(io::Error::new(f.kind, f.message.clone()))
-                } else {
-                    Error::Poisoned
-                });
+                // Below `first` the record is durable (written, if no sync
+                // was asked) in a batch that is still being published.
+                if lsn >= f.first {
+                    return Err(if lsn <= f.last {
+                        Error::Io(io::Error::new(f.kind, f.message.clone()))
+                    } else {
+                        Error::Poisoned
+                    });
+                }
             }
-            if st.leader {
-                // Covered by the batch in flight, or else by the next one.
-                let batch = if lsn <= st.inflight_last {
-                    st.batches
-                } else {
-                    st.batches + 1
-                };
-                st = self.batch_done[parity(batch)].wait(st);
-            } else {
+            let must_lead = lsn > st.taken || (need_sync && lsn > st.sync_covered);
+            if must_lead && st.can_lead() {
                 st = self.lead(st, need_sync);
+            } else {
+                let batch = st.covering_batch(lsn, need_sync);
+                st = self.batch_done[slot(batch)].wait(st);
             }
         }
     }
@@ -263,9 +332,10 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         self.state.lock().closed = true;
         self.sync_all()?;
         let mut st = self.state.lock();
-        while st.leader {
+        while st.syncing || st.published < st.batches {
+            // Only a batch taken for someone else's sync request can remain.
             let batch = st.batches;
-            st = self.batch_done[parity(batch)].wait(st);
+            st = self.batch_done[slot(batch)].wait(st);
         }
         if st.failure.is_some() {
             return Err(Error::Poisoned);
@@ -273,7 +343,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         // Closed and fully synced: nothing is pending, so `last_crc` is the
         // chain value a new segment needs if this write rolls over.
         let (synced, prev_crc) = (st.synced, st.last_crc);
-        st.leader = true;
+        st.syncing = true;
         drop(st);
         let result = {
             let mut sink = self.sink.lock();
@@ -286,7 +356,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             .and_then(|()| sink.sync())
         };
         let mut st = self.state.lock();
-        st.leader = false;
+        st.syncing = false;
         let out = match result {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -322,20 +392,30 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         for cv in &self.batch_done {
             cv.notify_all();
         }
+        self.apply_turn.notify_all();
+    }
+
+    /// Wakes one pending waiter to lead the next batch, if one may.
+    fn wake_next_leader(&self, st: &State<J>) {
+        if st.can_lead() {
+            self.batch_done[slot(st.batches + 1)].notify_one();
+        }
     }
 
     /// Before a synced batch is taken, waits briefly for the other open
     /// read-write transactions to enqueue, so they share this sync instead of
-    /// the next one. The wait ends when every open writer is pending, and
-    /// after half a typical sync at most, so a lone committer never waits and
-    /// an idle open transaction costs a bounded delay.
+    /// the next one. The wait ends when every open writer is pending or in
+    /// flight, and after half a typical sync at most, so a lone committer
+    /// never waits and an idle open transaction costs a bounded delay.
     fn gather<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
         if cfg!(loom) {
             return st;
         }
         let budget = Duration::from_nanos((st.sync_nanos / 2).min(GATHER_MAX_NANOS));
         let deadline = Instant::now() + budget;
-        while st.pending_jobs.len() < self.open_writers.load(Ordering::Relaxed) {
+        while st.pending_jobs.len() + st.inflight_commits
+            < self.open_writers.load(Ordering::Relaxed)
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -347,30 +427,41 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         st
     }
 
-    /// Runs one batch as the leader. Takes and returns the state guard.
+    /// Runs one batch as the leader: takes it, writes (and syncs) it, then in
+    /// its apply turn applies and publishes it. Takes and returns the state
+    /// guard.
     fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State<J>>,
         need_sync: bool,
     ) -> MutexGuard<'a, State<J>> {
-        st.leader = true;
+        st.syncing = true;
         if need_sync {
             st = self.gather(st);
         }
         let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
         let jobs = std::mem::take(&mut st.pending_jobs);
-        let commits = jobs.len() as u64;
+        let commits = jobs.len();
         let (first, prev_crc, last) = (st.pending_first, st.pending_prev_crc, st.last_lsn);
-        let synced_before = st.synced;
+        let durable_before = st.durable;
         st.batches += 1;
-        st.inflight_last = last;
-        let batch_no = st.batches;
+        let no = st.batches;
+        st.taken = last;
+        if need_sync {
+            st.sync_covered = last;
+        }
+        st.inflight.push(InFlight {
+            no,
+            last,
+            synced: need_sync,
+        });
+        st.inflight_commits += commits;
         drop(st);
 
         let result = {
             let mut sink = self.sink.lock();
             let written = if commits > 0 {
-                sink.write_batch(&mut batch, synced_before, first, prev_crc)
+                sink.write_batch(&mut batch, durable_before, first, prev_crc)
             } else {
                 Ok(())
             };
@@ -383,47 +474,62 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 }
             })
         };
-        // Applied before anyone can see the batch as done.
-        self.applier.apply(jobs, result.is_ok());
 
         let mut st = self.state.lock();
-        st.leader = false;
-        match result {
+        st.syncing = false;
+        match &result {
             Ok(took) => {
                 if let Some(took) = took {
                     let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                     st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
+                    st.durable = last;
                 }
-                if commits > 0 {
-                    st.written = last;
-                    st.counters.bytes += batch.len() as u64;
-                    st.counters.writes += 1;
-                }
-                if need_sync {
-                    st.counters.synced_commits += last.0 - st.synced.0;
-                    st.counters.syncs += 1;
-                    st.synced = last;
-                }
-                self.batch_done[parity(batch_no)].notify_all();
-                self.batch_done[parity(batch_no + 1)].notify_one();
+                self.wake_next_leader(&st);
             }
             Err(e) => {
-                let first = if need_sync {
-                    synced_before.next()
-                } else {
-                    st.written.next()
-                };
                 st.failure = Some(Failure {
-                    first,
+                    first: if need_sync {
+                        durable_before.next()
+                    } else {
+                        first
+                    },
                     last,
                     kind: e.kind(),
                     message: e.to_string(),
                 });
-                // Nothing more will be written: abandon what is still pending.
-                let abandoned = std::mem::take(&mut st.pending_jobs);
-                self.applier.apply(abandoned, false);
                 self.wake_all();
             }
+        }
+        while st.published + 1 < no {
+            st = self.apply_turn.wait(st);
+        }
+        drop(st);
+        // Applied before anyone can see the batch as done.
+        self.applier.apply(jobs, result.is_ok());
+
+        let mut st = self.state.lock();
+        st.inflight.retain(|b| b.no != no);
+        st.inflight_commits -= commits;
+        st.published = no;
+        self.apply_turn.notify_all();
+        if result.is_ok() {
+            if commits > 0 {
+                st.written = last;
+                st.counters.bytes += batch.len() as u64;
+                st.counters.writes += 1;
+            }
+            if need_sync {
+                st.counters.synced_commits += last.0 - st.synced.0;
+                st.counters.syncs += 1;
+                st.synced = last;
+            }
+            self.batch_done[slot(no)].notify_all();
+            self.wake_next_leader(&st);
+        } else {
+            // Nothing more will be written: abandon what is still pending.
+            let abandoned = std::mem::take(&mut st.pending_jobs);
+            self.applier.apply(abandoned, false);
+            self.wake_all();
         }
         st
     }
