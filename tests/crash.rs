@@ -93,6 +93,18 @@ impl VfsFile for ProbeFile {
         self.inner.write_all(buf)
     }
 
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all_at(offset, buf)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         std::thread::sleep(self.probe.sync_delay);
@@ -120,6 +132,14 @@ impl Vfs for ProbeVfs {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         Ok(Box::new(ProbeFile {
             inner: self.mem.open_append(path)?,
+            mem: self.mem.clone(),
+            probe: self.probe.clone(),
+        }))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(ProbeFile {
+            inner: self.mem.open_write(path)?,
             mem: self.mem.clone(),
             probe: self.probe.clone(),
         }))
