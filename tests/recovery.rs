@@ -1,7 +1,8 @@
 //! Durability and recovery of the WAL through the public API: clean reopens,
 //! segment rolls, torn tails, garbage after the log, corruption (mid-log, in
 //! an older segment, in a header), newer format versions, write and sync
-//! failures, and power cut vs process crash in `Buffered` mode.
+//! failures, power cut vs process crash in `Buffered` mode, and the zero
+//! tail of preallocated segments.
 //!
 //! Expected offsets are computed by parsing the segment files here, from the
 //! format in `docs/format/wal.md` (48-byte header, then frames of `9 + len`
