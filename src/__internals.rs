@@ -11,7 +11,7 @@ use crate::wal::format::{
     seal_commit, sync_mark,
 };
 use crate::wal::reader::{Chain, Outcome, ReadError, scan_segment};
-use crate::wal::{GroupCommit, Writer};
+use crate::wal::{GroupCommit, SegmentSize, Writer};
 
 /// The salt of segments built here.
 const FUZZ_SALT: u64 = 0x5a17;
@@ -34,6 +34,14 @@ pub enum WalScan {
         /// Where the tail starts.
         offset: u64,
         /// Records before it.
+        records: Vec<Record>,
+    },
+    /// The frames end cleanly at `offset`, followed only by zeros
+    /// (preallocated space).
+    ZeroTail {
+        /// Where the zeros start.
+        offset: u64,
+        /// Records before them.
         records: Vec<Record>,
     },
     /// Damage a torn write cannot explain.
@@ -71,6 +79,7 @@ pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
             match out {
                 Ok(Outcome::Clean) => WalScan::Clean(records),
                 Ok(Outcome::TornTail { offset }) => WalScan::TornTail { offset, records },
+                Ok(Outcome::ZeroTail { offset }) => WalScan::ZeroTail { offset, records },
                 Err(ReadError::Corrupt { offset, .. }) => WalScan::Corrupt { offset },
                 Err(ReadError::Sink(_)) => WalScan::BadHeader,
             }
@@ -157,7 +166,10 @@ impl WalBench {
             0,
             crate::Lsn(1),
             0,
-            crate::DEFAULT_WAL_SEGMENT_BYTES,
+            SegmentSize {
+                max_bytes: crate::DEFAULT_WAL_SEGMENT_BYTES,
+                preallocate_bytes: crate::DEFAULT_WAL_PREALLOCATE_BYTES,
+            },
         )?;
         Ok(WalBench {
             gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync),

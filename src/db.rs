@@ -25,7 +25,7 @@ use crate::txn::WriteSet;
 use crate::txn::{ReadTxn, Txn};
 use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs};
-use crate::wal::{self, Apply, GroupCommit, Writer};
+use crate::wal::{self, Apply, GroupCommit, SegmentSize, Writer};
 
 /// How often `Db::update` runs a transaction that keeps conflicting before
 /// it returns the conflict.
@@ -153,7 +153,10 @@ impl Db {
             recovered.epoch,
             chain.last_lsn.next(),
             chain.last_crc,
-            options.wal_segment_bytes,
+            SegmentSize {
+                max_bytes: options.wal_segment_bytes,
+                preallocate_bytes: options.wal_preallocate_bytes,
+            },
         )?;
         let always_sync = options.durability == Durability::Sync;
         let core = Arc::new(Core {

@@ -18,6 +18,9 @@
 //! commits and recovers them again. A second power cut right after that
 //! recovery, and another after a new commit, must recover too (recovery
 //! must not build on replayed bytes that are not durable).
+//!
+//! The single-threaded workload runs with WAL preallocation off, with chunks
+//! smaller than a segment, and with the default chunk.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -93,6 +96,18 @@ impl VfsFile for ProbeFile {
         self.inner.write_all(buf)
     }
 
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all_at(offset, buf)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         std::thread::sleep(self.probe.sync_delay);
@@ -120,6 +135,14 @@ impl Vfs for ProbeVfs {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         Ok(Box::new(ProbeFile {
             inner: self.mem.open_append(path)?,
+            mem: self.mem.clone(),
+            probe: self.probe.clone(),
+        }))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        Ok(Box::new(ProbeFile {
+            inner: self.mem.open_write(path)?,
             mem: self.mem.clone(),
             probe: self.probe.clone(),
         }))
@@ -154,6 +177,8 @@ impl Vfs for ProbeVfs {
 struct Workload {
     threads: usize,
     per_thread: usize,
+    /// `Options::wal_preallocate_bytes`.
+    preallocate: u64,
 }
 
 impl Workload {
@@ -167,10 +192,11 @@ impl Workload {
 }
 
 /// Small segments, so that the runs cross several segment rolls.
-fn options() -> Options {
+fn options(w: Workload) -> Options {
     Options::default()
         .durability(Durability::Sync)
         .wal_segment_bytes(4096)
+        .wal_preallocate_bytes(w.preallocate)
 }
 
 /// Transaction `i` of `thread` writes `t{thread}-{i}-a`, on even `i` also
@@ -222,7 +248,7 @@ fn run(w: Workload, target: u64) -> Option<(Image, Image, bool)> {
         mem,
         probe: probe.clone(),
     };
-    let db = Db::open_with_vfs(DB, options(), Arc::new(vfs)).unwrap();
+    let db = Db::open_with_vfs(DB, options(w), Arc::new(vfs)).unwrap();
     std::thread::scope(|s| {
         for thread in 0..w.threads {
             let (db, probe) = (&db, &probe);
@@ -316,15 +342,15 @@ fn verify(w: Workload, db: &Db, acked: &[bool], label: &str) -> usize {
     found
 }
 
-fn open(fs: &MemVfs, label: &str) -> Db {
-    Db::open_with_vfs(DB, options(), Arc::new(fs.clone()))
+fn open(w: Workload, fs: &MemVfs, label: &str) -> Db {
+    Db::open_with_vfs(DB, options(w), Arc::new(fs.clone()))
         .unwrap_or_else(|e| panic!("{label}: recovery failed: {e}"))
 }
 
 /// Recovers `fs` (a crash image) and checks it, then checks power cuts
 /// after that recovery; returns the number of transactions first found.
 fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
-    let db = open(fs, label);
+    let db = open(w, fs, label);
     let found = verify(w, &db, acked, label);
     assert_eq!(db.stats().recovered_records, found as u64, "{label}");
     let cut_after_recovery = fs.crash();
@@ -336,7 +362,7 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     let cut_after_commit = fs.crash();
     db.close().unwrap();
     let what = format!("{label}, reopened");
-    let db = open(fs, &what);
+    let db = open(w, fs, &what);
     assert_eq!(db.stats().recovered_records, found as u64 + 1, "{what}");
     assert_eq!(verify(w, &db, acked, &what), found, "{what}");
     assert_eq!(
@@ -347,7 +373,7 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     drop(db);
 
     let what = format!("{label}, power cut right after recovery");
-    let db = open(&cut_after_recovery, &what);
+    let db = open(w, &cut_after_recovery, &what);
     let again = verify(w, &db, acked, &what);
     assert!(again <= found, "{what}: {again} > {found}");
     drop(db);
@@ -355,7 +381,7 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     // The new commit was acknowledged (Sync) and chained after everything
     // recovery replayed: all of it must survive.
     let what = format!("{label}, power cut after a new commit");
-    let db = open(&cut_after_commit, &what);
+    let db = open(w, &cut_after_commit, &what);
     assert_eq!(verify(w, &db, acked, &what), found, "{what}");
     assert_eq!(
         db.begin_read().get(b"after-crash").unwrap(),
@@ -409,15 +435,21 @@ fn enumerate(w: Workload) -> (usize, bool) {
 
 #[test]
 fn every_sync_point_of_a_single_threaded_workload() {
-    let w = Workload {
-        threads: 1,
-        per_thread: 30,
-    };
-    let (images, batched) = enumerate(w);
-    assert!(!batched, "one thread cannot share a sync");
-    println!("single thread: {images} crash images checked");
-    // At least one sync per commit; before and after each; two kinds.
-    assert!(images >= 4 * w.total(), "only {images} images");
+    // Without preallocation; with chunks smaller than a segment (groups
+    // keep passing the preallocated end); with the default (the whole
+    // 4 KiB segment is zero-filled at creation).
+    for preallocate in [0, 512, strata::DEFAULT_WAL_PREALLOCATE_BYTES] {
+        let w = Workload {
+            threads: 1,
+            per_thread: 30,
+            preallocate,
+        };
+        let (images, batched) = enumerate(w);
+        assert!(!batched, "one thread cannot share a sync");
+        println!("single thread, preallocate {preallocate}: {images} crash images checked");
+        // At least one sync per commit; before and after each; two kinds.
+        assert!(images >= 4 * w.total(), "only {images} images");
+    }
 }
 
 #[test]
@@ -425,6 +457,7 @@ fn every_sync_point_of_a_three_threaded_workload() {
     let w = Workload {
         threads: 3,
         per_thread: 10,
+        preallocate: strata::DEFAULT_WAL_PREALLOCATE_BYTES,
     };
     let mut images = 0;
     let mut batched = false;

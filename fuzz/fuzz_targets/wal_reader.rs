@@ -3,7 +3,10 @@
 //! - a torn tail at offset X: the bytes before X read back clean, with the
 //!   same records (what recovery keeps after truncating is a valid log);
 //! - an undamaged built log reads back exactly as built;
-//! - records come out with consecutive LSNs.
+//! - records come out with consecutive LSNs;
+//! - a zero tail at offset X: the bytes before X read back clean, with the
+//!   same records, and every byte from X on is zero; zeros appended to an
+//!   undamaged built log (preallocated space) read back as a zero tail.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -21,6 +24,8 @@ enum Input {
         txns: Vec<Vec<(u8, Option<u8>)>>,
         flips: Vec<(u16, u8)>,
         cut: Option<u16>,
+        /// Zero bytes appended after the damage (a preallocated tail).
+        zeros: u16,
     },
 }
 
@@ -34,6 +39,15 @@ fn check(data: &[u8], is_last: bool) -> WalScan {
             let prefix = &data[..*offset as usize];
             assert_eq!(
                 scan_wal_segment(prefix, is_last),
+                WalScan::Clean(records.clone())
+            );
+            check_lsns(records);
+        }
+        WalScan::ZeroTail { offset, records } => {
+            let offset = *offset as usize;
+            assert!(data[offset..].iter().all(|&b| b == 0));
+            assert_eq!(
+                scan_wal_segment(&data[..offset], is_last),
                 WalScan::Clean(records.clone())
             );
             check_lsns(records);
@@ -63,7 +77,12 @@ fuzz_target!(|input: Input| {
             check(&data, true);
             check(&data, false);
         }
-        Input::Built { txns, flips, cut } => {
+        Input::Built {
+            txns,
+            flips,
+            cut,
+            zeros,
+        } => {
             let txns: Vec<Txn> = txns
                 .iter()
                 .take(32)
@@ -79,6 +98,20 @@ fuzz_target!(|input: Input| {
                     panic!("an undamaged log must read back clean");
                 };
                 assert_eq!(records.len(), txns.len());
+                if zeros > 0 {
+                    let end = data.len();
+                    data.resize(end + usize::from(zeros), 0);
+                    for is_last in [true, false] {
+                        assert_eq!(
+                            check(&data, is_last),
+                            WalScan::ZeroTail {
+                                offset: end as u64,
+                                records: records.clone()
+                            },
+                            "zeros after an undamaged log are a zero tail"
+                        );
+                    }
+                }
                 return;
             }
             for (pos, xor) in flips.iter().take(4) {
@@ -88,6 +121,7 @@ fuzz_target!(|input: Input| {
             if let Some(cut) = cut {
                 data.truncate(usize::from(cut) % (data.len() + 1));
             }
+            data.resize(data.len() + usize::from(zeros), 0);
             check(&data, true);
             check(&data, false);
         }

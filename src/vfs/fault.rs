@@ -1,4 +1,5 @@
-//! Fault injection over another [`Vfs`]: fail the n-th sync or write.
+//! Fault injection over another [`Vfs`]: fail the n-th sync or write
+//! (appending and positional writes count alike).
 
 use std::io;
 use std::path::Path;
@@ -12,11 +13,12 @@ use std::sync::Arc;
 pub struct FaultConfig {
     /// `sync_data` calls that succeed before every later one fails (`u64::MAX`: never fail).
     pub syncs_before_failure: AtomicU64,
-    /// `write_all` calls that succeed before every later one fails (`u64::MAX`: never fail).
+    /// Writes (`write_all` and `write_all_at` calls) that succeed before
+    /// every later one fails (`u64::MAX`: never fail).
     pub writes_before_failure: AtomicU64,
     /// Number of `sync_data` calls seen so far.
     pub syncs: AtomicU64,
-    /// Number of `write_all` calls seen so far.
+    /// Number of writes (`write_all` and `write_all_at` calls) seen so far.
     pub writes: AtomicU64,
 }
 
@@ -76,13 +78,35 @@ struct FaultFile {
     config: Arc<FaultConfig>,
 }
 
+impl FaultFile {
+    /// Counts a write and says whether it must fail.
+    fn write_fails(&self) -> bool {
+        let n = self.config.writes.fetch_add(1, Ordering::SeqCst);
+        n >= self.config.writes_before_failure.load(Ordering::SeqCst)
+    }
+}
+
 impl VfsFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        let n = self.config.writes.fetch_add(1, Ordering::SeqCst);
-        if n >= self.config.writes_before_failure.load(Ordering::SeqCst) {
+        if self.write_fails() {
             return Err(injected("write"));
         }
         self.inner.write_all(buf)
+    }
+
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        if self.write_fails() {
+            return Err(injected("write"));
+        }
+        self.inner.write_all_at(offset, buf)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
@@ -111,6 +135,14 @@ impl Vfs for FaultVfs {
         }))
     }
 
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let inner = self.inner.open_write(path)?;
+        Ok(Box::new(FaultFile {
+            inner,
+            config: self.config.clone(),
+        }))
+    }
+
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.inner.read_all(path)
     }
@@ -129,5 +161,29 @@ impl Vfs for FaultVfs {
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
         self.inner.lock(path)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::vfs::MemVfs;
+
+    #[test]
+    fn positional_writes_count_and_fail_like_appends() {
+        let mem = MemVfs::new();
+        mem.create_dir_all(Path::new("/d")).unwrap();
+        let (vfs, config) = FaultVfs::new(Arc::new(mem.clone()));
+        let mut f = vfs.open_write(Path::new("/d/f")).unwrap();
+        f.write_all_at(0, b"ab").unwrap();
+        f.write_all(b"cd").unwrap();
+        assert_eq!(config.writes.load(Ordering::SeqCst), 2);
+        config.fail_writes_now();
+        assert!(f.write_all_at(0, b"x").is_err());
+        assert!(f.write_all(b"x").is_err());
+        assert_eq!(config.writes.load(Ordering::SeqCst), 4);
+        assert_eq!(mem.read_all(Path::new("/d/f")).unwrap(), b"abcd");
+        f.set_len(1).unwrap();
+        assert_eq!(f.file_len().unwrap(), 1);
     }
 }

@@ -1,10 +1,14 @@
 //! An in-memory file system that models power loss.
 //!
-//! Each file keeps its *live* bytes (what reads see) and the length that is
-//! *durable* (reached by `sync_data`). A name is durable once its parent
-//! directory was synced after the file was created. [`MemVfs::crash`] returns
-//! the file system a machine would find after a power cut at this instant:
-//! durable names only, each cut to its durable length.
+//! Each file keeps its *live* bytes (what reads see) and a *durable* copy
+//! (what a power cut leaves): `sync_data` copies the live bytes and length
+//! into the durable copy. Only the range written (or cut, or zero-extended)
+//! since the previous sync is copied, so syncing a file whose preallocated
+//! zeros were made durable once costs only the newly written bytes, not the
+//! whole file. A name is durable once its parent directory was synced after
+//! the file was created. [`MemVfs::crash`] returns the file system a machine
+//! would find after a power cut at this instant: durable names only, each
+//! with its durable contents.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -17,9 +21,72 @@ use crate::sync::Mutex;
 
 #[derive(Debug, Default, Clone)]
 struct MemFile {
-    data: Vec<u8>,
-    durable_len: usize,
+    /// What reads see.
+    live: Vec<u8>,
+    /// What a power cut leaves.
+    durable: Vec<u8>,
+    /// `(from, to)`: every live byte at `from..to` may differ from the
+    /// durable copy, and so may the length. `None`: live equals durable.
+    dirty: Option<(usize, usize)>,
     name_durable: bool,
+}
+
+impl MemFile {
+    /// Notes that `from..to` (and possibly the length) changed.
+    fn touch(&mut self, from: usize, to: usize) {
+        self.dirty = Some(match self.dirty {
+            None => (from, to),
+            Some((a, b)) => (a.min(from), b.max(to)),
+        });
+    }
+
+    fn write_at(&mut self, offset: usize, buf: &[u8]) -> io::Result<()> {
+        let end = offset
+            .checked_add(buf.len())
+            .ok_or_else(|| io::Error::other("write past the addressable end"))?;
+        // A gap between the old end and `offset` reads as zeros, and must
+        // become durable as zeros (the durable copy may hold older bytes
+        // there, from before an unsynced cut).
+        let from = offset.min(self.live.len());
+        if self.live.len() < end {
+            self.live.resize(end, 0);
+        }
+        if let Some(slot) = self.live.get_mut(offset..end) {
+            slot.copy_from_slice(buf);
+        }
+        self.touch(from, end);
+        Ok(())
+    }
+
+    fn set_len(&mut self, len: usize) {
+        let old = self.live.len();
+        self.live.resize(len, 0);
+        self.touch(old.min(len), old.max(len));
+    }
+
+    fn sync(&mut self) {
+        let len = self.live.len();
+        self.durable.resize(len, 0);
+        if let Some((from, to)) = self.dirty.take() {
+            let to = to.min(len);
+            let from = from.min(to);
+            if let (Some(dst), Some(src)) =
+                (self.durable.get_mut(from..to), self.live.get(from..to))
+            {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// The file as a power cut leaves it.
+    fn after_power_cut(&self) -> MemFile {
+        MemFile {
+            live: self.durable.clone(),
+            durable: self.durable.clone(),
+            dirty: None,
+            name_durable: true,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,8 +109,9 @@ impl MemVfs {
         Self::default()
     }
 
-    /// The file system as a power cut now would leave it: only synced bytes of
-    /// files whose names were made durable. Locks are not carried over.
+    /// The file system as a power cut now would leave it: only synced bytes
+    /// (and synced lengths) of files whose names were made durable. Locks are
+    /// not carried over.
     #[must_use]
     pub fn crash(&self) -> MemVfs {
         let state = self.state.lock();
@@ -51,18 +119,7 @@ impl MemVfs {
             .files
             .iter()
             .filter(|(_, f)| f.name_durable)
-            .map(|(p, f)| {
-                let mut data = f.data.clone();
-                data.truncate(f.durable_len);
-                (
-                    p.clone(),
-                    MemFile {
-                        durable_len: data.len(),
-                        data,
-                        name_durable: true,
-                    },
-                )
-            })
+            .map(|(p, f)| (p.clone(), f.after_power_cut()))
             .collect();
         let fresh = State {
             files,
@@ -75,7 +132,8 @@ impl MemVfs {
     }
 
     /// A copy with every live byte kept, as a process crash (not a power cut)
-    /// would leave it. Locks are not carried over.
+    /// would leave it; what was durable stays durable, nothing more. Locks
+    /// are not carried over.
     #[must_use]
     pub fn process_crash(&self) -> MemVfs {
         let state = self.state.lock();
@@ -89,15 +147,16 @@ impl MemVfs {
         }
     }
 
-    /// Replaces the live bytes of `path` (for corruption tests).
+    /// Replaces the live bytes of `path` (for corruption tests); they count
+    /// as durable.
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
         let mut state = self.state.lock();
-        let len = data.len();
         state.files.insert(
             path.to_path_buf(),
             MemFile {
-                data,
-                durable_len: len,
+                durable: data.clone(),
+                live: data,
+                dirty: None,
                 name_durable: true,
             },
         );
@@ -110,25 +169,48 @@ struct MemHandle {
     path: PathBuf,
 }
 
-impl VfsFile for MemHandle {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+impl MemHandle {
+    fn with<T>(&self, f: impl FnOnce(&mut MemFile) -> io::Result<T>) -> io::Result<T> {
         let mut state = self.vfs.state.lock();
         let file = state
             .files
             .get_mut(&self.path)
             .ok_or_else(|| not_found(&self.path))?;
-        file.data.extend_from_slice(buf);
-        Ok(())
+        f(file)
+    }
+}
+
+fn to_usize(n: u64) -> io::Result<usize> {
+    usize::try_from(n).map_err(io::Error::other)
+}
+
+impl VfsFile for MemHandle {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.with(|f| f.write_at(f.live.len(), buf))
+    }
+
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let offset = to_usize(offset)?;
+        self.with(|f| f.write_at(offset, buf))
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let len = to_usize(len)?;
+        self.with(|f| {
+            f.set_len(len);
+            Ok(())
+        })
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        self.with(|f| Ok(f.live.len() as u64))
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let mut state = self.vfs.state.lock();
-        let file = state
-            .files
-            .get_mut(&self.path)
-            .ok_or_else(|| not_found(&self.path))?;
-        file.durable_len = file.data.len();
-        Ok(())
+        self.with(|f| {
+            f.sync();
+            Ok(())
+        })
     }
 }
 
@@ -176,6 +258,10 @@ impl Vfs for MemVfs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.open_write(path)
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         let mut state = self.state.lock();
         if !state.dirs.contains(&parent_dir(path)) {
             return Err(not_found(&parent_dir(path)));
@@ -192,16 +278,15 @@ impl Vfs for MemVfs {
         state
             .files
             .get(path)
-            .map(|f| f.data.clone())
+            .map(|f| f.live.clone())
             .ok_or_else(|| not_found(path))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut state = self.state.lock();
         let file = state.files.get_mut(path).ok_or_else(|| not_found(path))?;
-        let len = usize::try_from(len).map_err(io::Error::other)?;
-        file.data.truncate(len);
-        file.durable_len = file.data.len();
+        file.set_len(to_usize(len)?);
+        file.sync();
         Ok(())
     }
 
@@ -264,6 +349,100 @@ mod tests {
             vfs.process_crash().read_all(&dir.join("a")).unwrap(),
             b"hello world"
         );
+    }
+
+    #[test]
+    fn positional_writes_and_lengths_are_durable_only_after_sync() {
+        let vfs = MemVfs::new();
+        let dir = Path::new("/db");
+        vfs.create_dir_all(dir).unwrap();
+        let path = dir.join("f");
+        let mut f = vfs.open_write(&path).unwrap();
+        vfs.sync_dir(dir).unwrap();
+        f.write_all_at(0, b"head").unwrap();
+        f.write_all_at(4, &[0; 8]).unwrap();
+        f.sync_data().unwrap();
+        // Overwrite inside the synced zeros, and write past the end with a gap.
+        f.write_all_at(4, b"ab").unwrap();
+        f.write_all_at(14, b"z").unwrap();
+        assert_eq!(f.file_len().unwrap(), 15);
+        assert_eq!(vfs.read_all(&path).unwrap(), b"headab\0\0\0\0\0\0\0\0z");
+        assert_eq!(
+            vfs.crash().read_all(&path).unwrap(),
+            b"head\0\0\0\0\0\0\0\0"
+        );
+        assert_eq!(
+            vfs.process_crash().read_all(&path).unwrap(),
+            vfs.read_all(&path).unwrap()
+        );
+        f.sync_data().unwrap();
+        assert_eq!(
+            vfs.crash().read_all(&path).unwrap(),
+            b"headab\0\0\0\0\0\0\0\0z"
+        );
+
+        // A cut is not durable until synced.
+        f.set_len(6).unwrap();
+        assert_eq!(vfs.read_all(&path).unwrap(), b"headab");
+        assert_eq!(vfs.crash().read_all(&path).unwrap().len(), 15);
+        f.sync_data().unwrap();
+        assert_eq!(vfs.crash().read_all(&path).unwrap(), b"headab");
+    }
+
+    #[test]
+    fn a_file_regrown_after_an_unsynced_cut_syncs_zeros_not_stale_bytes() {
+        let vfs = MemVfs::new();
+        let dir = Path::new("/db");
+        vfs.create_dir_all(dir).unwrap();
+        let path = dir.join("f");
+        let mut f = vfs.open_write(&path).unwrap();
+        vfs.sync_dir(dir).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        f.sync_data().unwrap();
+        // Cut, then regrow by set_len (zeros) and by a write past the end.
+        f.set_len(2).unwrap();
+        f.set_len(5).unwrap();
+        f.write_all_at(7, b"x").unwrap();
+        f.sync_data().unwrap();
+        let expected = b"01\0\0\0\0\0x";
+        assert_eq!(vfs.read_all(&path).unwrap(), expected);
+        assert_eq!(vfs.crash().read_all(&path).unwrap(), expected);
+        // write_all writes at the end of a file opened for positional writes.
+        f.write_all(b"!").unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(vfs.crash().read_all(&path).unwrap(), b"01\0\0\0\0\0x!");
+    }
+
+    #[test]
+    fn syncs_after_a_large_preallocation_copy_only_what_changed() {
+        // A 1 MiB zero chunk is made durable once; later small overwrites
+        // inside it must reach the durable copy exactly (and only them).
+        let vfs = MemVfs::new();
+        let dir = Path::new("/db");
+        vfs.create_dir_all(dir).unwrap();
+        let path = dir.join("f");
+        let mut f = vfs.open_write(&path).unwrap();
+        vfs.sync_dir(dir).unwrap();
+        f.write_all_at(0, &vec![0; 1 << 20]).unwrap();
+        f.sync_data().unwrap();
+        let mut expected = vec![0u8; 1 << 20];
+        for i in 0..100u32 {
+            let at = (i as usize * 7919) % ((1 << 20) - 4);
+            f.write_all_at(at as u64, &i.to_le_bytes()).unwrap();
+            expected[at..at + 4].copy_from_slice(&i.to_le_bytes());
+            f.sync_data().unwrap();
+            {
+                let state = vfs.state.lock();
+                let file = &state.files[&path];
+                assert!(file.dirty.is_none(), "a sync leaves nothing dirty");
+            }
+        }
+        f.write_all_at(3, b"unsynced").unwrap();
+        {
+            let state = vfs.state.lock();
+            assert_eq!(state.files[&path].dirty, Some((3, 11)));
+        }
+        assert_eq!(vfs.crash().read_all(&path).unwrap(), expected);
     }
 
     #[test]

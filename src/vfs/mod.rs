@@ -4,8 +4,15 @@
 //! [`FaultVfs`] (which injects write and sync failures).
 //!
 //! Contract every implementation keeps:
-//! 1. `VfsFile::write_all` appends; bytes are durable only after a
-//!    successful `sync_data` on that file.
+//! 1. `VfsFile::write_all` appends (writes at the current end of the file);
+//!    `VfsFile::write_all_at` writes at an offset, zero-filling any gap past
+//!    the end; `VfsFile::set_len` cuts or zero-extends. None of them is
+//!    durable by itself: written bytes and the file's length are durable
+//!    only after a successful `sync_data` on that file (a power cut before
+//!    it leaves the file as it was at the previous sync).
+//!    Positional calls (`write_all_at`, `set_len`) are for handles from
+//!    `Vfs::open_write`; on a handle from `Vfs::open_append` an OS may ignore
+//!    the offset (Linux `pwrite` on an `O_APPEND` file appends).
 //! 2. A newly created file's *name* is durable only after `sync_dir` on its
 //!    parent directory.
 //! 3. `lock` returns `Ok(None)` when another holder (process or handle) has
@@ -31,6 +38,9 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Opens `path` for appending, creating it if missing.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Opens `path` for positional writing, creating it if missing and
+    /// keeping its contents (no truncation).
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Reads the whole file.
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Cuts the file to `len` bytes and syncs it.
@@ -44,11 +54,21 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>>;
 }
 
-/// An open file, written by appending.
+/// An open file, written by appending or at offsets.
 pub trait VfsFile: Send + fmt::Debug {
-    /// Appends all of `buf`.
+    /// Writes all of `buf` at the current end of the file.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes every byte appended so far durable (`fdatasync`).
+    /// Writes all of `buf` at `offset`, extending the file (with zeros
+    /// between its old end and `offset`) if needed. Not durable until
+    /// `sync_data`.
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Cuts the file to `len` bytes, or extends it with zeros. Not durable
+    /// until `sync_data`.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// The file's current length (what reads see, synced or not).
+    fn file_len(&self) -> io::Result<u64>;
+    /// Makes every byte written so far, and the file's length, durable
+    /// (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
 }
 

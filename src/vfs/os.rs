@@ -1,7 +1,7 @@
 //! The operating system's file system (`std::fs`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::{FileLock, Vfs, VfsFile};
@@ -11,15 +11,41 @@ use super::{FileLock, Vfs, VfsFile};
 pub struct OsVfs;
 
 #[derive(Debug)]
-struct OsFile(File);
+struct OsFile {
+    file: File,
+    /// Opened with `O_APPEND` (`open_append`), so writes land at the end.
+    append: bool,
+}
 
 impl VfsFile for OsFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        if !self.append {
+            self.file.seek(SeekFrom::End(0))?;
+        }
+        self.file.write_all(buf)
+    }
+
+    #[cfg(unix)]
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
+    }
+
+    #[cfg(not(unix))]
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.write_all(buf)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn file_len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 }
 
@@ -46,7 +72,19 @@ impl Vfs for OsVfs {
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(OsFile(file)))
+        Ok(Box::new(OsFile { file, append: true }))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        Ok(Box::new(OsFile {
+            file,
+            append: false,
+        }))
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -78,5 +116,31 @@ impl Vfs for OsVfs {
             Err(fs::TryLockError::WouldBlock) => Ok(None),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_writes_set_len_and_appends_on_a_write_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let vfs = OsVfs;
+        let mut f = vfs.open_write(&path).unwrap();
+        f.write_all_at(0, b"head").unwrap();
+        f.write_all_at(8, b"tail").unwrap();
+        assert_eq!(f.file_len().unwrap(), 12);
+        assert_eq!(vfs.read_all(&path).unwrap(), b"head\0\0\0\0tail");
+        f.set_len(6).unwrap();
+        f.write_all(b"!").unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(vfs.read_all(&path).unwrap(), b"head\0\0!");
+        // Reopening keeps the contents.
+        let mut g = vfs.open_write(&path).unwrap();
+        assert_eq!(g.file_len().unwrap(), 7);
+        g.write_all_at(1, b"E").unwrap();
+        assert_eq!(vfs.read_all(&path).unwrap(), b"hEad\0\0!");
     }
 }

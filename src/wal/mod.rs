@@ -6,7 +6,7 @@
 //! - `format`: pure encode/decode of headers, frames and records;
 //! - `reader`: frames to records, torn tail vs corruption;
 //! - `recovery`: replays every segment into a caller-supplied sink;
-//! - `writer`: segment creation, appends, roll-over;
+//! - `writer`: segment creation, preallocation, appends, roll-over;
 //! - `group_commit`: batches concurrent committers into one write + sync.
 //!
 //! The WAL never imports `mvcc`: commit timestamps arrive as plain [`Ts`]
@@ -24,4 +24,4 @@ mod loom_tests;
 pub(crate) use format::CommitFrameBuilder;
 pub(crate) use group_commit::{Apply, GroupCommit};
 pub(crate) use recovery::recover;
-pub(crate) use writer::Writer;
+pub(crate) use writer::{SegmentSize, Writer};

@@ -4,10 +4,16 @@
 //! 1. Every valid commit must continue the chain: `lsn` = previous + 1,
 //!    `prev_crc` = previous frame's CRC, `commit_ts` rising. A valid frame
 //!    that breaks the chain is corruption: no torn write produces one.
-//! 2. At the first invalid frame at offset `X` (last valid commit `L`): in a
-//!    segment that is not the last one, corruption; in the last one,
+//! 2. At the first invalid frame at offset `X` (last valid commit `L`): if
+//!    every byte from `X` on is zero, the segment ends cleanly at `X` (the
+//!    zero tail a preallocating writer leaves), in any segment. Otherwise, in
+//!    a segment that is not the last one, corruption; in the last one,
 //!    corruption if a later valid SyncMark proves records after `L` were
 //!    synced, else a torn tail to truncate at `X`.
+//! 3. No valid frame is all zeros, so zero bytes that end a valid frame (a
+//!    value may end in zeros) are consumed with it before rule 2 looks at
+//!    what follows; and the search for a later SyncMark stops at the last
+//!    non-zero byte, since a mark cannot start inside all-zero bytes.
 
 use super::format::{CommitRecord, Frame, FrameError, decode_frame};
 use crate::types::{Lsn, Ts};
@@ -31,6 +37,9 @@ pub(crate) enum Outcome {
     Clean,
     /// The bytes from `offset` on are a torn tail: the caller truncates there.
     TornTail { offset: u64 },
+    /// The frames end at `offset` and every byte after is zero: preallocated
+    /// space, not lost data. The caller may cut it.
+    ZeroTail { offset: u64 },
 }
 
 /// Why scanning stopped with an error.
@@ -72,6 +81,11 @@ pub(crate) fn scan_segment(
             Err(FrameError::Truncated) => "truncated frame",
             Err(FrameError::Invalid(what)) => what,
         };
+        if rest.iter().all(|&b| b == 0) {
+            return Ok(Outcome::ZeroTail {
+                offset: offset as u64,
+            });
+        }
         if !is_last {
             return Err(corrupt(offset, what));
         }
@@ -123,8 +137,11 @@ fn check_chain(frame: &Frame<'_>, chain: &Chain) -> Result<(), String> {
 /// Looks at every offset after `from` for a valid SyncMark whose `synced_lsn`
 /// exceeds `last_lsn`; returns its offset. Marks are checksummed with the
 /// segment's random salt, so bytes inside a record cannot pass for one.
+/// A valid frame is never all zeros, so no mark starts after the last
+/// non-zero byte: a preallocated zero tail is not searched.
 fn later_proof_of_sync(data: &[u8], salt: u64, from: usize, last_lsn: Lsn) -> Option<usize> {
-    (from + 1..data.len()).find(|&at| {
+    let last_non_zero = data.iter().rposition(|&b| b != 0)?;
+    (from + 1..=last_non_zero).find(|&at| {
         matches!(
             decode_frame(data.get(at..).unwrap_or_default(), salt),
             Ok((Frame::SyncMark { synced_lsn }, _)) if synced_lsn > last_lsn
@@ -186,7 +203,9 @@ mod tests {
             let (r, seen) = scan(&data[..cut], true);
             match r.unwrap() {
                 Outcome::Clean => {}
-                Outcome::TornTail { offset } => assert!(offset as usize <= cut),
+                Outcome::TornTail { offset } | Outcome::ZeroTail { offset } => {
+                    assert!(offset as usize <= cut);
+                }
             }
             assert_eq!(seen, (1..=seen.len() as u64).map(Lsn).collect::<Vec<_>>());
         }
@@ -288,6 +307,111 @@ mod tests {
             }
         );
         assert_eq!(seen, vec![Lsn(1), Lsn(2)]);
+    }
+
+    /// A one-commit group (mark covering `lsn - 1`) whose value is `value`.
+    fn group(data: &mut Vec<u8>, lsn: u64, prev_crc: u32, value: &[u8]) -> u32 {
+        data.extend_from_slice(&sync_mark(SALT, Lsn(lsn - 1)));
+        let mut b = CommitFrameBuilder::with_capacity(64);
+        b.push(format!("k{lsn}").as_bytes(), Some(value)).unwrap();
+        let h = CommitHeader {
+            lsn: Lsn(lsn),
+            commit_ts: Ts::from(lsn * 10),
+            epoch: 0,
+            prev_crc,
+        };
+        seal_commit(&mut b.finish(), &h, data)
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_a_zero_tail_in_any_segment() {
+        let (log, _) = log(3);
+        for zeros in [1, 8, 9, 17, 4096] {
+            let mut data = log.clone();
+            data.resize(log.len() + zeros, 0);
+            for is_last in [true, false] {
+                let (r, seen) = scan(&data, is_last);
+                assert_eq!(
+                    r.unwrap(),
+                    Outcome::ZeroTail {
+                        offset: log.len() as u64
+                    },
+                    "{zeros} zeros, last: {is_last}"
+                );
+                assert_eq!(seen, vec![Lsn(1), Lsn(2), Lsn(3)]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_frame_followed_by_zeros_is_a_torn_tail_at_the_frame_start() {
+        let (mut data, starts) = log(3);
+        // The last commit reached the disk only in part; preallocated zeros
+        // follow where the rest should be.
+        let cut = starts[2] + 11;
+        data[cut..].fill(0);
+        data.resize(data.len() + 1000, 0);
+        let (r, seen) = scan(&data, true);
+        assert_eq!(
+            r.unwrap(),
+            Outcome::TornTail {
+                offset: starts[2] as u64
+            }
+        );
+        assert_eq!(seen, vec![Lsn(1), Lsn(2)]);
+        let (r, _) = scan(&data, false);
+        assert!(
+            matches!(r, Err(ReadError::Corrupt { offset, .. }) if offset as usize == starts[2])
+        );
+    }
+
+    #[test]
+    fn a_value_ending_in_zeros_before_a_zero_tail_is_read_whole() {
+        let mut data = Vec::new();
+        let crc = group(&mut data, 1, 0, b"v");
+        let value = [b'x', 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        group(&mut data, 2, crc, &value);
+        let end = data.len();
+        data.resize(end + 300, 0);
+        let mut values = Vec::new();
+        let mut chain = Chain::default();
+        let r = scan_segment(&data, SALT, 0, &mut chain, true, &mut |rec| {
+            values.extend(rec.ops().map(|op| op.value.map(<[u8]>::to_vec)));
+            Ok(())
+        });
+        assert_eq!(r.unwrap(), Outcome::ZeroTail { offset: end as u64 });
+        assert_eq!(values, vec![Some(b"v".to_vec()), Some(value.to_vec())]);
+        assert_eq!(chain.last_lsn, Lsn(2));
+    }
+
+    #[test]
+    fn damage_then_a_covering_sync_mark_then_a_zero_tail_is_corruption() {
+        let (mut data, starts) = log(4);
+        data[starts[1] + 12] ^= 0x40;
+        data.resize(data.len() + 4096, 0);
+        let (r, seen) = scan(&data, true);
+        let Err(ReadError::Corrupt { offset, what }) = r else {
+            panic!("expected corruption")
+        };
+        assert_eq!(offset as usize, starts[1]);
+        assert!(what.contains("sync mark"), "{what}");
+        assert_eq!(seen, vec![Lsn(1)]);
+    }
+
+    #[test]
+    fn a_sync_mark_whose_last_bytes_are_zero_is_still_found_before_a_zero_tail() {
+        // The proof search stops at the last non-zero byte, but a mark
+        // starting before it may end in zeros (a small synced_lsn's high
+        // bytes): it must still count.
+        let (mut data, starts) = log(2);
+        data[starts[0] + 12] ^= 0x40;
+        data.extend_from_slice(&sync_mark(SALT, Lsn(2)));
+        assert_eq!(data.last(), Some(&0));
+        data.resize(data.len() + 100, 0);
+        let (r, _) = scan(&data, true);
+        assert!(
+            matches!(r, Err(ReadError::Corrupt { offset, .. }) if offset as usize == starts[0])
+        );
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! follower will apply shipped records through the same sink later).
 //!
 //! Torn tails of the last segment are truncated (and synced); every other
-//! kind of damage is `Error::Corruption` naming the file and offset.
+//! kind of damage is `Error::Corruption` naming the file and offset. A zero
+//! tail (preallocated space after the last frame) is not damage: the last
+//! segment's is cut (and synced) so that disk space is not leaked, without
+//! counting it as lost; an older segment's is left alone, since the next
+//! segment's header already proves the chain continued.
 
 use std::path::Path;
 
@@ -25,7 +29,7 @@ pub(crate) struct Recovered {
     pub(crate) epoch: u64,
     /// Commit records replayed.
     pub(crate) records: u64,
-    /// Bytes cut off as a torn tail.
+    /// Bytes cut off as a torn tail (a zero tail is not counted).
     pub(crate) truncated_bytes: u64,
 }
 
@@ -116,7 +120,14 @@ pub(crate) fn recover(
                 // depend on them.
                 vfs.open_append(&path)?.sync_data()?;
             }
-            Ok(Outcome::Clean) => {}
+            Ok(Outcome::ZeroTail { offset }) if is_last => {
+                // The cut is synced, which also makes the replayed records
+                // durable (see `Clean` above).
+                vfs.truncate(&path, offset)?;
+            }
+            // An older segment's zero tail (a crash between the cut and the
+            // sync of a roll) is left: the next header continues the chain.
+            Ok(Outcome::Clean | Outcome::ZeroTail { .. }) => {}
             Ok(Outcome::TornTail { offset }) => {
                 vfs.truncate(&path, offset)?;
                 out.truncated_bytes += data.len() as u64 - offset;

@@ -1,12 +1,23 @@
-//! Segment files: creation (header, file sync, directory sync), appends, and
-//! rolling to a new segment. Single-threaded: only the group-commit leader
-//! calls it (`group_commit` holds its sink lock).
+//! Segment files: creation (header, file sync, directory sync), appends,
+//! preallocation, and rolling to a new segment. Single-threaded: only the
+//! group-commit leader calls it (`group_commit` holds its sink lock).
+//!
+//! Preallocation (`docs/format/wal.md`, "Preallocated segments and the zero
+//! tail"): the writer keeps zeros written ahead of its append position, so
+//! that a group write overwrites allocated blocks and its `fdatasync` needs
+//! no metadata commit. Invariants:
+//! 1. `written <= allocated`, where `written` is the end of the last frame
+//!    and `allocated` the file's length; the bytes between are zeros.
+//! 2. `allocated <= max(written, max_segment_bytes)`: zeros never go past the
+//!    segment's maximum size (the group that rolls may, as before).
+//! 3. Zeros are written without a sync of their own: the sync that makes the
+//!    group before them durable makes them durable too.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::format::{SYNC_MARK_FRAME_BYTES, SegmentHeader, sync_mark};
+use super::format::{SEGMENT_HEADER_BYTES, SYNC_MARK_FRAME_BYTES, SegmentHeader, sync_mark};
 use super::group_commit::LogSink;
 use crate::types::Lsn;
 use crate::vfs::{Vfs, VfsFile};
@@ -25,6 +36,16 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// How large segments grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentSize {
+    /// A segment rolls before a group write would pass this size (unless the
+    /// segment holds no group yet).
+    pub(crate) max_bytes: u64,
+    /// Zeros kept ahead of the append position (0: plain appends).
+    pub(crate) preallocate_bytes: u64,
+}
+
 /// Appends group writes to the current segment, rolling to a new one when it is full.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -34,14 +55,18 @@ pub(crate) struct Writer {
     segment_no: u64,
     /// The current segment's salt (for its SyncMarks).
     salt: u64,
-    segment_bytes: u64,
-    max_segment_bytes: u64,
+    /// End of the last frame written: where the next group goes.
+    written: u64,
+    /// The file's length: `written` plus the zeros preallocated after it.
+    allocated: u64,
+    size: SegmentSize,
     epoch: u64,
 }
 
 impl Writer {
     /// Creates segment `segment_no` whose first record will be `first_lsn`,
-    /// and makes the file and its name durable before returning.
+    /// and makes the file (header and first preallocated chunk) and its name
+    /// durable before returning.
     pub(crate) fn create(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
@@ -49,64 +74,115 @@ impl Writer {
         epoch: u64,
         first_lsn: Lsn,
         prev_crc: u32,
-        max_segment_bytes: u64,
+        size: SegmentSize,
     ) -> io::Result<Writer> {
-        let (file, salt) = open_segment(vfs.as_ref(), dir, segment_no, epoch, first_lsn, prev_crc)?;
+        let header = SegmentHeader {
+            segment_no,
+            epoch,
+            first_lsn,
+            prev_crc,
+            salt: new_salt(segment_no),
+        };
+        let (file, allocated) = open_segment(vfs.as_ref(), dir, &header, size)?;
         Ok(Writer {
             vfs,
             dir: dir.to_path_buf(),
             file,
             segment_no,
-            salt,
-            segment_bytes: super::format::SEGMENT_HEADER_BYTES as u64,
-            max_segment_bytes,
+            salt: header.salt,
+            written: SEGMENT_HEADER_BYTES as u64,
+            allocated,
+            size,
             epoch,
         })
     }
 
+    /// Cuts the current segment's zero tail (sets its length to the end of
+    /// the last frame). Not synced: the caller's next [`LogSink::sync`]
+    /// makes the new length durable; until then a crash may leave the zero
+    /// tail, which readers accept. No-op without a zero tail.
+    pub(crate) fn trim(&mut self) -> io::Result<()> {
+        if self.allocated > self.written {
+            self.file.set_len(self.written)?;
+            self.allocated = self.written;
+        }
+        Ok(())
+    }
+
     fn roll(&mut self, first_lsn: Lsn, prev_crc: u32) -> io::Result<()> {
         // The old segment is synced before the new one exists, so recovery may
-        // treat damage in any segment but the last as corruption.
+        // treat damage in any segment but the last as corruption. Its zero
+        // tail is cut first, so that the same sync makes the cut durable.
+        self.trim()?;
         self.file.sync_data()?;
         let no = self.segment_no + 1;
-        let (file, salt) = open_segment(
-            self.vfs.as_ref(),
-            &self.dir,
-            no,
-            self.epoch,
+        let header = SegmentHeader {
+            segment_no: no,
+            epoch: self.epoch,
             first_lsn,
             prev_crc,
-        )?;
+            salt: new_salt(no),
+        };
+        let (file, allocated) = open_segment(self.vfs.as_ref(), &self.dir, &header, self.size)?;
         self.file = file;
-        self.salt = salt;
+        self.salt = header.salt;
         self.segment_no = no;
-        self.segment_bytes = super::format::SEGMENT_HEADER_BYTES as u64;
+        self.written = SEGMENT_HEADER_BYTES as u64;
+        self.allocated = allocated;
+        Ok(())
+    }
+
+    /// After a group write ended at `written`: if it passed the preallocated
+    /// end, writes zeros up to one chunk beyond it (never past the maximum
+    /// segment size). Not synced here (invariant 3).
+    fn preallocate(&mut self) -> io::Result<()> {
+        if self.written < self.allocated {
+            return Ok(());
+        }
+        self.allocated = self.written;
+        let end = preallocated_end(self.written, self.size);
+        if end > self.written {
+            let zeros = vec![0; usize::try_from(end - self.written).map_err(io::Error::other)?];
+            self.file.write_all_at(self.written, &zeros)?;
+            self.allocated = end;
+        }
         Ok(())
     }
 }
 
+/// Where zeros preallocated after a write ending at `from` end.
+fn preallocated_end(from: u64, size: SegmentSize) -> u64 {
+    from.saturating_add(size.preallocate_bytes)
+        .min(size.max_bytes)
+        .max(from)
+}
+
+/// Creates a segment file: header, then its first chunk of zeros, synced,
+/// then its name made durable. Returns the file and its length.
 fn open_segment(
     vfs: &dyn Vfs,
     dir: &Path,
-    segment_no: u64,
-    epoch: u64,
-    first_lsn: Lsn,
-    prev_crc: u32,
+    header: &SegmentHeader,
+    size: SegmentSize,
 ) -> io::Result<(Box<dyn VfsFile>, u64)> {
-    let path = dir.join(segment_name(segment_no));
-    let salt = new_salt(segment_no);
-    let header = SegmentHeader {
-        segment_no,
-        epoch,
-        first_lsn,
-        prev_crc,
-        salt,
-    };
-    let mut file = vfs.open_append(&path)?;
-    file.write_all(&header.encode())?;
+    let path = dir.join(segment_name(header.segment_no));
+    let head = header.encode();
+    let header_end = head.len() as u64;
+    let end = preallocated_end(header_end, size);
+    let mut file = vfs.open_write(&path)?;
+    // Header and first chunk in one write; either may be lost to a crash
+    // before the sync below, which recovery handles (torn creation).
+    let mut first = vec![0; usize::try_from(end).map_err(io::Error::other)?];
+    if let Some(slot) = first.get_mut(..head.len()) {
+        slot.copy_from_slice(&head);
+    }
+    file.write_all_at(0, &first)?;
+    // `open_write` does not truncate: should a file of this name exist, no
+    // old byte of it may outlive the new header.
+    file.set_len(end)?;
     file.sync_data()?;
     vfs.sync_dir(dir)?;
-    Ok((file, salt))
+    Ok((file, end))
 }
 
 /// A salt nobody can predict from the data they store: std's randomly keyed
@@ -129,8 +205,8 @@ impl LogSink for Writer {
         prev_crc: u32,
     ) -> io::Result<()> {
         let len = batch.len() as u64;
-        let header = super::format::SEGMENT_HEADER_BYTES as u64;
-        if self.segment_bytes > header && self.segment_bytes + len > self.max_segment_bytes {
+        let header = SEGMENT_HEADER_BYTES as u64;
+        if self.written > header && self.written + len > self.size.max_bytes {
             self.roll(first_lsn, prev_crc)?;
         }
         // The mark is sealed only now: a roll above changes the salt.
@@ -138,9 +214,20 @@ impl LogSink for Writer {
         if let Some(slot) = batch.get_mut(..SYNC_MARK_FRAME_BYTES) {
             slot.copy_from_slice(&mark);
         }
-        self.file.write_all(batch)?;
-        self.segment_bytes += len;
-        Ok(())
+        // Overwrites preallocated zeros (or extends the file, then
+        // preallocates the next chunk behind the batch).
+        self.file.write_all_at(self.written, batch)?;
+        self.written += len;
+        if batch.len() == SYNC_MARK_FRAME_BYTES {
+            // A batch holding only its mark is the final mark of
+            // `GroupCommit::seal` (every other batch holds a commit): nothing
+            // follows it, so the zero tail is cut, and seal's sync makes the
+            // cut durable. Were more to follow, the next batch would only
+            // preallocate again.
+            self.trim()
+        } else {
+            self.preallocate()
+        }
     }
 
     fn sync(&mut self) -> io::Result<()> {
