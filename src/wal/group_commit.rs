@@ -70,6 +70,11 @@ pub(crate) trait LogSink: Send {
     ) -> io::Result<()>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Gives back space reserved after the last batch (the segment writer's
+    /// preallocated zeros), before a final sync; nothing more will be written.
+    fn trim(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What the leader does with a batch's jobs once the batch is durable (or
@@ -353,6 +358,9 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 synced.next(),
                 prev_crc,
             )
+            // After the mark (which may roll to a new, preallocated segment)
+            // and before the sync that makes the cut durable.
+            .and_then(|()| sink.trim())
             .and_then(|()| sink.sync())
         };
         let mut st = self.state.lock();

@@ -218,16 +218,11 @@ impl LogSink for Writer {
         // preallocates the next chunk behind the batch).
         self.file.write_all_at(self.written, batch)?;
         self.written += len;
-        if batch.len() == SYNC_MARK_FRAME_BYTES {
-            // A batch holding only its mark is the final mark of
-            // `GroupCommit::seal` (every other batch holds a commit): nothing
-            // follows it, so the zero tail is cut, and seal's sync makes the
-            // cut durable. Were more to follow, the next batch would only
-            // preallocate again.
-            self.trim()
-        } else {
-            self.preallocate()
-        }
+        self.preallocate()
+    }
+
+    fn trim(&mut self) -> io::Result<()> {
+        Writer::trim(self)
     }
 
     fn sync(&mut self) -> io::Result<()> {
