@@ -17,22 +17,28 @@
 //!    until its write (and sync) returned, so batches reach the file in the
 //!    order they were taken, and batch `b + 1` is written only after batch
 //!    `b`'s sync returned (the SyncMark rule of the format needs no change).
-//! 4. Then the leader releases the write stage (waking one pending waiter to
-//!    lead the next batch), waits for its *apply turn* (batch `b - 1`
-//!    published), hands the jobs in LSN order to `Apply` (memtable, applied
-//!    watermark), and only then publishes `written`/`synced`: **batches are
-//!    applied and published in LSN order, and a waiter that returns `Ok`
-//!    finds its commit applied.** Applying batch `b` overlaps the write and
-//!    sync of batch `b + 1`; that overlap is the point of the pipeline.
-//! 5. Each waiter returns exactly once: `Ok` when its LSN is published, or
+//! 4. A written (and synced) batch goes to the `ready` queue, in batch
+//!    order. The *apply stage* (`applying`) is held by at most one waiter at
+//!    a time; it applies queued batches in order (memtable, applied
+//!    watermark) and only then publishes each (`written`/`synced`):
+//!    **batches are applied and published in LSN order, and a waiter that
+//!    returns `Ok` finds its commit applied.** Every queued batch gets an
+//!    applier: the active one drains the queue before letting go, else the
+//!    leader applies what it queued before it returns.
+//! 5. While commits are pending, a leader keeps the write stage for up to
+//!    [`MAX_CHAIN`] more batches (the disk does not idle while a new leader
+//!    wakes up) and wakes one waiter of the batch it just queued to apply it.
+//!    Otherwise it releases the write stage and wakes one pending waiter to
+//!    lead. Applying batch `b` thus overlaps writing and syncing `b + 1`;
+//!    that overlap is the point of the pipeline.
+//! 6. Each waiter returns exactly once: `Ok` when its LSN is published, or
 //!    the batch's I/O error if its own batch failed, or `Poisoned` if an
 //!    earlier batch failed. A failure is set as soon as the write or sync
 //!    fails; a waiter whose record was durable before the failed batch still
 //!    waits for its (earlier, in-flight) batch to be published. After a
-//!    failure nothing more is written (sticky); the failed leader, in its
-//!    apply turn, hands its jobs and every pending job to `Apply` as
-//!    abandoned.
-//! 6. Wake-ups are per batch: waiters sleep on the condvar of the batch that
+//!    failure nothing more is written (sticky); the applier of the failed
+//!    batch hands its jobs and every pending job to `Apply` as abandoned.
+//! 7. Wake-ups are per batch: waiters sleep on the condvar of the batch that
 //!    will cover them (slot `batch % SLOTS`; at most `MAX_IN_FLIGHT + 1`
 //!    batch numbers are live, fewer than `SLOTS`). Publishing batch `b`
 //!    wakes `b`'s waiters; releasing the write stage or publishing wakes one
@@ -43,6 +49,7 @@
 //! `Apply` is called without `state`, except for abandoned jobs after a
 //! failure.
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -109,6 +116,23 @@ const MAX_IN_FLIGHT: u64 = 2;
 /// most `MAX_IN_FLIGHT + 1 < SLOTS`.
 const SLOTS: usize = 4;
 
+/// Batches a leader may write in a row while more commits are pending,
+/// beyond its own; bounds how long its own caller waits.
+const MAX_CHAIN: u32 = 4;
+
+/// A batch out of the write stage, waiting for the apply stage.
+#[derive(Debug)]
+struct Ready<J> {
+    no: u64,
+    jobs: Vec<J>,
+    last: Lsn,
+    synced: bool,
+    bytes: u64,
+    commits: usize,
+    /// False if its write or sync failed: its jobs are abandoned.
+    ok: bool,
+}
+
 /// A batch taken but not yet published.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
@@ -118,6 +142,10 @@ struct InFlight {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent flags (stages held, closed, gathering) under one lock"
+)]
 struct State<J> {
     pending: Vec<u8>,
     pending_jobs: Vec<J>,
@@ -145,6 +173,10 @@ struct State<J> {
     inflight: Vec<InFlight>,
     /// Commits in taken, unpublished batches.
     inflight_commits: usize,
+    /// Written (and synced, if asked) batches waiting to be applied, in order.
+    ready: VecDeque<Ready<J>>,
+    /// A waiter holds the apply stage (applying `ready` batches).
+    applying: bool,
     /// Set by `seal`: later enqueues are refused with `Error::Closed`.
     closed: bool,
     failure: Option<Failure>,
@@ -186,8 +218,6 @@ pub(crate) struct GroupCommit<S, J, A> {
     state: Mutex<State<J>>,
     /// Waiters settled by batch `n` sleep on `batch_done[slot(n)]`.
     batch_done: [Condvar; SLOTS],
-    /// Leaders waiting for their apply turn.
-    apply_turn: Condvar,
     /// Wakes a gathering leader once every open writer has enqueued.
     arrivals: Condvar,
     /// Open read-write transactions: the commits a leader may wait for.
@@ -226,6 +256,8 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             sync_covered: last_lsn,
             inflight: Vec::with_capacity(MAX_IN_FLIGHT as usize),
             inflight_commits: 0,
+            ready: VecDeque::new(),
+            applying: false,
             closed: false,
             failure: None,
             counters: Counters::default(),
@@ -235,7 +267,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         Self {
             state: Mutex::new(state),
             batch_done: std::array::from_fn(|_| Condvar::new()),
-            apply_turn: Condvar::new(),
             arrivals: Condvar::new(),
             open_writers: AtomicUsize::new(0),
             sink: Mutex::new(sink),
@@ -303,6 +334,10 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if st.written >= lsn && (!need_sync || st.synced >= lsn) {
                 return Ok(());
             }
+            if !st.applying && !st.ready.is_empty() {
+                st = self.apply_ready(st);
+                continue;
+            }
             if let Some(f) = &st.failure {
                 // Below `first` the record is durable (written, if no sync
                 // was asked) in a batch that is still being published.
@@ -339,6 +374,10 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         let mut st = self.state.lock();
         while st.syncing || st.published < st.batches {
             // Only a batch taken for someone else's sync request can remain.
+            if !st.applying && !st.ready.is_empty() {
+                st = self.apply_ready(st);
+                continue;
+            }
             let batch = st.batches;
             st = self.batch_done[slot(batch)].wait(st);
         }
@@ -400,7 +439,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         for cv in &self.batch_done {
             cv.notify_all();
         }
-        self.apply_turn.notify_all();
     }
 
     /// Wakes one pending waiter to lead the next batch, if one may.
@@ -435,110 +473,152 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         st
     }
 
-    /// Runs one batch as the leader: takes it, writes (and syncs) it, then in
-    /// its apply turn applies and publishes it. Takes and returns the state
-    /// guard.
+    /// Holds the write stage: takes the pending batch, writes (and syncs) it,
+    /// and queues it for the apply stage. While more commits are pending it
+    /// keeps the write stage for up to [`MAX_CHAIN`] more batches, waking a
+    /// waiter of the batch just synced to apply it, so the disk does not idle
+    /// while the next leader wakes up. Takes and returns the state guard.
     fn lead<'a>(
         &'a self,
         mut st: MutexGuard<'a, State<J>>,
         need_sync: bool,
     ) -> MutexGuard<'a, State<J>> {
-        st.syncing = true;
-        if need_sync {
-            st = self.gather(st);
-        }
-        let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
-        let jobs = std::mem::take(&mut st.pending_jobs);
-        let commits = jobs.len();
-        let (first, prev_crc, last) = (st.pending_first, st.pending_prev_crc, st.last_lsn);
-        let durable_before = st.durable;
-        st.batches += 1;
-        let no = st.batches;
-        st.taken = last;
-        if need_sync {
-            st.sync_covered = last;
-        }
-        st.inflight.push(InFlight {
-            no,
-            last,
-            synced: need_sync,
-        });
-        st.inflight_commits += commits;
-        drop(st);
+        let mut chained = 0;
+        loop {
+            st.syncing = true;
+            // Gather only into an idle pipeline: with a batch in flight, the
+            // next one fills while it syncs, and waiting would idle the disk.
+            if need_sync && st.batches == st.published {
+                st = self.gather(st);
+            }
+            let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
+            let jobs = std::mem::take(&mut st.pending_jobs);
+            let commits = jobs.len();
+            let (first, prev_crc, last) = (st.pending_first, st.pending_prev_crc, st.last_lsn);
+            let durable_before = st.durable;
+            st.batches += 1;
+            let no = st.batches;
+            st.taken = last;
+            if need_sync {
+                st.sync_covered = last;
+            }
+            st.inflight.push(InFlight {
+                no,
+                last,
+                synced: need_sync,
+            });
+            st.inflight_commits += commits;
+            drop(st);
 
-        let result = {
-            let mut sink = self.sink.lock();
-            let written = if commits > 0 {
-                sink.write_batch(&mut batch, durable_before, first, prev_crc)
-            } else {
-                Ok(())
-            };
-            written.and_then(|()| {
-                if need_sync {
-                    let started = Instant::now();
-                    sink.sync().map(|()| Some(started.elapsed()))
+            let result = {
+                let mut sink = self.sink.lock();
+                let written = if commits > 0 {
+                    sink.write_batch(&mut batch, durable_before, first, prev_crc)
                 } else {
-                    Ok(None)
-                }
-            })
-        };
+                    Ok(())
+                };
+                written.and_then(|()| {
+                    if need_sync {
+                        let started = Instant::now();
+                        sink.sync().map(|()| Some(started.elapsed()))
+                    } else {
+                        Ok(None)
+                    }
+                })
+            };
 
-        let mut st = self.state.lock();
-        st.syncing = false;
-        match &result {
-            Ok(took) => {
-                if let Some(took) = took {
-                    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-                    st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
-                    st.durable = last;
+            st = self.state.lock();
+            let ok = result.is_ok();
+            match result {
+                Ok(took) => {
+                    if let Some(took) = took {
+                        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                        st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
+                        st.durable = last;
+                    }
                 }
+                Err(e) => {
+                    st.failure = Some(Failure {
+                        first: if need_sync {
+                            durable_before.next()
+                        } else {
+                            first
+                        },
+                        last,
+                        kind: e.kind(),
+                        message: e.to_string(),
+                    });
+                    self.wake_all();
+                }
+            }
+            st.ready.push_back(Ready {
+                no,
+                jobs,
+                last,
+                synced: need_sync,
+                bytes: batch.len() as u64,
+                commits,
+                ok,
+            });
+            if ok
+                && chained < MAX_CHAIN
+                && !st.pending_jobs.is_empty()
+                && st.batches - st.published < MAX_IN_FLIGHT
+            {
+                if !st.applying {
+                    self.batch_done[slot(no)].notify_one();
+                }
+                chained += 1;
+                continue;
+            }
+            st.syncing = false;
+            if ok {
                 self.wake_next_leader(&st);
             }
-            Err(e) => {
-                st.failure = Some(Failure {
-                    first: if need_sync {
-                        durable_before.next()
-                    } else {
-                        first
-                    },
-                    last,
-                    kind: e.kind(),
-                    message: e.to_string(),
-                });
+            // Every queued batch needs an applier: an active one takes what
+            // was queued before it lets go of the apply stage; otherwise the
+            // leader applies. (Its own commit may already be published by a
+            // delegate, so its caller would not come back for the rest.)
+            if !st.applying {
+                st = self.apply_ready(st);
+            }
+            return st;
+        }
+    }
+
+    /// Holds the apply stage: applies and publishes queued batches in order
+    /// until none is left. Takes and returns the state guard.
+    fn apply_ready<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
+        st.applying = true;
+        while let Some(done) = st.ready.pop_front() {
+            drop(st);
+            // Applied before anyone can see the batch as done.
+            self.applier.apply(done.jobs, done.ok);
+            st = self.state.lock();
+            st.inflight.retain(|b| b.no != done.no);
+            st.inflight_commits -= done.commits;
+            st.published = done.no;
+            if done.ok {
+                if done.commits > 0 {
+                    st.written = done.last;
+                    st.counters.bytes += done.bytes;
+                    st.counters.writes += 1;
+                }
+                if done.synced {
+                    st.counters.synced_commits += done.last.0 - st.synced.0;
+                    st.counters.syncs += 1;
+                    st.synced = done.last;
+                }
+                self.batch_done[slot(done.no)].notify_all();
+            } else {
+                // Nothing more will be written: abandon what is still pending.
+                let abandoned = std::mem::take(&mut st.pending_jobs);
+                self.applier.apply(abandoned, false);
                 self.wake_all();
             }
         }
-        while st.published + 1 < no {
-            st = self.apply_turn.wait(st);
-        }
-        drop(st);
-        // Applied before anyone can see the batch as done.
-        self.applier.apply(jobs, result.is_ok());
-
-        let mut st = self.state.lock();
-        st.inflight.retain(|b| b.no != no);
-        st.inflight_commits -= commits;
-        st.published = no;
-        self.apply_turn.notify_all();
-        if result.is_ok() {
-            if commits > 0 {
-                st.written = last;
-                st.counters.bytes += batch.len() as u64;
-                st.counters.writes += 1;
-            }
-            if need_sync {
-                st.counters.synced_commits += last.0 - st.synced.0;
-                st.counters.syncs += 1;
-                st.synced = last;
-            }
-            self.batch_done[slot(no)].notify_all();
-            self.wake_next_leader(&st);
-        } else {
-            // Nothing more will be written: abandon what is still pending.
-            let abandoned = std::mem::take(&mut st.pending_jobs);
-            self.applier.apply(abandoned, false);
-            self.wake_all();
-        }
+        st.applying = false;
+        self.wake_next_leader(&st);
         st
     }
 }

@@ -220,3 +220,41 @@ fn loom_group_commit_sync_all_covers_buffered_commits() {
         assert_eq!(*applied.0.lock(), vec![(1, true), (2, true)]);
     });
 }
+
+/// Three committers, so that a leader can keep the write stage for a second
+/// batch while another waiter of its first batch applies it: every commit
+/// returns (no batch is left without an applier), applied in order.
+#[test]
+fn loom_group_commit_three_committers_chained_batches_all_return() {
+    // The lost-wakeup this model found needed three preemptions.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let applied = Arc::new(Recorder::default());
+        let gc = Arc::new(Queue::new(
+            FakeSink::default(),
+            applied.clone(),
+            0,
+            Lsn::ZERO,
+            0,
+            true,
+        ));
+        let order = Arc::new(Order::default());
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
+                thread::spawn(move || commit(&gc, &order, &applied).unwrap())
+            })
+            .collect();
+        commit(&gc, &order, &applied).unwrap();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(
+            *applied.0.lock(),
+            vec![(1, true), (2, true), (3, true)],
+            "applied once each, in order"
+        );
+        gc.with_sink(|sink| assert_eq!(sink.synced_len, sink.data.len()));
+    });
+}
