@@ -45,6 +45,18 @@ impl Apply<u64> for Arc<Recorder> {
 
 type Queue = GroupCommit<FakeSink, u64, Arc<Recorder>>;
 
+/// A queue over `sink` that records applied jobs in `applied`.
+fn queue(sink: FakeSink, applied: &Arc<Recorder>, always_sync: bool) -> Arc<Queue> {
+    Arc::new(Queue::new(
+        sink,
+        applied.clone(),
+        0,
+        Lsn::ZERO,
+        0,
+        always_sync,
+    ))
+}
+
 /// The commit-order lock and clock, as the oracle keeps them.
 type Order = Mutex<u64>;
 
@@ -74,14 +86,7 @@ fn commit(gc: &Queue, order: &Order, applied: &Recorder) -> Result<Lsn, Error> {
 fn loom_group_commit_wakes_each_waiter_with_its_result_in_order() {
     loom::model(|| {
         let applied = Arc::new(Recorder::default());
-        let gc = Arc::new(Queue::new(
-            FakeSink::default(),
-            applied.clone(),
-            0,
-            Lsn::ZERO,
-            0,
-            true,
-        ));
+        let gc = queue(FakeSink::default(), &applied, true);
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
             .map(|_| {
@@ -128,7 +133,7 @@ fn loom_group_commit_failure_is_sticky() {
             ..FakeSink::default()
         };
         let applied = Arc::new(Recorder::default());
-        let gc = Arc::new(Queue::new(sink, applied.clone(), 0, Lsn::ZERO, 0, true));
+        let gc = queue(sink, &applied, true);
         let order = Arc::new(Order::default());
         let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
         let other = thread::spawn(move || commit(&gc2, &order2, &applied2));
@@ -163,14 +168,7 @@ fn loom_group_commit_failure_is_sticky() {
 fn loom_group_commit_pipeline_applies_in_order() {
     loom::model(|| {
         let applied = Arc::new(Recorder::default());
-        let gc = Arc::new(Queue::new(
-            FakeSink::default(),
-            applied.clone(),
-            0,
-            Lsn::ZERO,
-            0,
-            true,
-        ));
+        let gc = queue(FakeSink::default(), &applied, true);
         let order = Arc::new(Order::default());
         let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
         let other = thread::spawn(move || {
@@ -199,14 +197,7 @@ fn loom_group_commit_pipeline_applies_in_order() {
 fn loom_group_commit_sync_all_covers_buffered_commits() {
     loom::model(|| {
         let applied = Arc::new(Recorder::default());
-        let gc = Arc::new(Queue::new(
-            FakeSink::default(),
-            applied.clone(),
-            0,
-            Lsn::ZERO,
-            0,
-            false,
-        ));
+        let gc = queue(FakeSink::default(), &applied, false);
         let order = Arc::new(Order::default());
         let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
         let other = thread::spawn(move || commit(&gc2, &order2, &applied2).unwrap());
@@ -231,14 +222,7 @@ fn loom_group_commit_three_committers_chained_batches_all_return() {
     model.preemption_bound = Some(3);
     model.check(|| {
         let applied = Arc::new(Recorder::default());
-        let gc = Arc::new(Queue::new(
-            FakeSink::default(),
-            applied.clone(),
-            0,
-            Lsn::ZERO,
-            0,
-            true,
-        ));
+        let gc = queue(FakeSink::default(), &applied, true);
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
             .map(|_| {
