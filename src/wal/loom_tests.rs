@@ -242,3 +242,35 @@ fn loom_group_commit_three_committers_chained_batches_all_return() {
         gc.with_sink(|sink| assert_eq!(sink.synced_len, sink.data.len()));
     });
 }
+
+/// Buffered queue with two committers and a concurrent `sync_all`: whatever
+/// was enqueued before `sync_all` began is synced when it returns, even if
+/// the batch it waited for was written without a sync.
+#[test]
+fn loom_group_commit_sync_all_is_not_settled_by_an_unsynced_batch() {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(|| {
+        let applied = Arc::new(Recorder::default());
+        let gc = queue(FakeSink::default(), &applied, false);
+        let order = Arc::new(Order::default());
+        let handles: Vec<_> = (0..2)
+            .map(|_| {
+                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
+                thread::spawn(move || commit(&gc, &order, &applied).unwrap())
+            })
+            .collect();
+        let before = gc.last_lsn();
+        gc.sync_all().unwrap();
+        let synced = gc.with_sink(|sink| sink.data[..sink.synced_len].to_vec());
+        let mut chain = Chain::default();
+        let _ = scan_segment(&synced, 0, 0, &mut chain, true, &mut |_| Ok(()));
+        assert!(
+            chain.last_lsn >= before,
+            "sync_all returned with lsn {before} unsynced"
+        );
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
