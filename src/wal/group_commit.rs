@@ -378,7 +378,13 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 st = self.apply_ready(st);
                 continue;
             }
-            let batch = st.batches;
+            // The newest taken batch, or, if a leader is still gathering
+            // (nothing taken yet), the one it is about to take.
+            let batch = if st.published < st.batches {
+                st.batches
+            } else {
+                st.batches + 1
+            };
             st = self.batch_done[slot(batch)].wait(st);
         }
         if st.failure.is_some() {
