@@ -98,6 +98,9 @@ pub struct Stats {
     pub wal_writes: u64,
     /// WAL `fdatasync` calls on the commit path.
     pub wal_syncs: u64,
+    /// Time spent in those calls: over a phase, divided by its length, how
+    /// busy the commit path kept the disk.
+    pub wal_sync_time: Duration,
     /// Commits made durable per WAL sync (0 if none synced yet).
     pub commits_per_sync: f64,
     /// Bytes held by the memtable (keys, values, per-entry overhead).
@@ -239,6 +242,7 @@ impl Db {
             wal_bytes: c.bytes,
             wal_writes: c.writes,
             wal_syncs: c.syncs,
+            wal_sync_time: Duration::from_nanos(c.sync_nanos),
             #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
             commits_per_sync: if c.syncs == 0 {
                 0.0

@@ -206,12 +206,13 @@ fn rmw_phases(
     }
     for &threads in &settings.threads {
         let label = format!("read-2-write-2 ({mode})");
-        let (measured, per_sync) = with_sync_stats(db, || {
+        let (measured, sync) = with_sync_stats(db, || {
             let value_bytes = settings.value_bytes;
             workload::read_modify_write(db, keys, value_bytes, &label, threads, settings.duration)
         })?;
-        let mut rmw = row(kind, &label, threads, "commits/s", measured, per_sync);
+        let mut rmw = row(kind, &label, threads, "commits/s", measured, sync.per_sync);
         rmw.conflicts = Some(rmw.measured.tally.conflicts);
+        rmw.sync_busy = sync.busy;
         report.push(rmw);
     }
     Ok(())
@@ -225,9 +226,11 @@ fn load_phase(
     settings: &Settings,
     label: &str,
 ) -> CliResult<()> {
-    let (load, per_sync) =
+    let (load, sync) =
         with_sync_stats(db, || workload::load(db, keys, settings.value_bytes, label))?;
-    report.push(row(Kind::Load, label, 1, "keys/s", load, per_sync));
+    let mut loaded = row(Kind::Load, label, 1, "keys/s", load, sync.per_sync);
+    loaded.sync_busy = sync.busy;
+    report.push(loaded);
     Ok(())
 }
 
@@ -262,19 +265,31 @@ fn read_phases(report: &mut Report, db: &Db, keys: &Keys, settings: &Settings) -
     Ok(())
 }
 
-/// Runs `phase` and returns its result with the commits per WAL fdatasync
-/// it caused (`None` if it caused no sync).
+/// What a phase's WAL syncs were (both `None` if it caused no sync).
+struct SyncStats {
+    /// Commits per WAL fdatasync.
+    per_sync: Option<f64>,
+    /// Time in WAL fdatasync over the phase's length.
+    busy: Option<f64>,
+}
+
+/// Runs `phase` and returns its result with what its WAL syncs were.
 fn with_sync_stats(
     db: &Db,
     phase: impl FnOnce() -> CliResult<Measured>,
-) -> CliResult<(Measured, Option<f64>)> {
+) -> CliResult<(Measured, SyncStats)> {
     let before = db.stats();
     let measured = phase()?;
     let after = db.stats();
     let commits = after.commits.saturating_sub(before.commits);
     let syncs = after.wal_syncs.saturating_sub(before.wal_syncs);
-    let per_sync = (syncs > 0).then(|| as_f64(commits) / as_f64(syncs));
-    Ok((measured, per_sync))
+    let sync_time = after.wal_sync_time.saturating_sub(before.wal_sync_time);
+    let secs = measured.elapsed.as_secs_f64();
+    let sync = SyncStats {
+        per_sync: (syncs > 0).then(|| as_f64(commits) / as_f64(syncs)),
+        busy: (syncs > 0 && secs > 0.0).then(|| sync_time.as_secs_f64() / secs),
+    };
+    Ok((measured, sync))
 }
 
 /// A row without conflicts (callers set them for transactional phases).
@@ -294,5 +309,6 @@ fn row(
         measured,
         conflicts: None,
         commits_per_sync,
+        sync_busy: None,
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Row {
     pub(crate) conflicts: Option<u64>,
     /// Commits per WAL fdatasync (from `Db::stats` deltas), if any sync ran.
     pub(crate) commits_per_sync: Option<f64>,
+    /// Fraction of the phase spent in WAL fdatasync, if any sync ran.
+    pub(crate) sync_busy: Option<f64>,
 }
 
 impl Row {
@@ -81,6 +83,9 @@ impl Row {
         }
         if let Some(c) = self.commits_per_sync {
             let _ = write!(line, ", {c:.1} commits/fdatasync");
+        }
+        if let Some(b) = self.sync_busy {
+            let _ = write!(line, ", in fdatasync {:.0}% of the time", b * 100.0);
         }
         line
     }
@@ -136,19 +141,27 @@ impl Report {
     fn render_table(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "{:<30} {:>7} {:>12} {:<10} {:>10} {:>10} {:>9} {:>13}",
-            "phase", "threads", "ops/s", "unit", "p50 us", "p99 us", "conflicts", "commits/fsync"
+            "{:<30} {:>7} {:>12} {:<10} {:>10} {:>10} {:>9} {:>13} {:>9}",
+            "phase",
+            "threads",
+            "ops/s",
+            "unit",
+            "p50 us",
+            "p99 us",
+            "conflicts",
+            "commits/fsync",
+            "in fsync"
         );
         let _ = writeln!(
             out,
             "{}",
-            "-".repeat(30 + 7 + 12 + 10 + 10 + 10 + 9 + 13 + 7)
+            "-".repeat(30 + 7 + 12 + 10 + 10 + 10 + 9 + 13 + 9 + 8)
         );
         for row in &self.rows {
             let h = &row.measured.tally.latency;
             let _ = writeln!(
                 out,
-                "{:<30} {:>7} {:>12.0} {:<10} {:>10} {:>10} {:>9} {:>13}",
+                "{:<30} {:>7} {:>12.0} {:<10} {:>10} {:>10} {:>9} {:>13} {:>9}",
                 row.name,
                 row.threads,
                 row.rate(),
@@ -159,6 +172,8 @@ impl Report {
                     .map_or_else(|| "-".to_owned(), |c| c.to_string()),
                 row.commits_per_sync
                     .map_or_else(|| "-".to_owned(), |c| format!("{c:.1}")),
+                row.sync_busy
+                    .map_or_else(|| "-".to_owned(), |b| format!("{:.0}%", b * 100.0)),
             );
         }
         out.push_str(

@@ -99,6 +99,8 @@ pub(crate) struct Counters {
     pub(crate) writes: u64,
     pub(crate) syncs: u64,
     pub(crate) synced_commits: u64,
+    /// Time spent in successful syncs of batches, in nanoseconds.
+    pub(crate) sync_nanos: u64,
 }
 
 #[derive(Debug)]
@@ -540,6 +542,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                     if let Some(took) = took {
                         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                         st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
+                        st.counters.sync_nanos = st.counters.sync_nanos.saturating_add(nanos);
                         st.durable = last;
                     }
                 }
