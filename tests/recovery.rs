@@ -363,6 +363,10 @@ mod clean {
         let stats = db.stats();
         assert_eq!(stats.commits, 20);
         assert!(stats.wal_syncs >= 20, "Sync mode: one sync per lone commit");
+        assert!(
+            stats.wal_sync_time > std::time::Duration::ZERO,
+            "the time in those syncs is counted"
+        );
         assert_eq!(stats.last_lsn, 20);
         db.close().unwrap();
 
