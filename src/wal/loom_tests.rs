@@ -80,6 +80,16 @@ fn commit(gc: &Queue, order: &Order, applied: &Recorder) -> Result<Lsn, Error> {
     Ok(lsn)
 }
 
+/// Runs [`commit`] on a new thread.
+fn spawn_commit(
+    gc: &Arc<Queue>,
+    order: &Arc<Order>,
+    applied: &Arc<Recorder>,
+) -> thread::JoinHandle<Result<Lsn, Error>> {
+    let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
+    thread::spawn(move || commit(&gc, &order, &applied))
+}
+
 /// Each waiter returns once with success after its record is synced; the WAL
 /// holds the records in LSN order with rising commit timestamps.
 #[test]
@@ -89,10 +99,7 @@ fn loom_group_commit_wakes_each_waiter_with_its_result_in_order() {
         let gc = queue(FakeSink::default(), &applied, true);
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
-                thread::spawn(move || commit(&gc, &order, &applied))
-            })
+            .map(|_| spawn_commit(&gc, &order, &applied))
             .collect();
         let mut lsns: Vec<Lsn> = handles
             .into_iter()
@@ -135,8 +142,7 @@ fn loom_group_commit_failure_is_sticky() {
         let applied = Arc::new(Recorder::default());
         let gc = queue(sink, &applied, true);
         let order = Arc::new(Order::default());
-        let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
-        let other = thread::spawn(move || commit(&gc2, &order2, &applied2));
+        let other = spawn_commit(&gc, &order, &applied);
         let mine = commit(&gc, &order, &applied);
         let theirs = other.join().unwrap();
         for r in [&mine, &theirs] {
@@ -199,15 +205,14 @@ fn loom_group_commit_sync_all_covers_buffered_commits() {
         let applied = Arc::new(Recorder::default());
         let gc = queue(FakeSink::default(), &applied, false);
         let order = Arc::new(Order::default());
-        let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
-        let other = thread::spawn(move || commit(&gc2, &order2, &applied2).unwrap());
+        let other = spawn_commit(&gc, &order, &applied);
         commit(&gc, &order, &applied).unwrap();
         let before = gc.with_sink(|sink| sink.data.len());
         gc.sync_all().unwrap();
         gc.with_sink(|sink| {
             assert!(sink.synced_len >= before, "sync_all returned before a sync");
         });
-        other.join().unwrap();
+        other.join().unwrap().unwrap();
         assert_eq!(*applied.0.lock(), vec![(1, true), (2, true)]);
     });
 }
@@ -225,14 +230,11 @@ fn loom_group_commit_three_committers_chained_batches_all_return() {
         let gc = queue(FakeSink::default(), &applied, true);
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
-                thread::spawn(move || commit(&gc, &order, &applied).unwrap())
-            })
+            .map(|_| spawn_commit(&gc, &order, &applied))
             .collect();
         commit(&gc, &order, &applied).unwrap();
         for h in handles {
-            h.join().unwrap();
+            h.join().unwrap().unwrap();
         }
         assert_eq!(
             *applied.0.lock(),
@@ -255,10 +257,7 @@ fn loom_group_commit_sync_all_is_not_settled_by_an_unsynced_batch() {
         let gc = queue(FakeSink::default(), &applied, false);
         let order = Arc::new(Order::default());
         let handles: Vec<_> = (0..2)
-            .map(|_| {
-                let (gc, order, applied) = (gc.clone(), order.clone(), applied.clone());
-                thread::spawn(move || commit(&gc, &order, &applied).unwrap())
-            })
+            .map(|_| spawn_commit(&gc, &order, &applied))
             .collect();
         let before = gc.last_lsn();
         gc.sync_all().unwrap();
@@ -270,7 +269,7 @@ fn loom_group_commit_sync_all_is_not_settled_by_an_unsynced_batch() {
             "sync_all returned with lsn {before} unsynced"
         );
         for h in handles {
-            h.join().unwrap();
+            h.join().unwrap().unwrap();
         }
     });
 }
