@@ -173,7 +173,8 @@ impl Db {
             chain.last_lsn,
             chain.last_crc,
             always_sync,
-        );
+        )
+        .with_spin_limit(options.commit_spin);
         let inner = Inner {
             path,
             options,

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use strata::{Db, Durability, ReadTxn};
+use std::time::Duration;
+
+use strata::{Db, Durability, Options, ReadTxn};
 
 const ACCOUNTS: u32 = 20;
 const INITIAL: u64 = 1_000;
@@ -67,8 +69,8 @@ fn check(snap: &ReadTxn<'_>) -> BTreeMap<Vec<u8>, u64> {
     accounts
 }
 
-fn run_bank(path: &Path, durability: Durability, iterations: u32, seed: u64) {
-    let db = common::open(path, durability);
+fn run_bank(path: &Path, options: &Options, iterations: u32, seed: u64) {
+    let db = Db::open(path, options.clone()).unwrap();
     db.update(|t| {
         for i in 0..ACCOUNTS {
             t.put(&account(i), &INITIAL.to_le_bytes())?;
@@ -164,7 +166,7 @@ fn run_bank(path: &Path, durability: Durability, iterations: u32, seed: u64) {
     assert_eq!(commits, 1 + transfers.load(Ordering::Relaxed));
     db.close().unwrap();
 
-    let db = common::open(path, durability);
+    let db = Db::open(path, options.clone()).unwrap();
     assert_eq!(check_snapshot(&db), before, "state after reopen");
     assert_eq!(db.stats().recovered_records, commits);
     db.close().unwrap();
@@ -175,7 +177,7 @@ fn bank_buffered() {
     let dir = common::temp_dir();
     run_bank(
         dir.path(),
-        Durability::Buffered,
+        &common::options(Durability::Buffered),
         1_500,
         common::seed("bank_buffered"),
     );
@@ -184,5 +186,15 @@ fn bank_buffered() {
 #[test]
 fn bank_sync() {
     let dir = common::temp_dir();
-    run_bank(dir.path(), Durability::Sync, 250, common::seed("bank_sync"));
+    let options = common::options(Durability::Sync);
+    run_bank(dir.path(), &options, 250, common::seed("bank_sync"));
+}
+
+/// Waiting committers that never spin (they sleep at once) take the other
+/// path through the group commit's wait; the bank must balance the same.
+#[test]
+fn bank_sync_waiters_sleep_without_spinning() {
+    let dir = common::temp_dir();
+    let options = common::options(Durability::Sync).commit_spin(Duration::ZERO);
+    run_bank(dir.path(), &options, 250, common::seed("bank_sync_no_spin"));
 }

@@ -768,3 +768,65 @@ mod handles {
         assert_eq!(clone.stats().commits, 0);
     }
 }
+
+mod visible_on_return {
+    use std::time::Duration;
+
+    use strata::Options;
+
+    use super::*;
+
+    const THREADS: u64 = 6;
+    const COMMITS: u64 = 150;
+
+    /// While other threads commit, each thread's next snapshot sees the
+    /// commit that just returned: a waiter that returns, whether it spun or
+    /// slept, finds its batch applied and published.
+    fn each_thread_sees_its_commit_at_once(db: &Db) {
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                s.spawn(move || {
+                    let key = format!("thread/{t}");
+                    for i in 1..=COMMITS {
+                        let mut txn = db.begin();
+                        txn.put(key.as_bytes(), &i.to_le_bytes()).unwrap();
+                        let ts = txn.commit().unwrap();
+                        let r = db.begin_read();
+                        assert!(r.read_ts() >= ts, "{:?} < {ts:?}", r.read_ts());
+                        assert_eq!(counter(r.get(key.as_bytes()).unwrap()), i, "{key}");
+                    }
+                });
+            }
+        });
+        assert_eq!(db.stats().commits, THREADS * COMMITS);
+    }
+
+    fn on_disk(options: Options) {
+        let dir = common::temp_dir();
+        let db = Db::open(dir.path(), options.clone()).unwrap();
+        each_thread_sees_its_commit_at_once(&db);
+        db.close().unwrap();
+        let db = Db::open(dir.path(), options).unwrap();
+        let r = db.begin_read();
+        for t in 0..THREADS {
+            let key = format!("thread/{t}");
+            assert_eq!(counter(r.get(key.as_bytes()).unwrap()), COMMITS, "{key}");
+        }
+    }
+
+    #[test]
+    fn sync_commits_with_spinning_waiters() {
+        on_disk(common::options(Durability::Sync));
+    }
+
+    #[test]
+    fn sync_commits_with_sleeping_waiters() {
+        on_disk(common::options(Durability::Sync).commit_spin(Duration::ZERO));
+    }
+
+    #[test]
+    fn buffered_commits_with_spinning_waiters() {
+        let (_vfs, db) = mem_db(Durability::Buffered);
+        each_thread_sees_its_commit_at_once(&db);
+    }
+}

@@ -40,6 +40,7 @@ struct Settings {
     value_bytes: usize,
     duration: Duration,
     threads: Vec<usize>,
+    commit_spin: Duration,
 }
 
 impl Settings {
@@ -61,6 +62,7 @@ impl Settings {
             value_bytes: args.value_bytes,
             duration: Duration::from_secs(args.duration_secs),
             threads: args.threads.clone(),
+            commit_spin: Duration::from_micros(args.commit_spin_us),
         })
     }
 
@@ -103,15 +105,16 @@ pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
     ));
 
     let keys = Keys::new(settings.keys);
+    let options = Options::default().commit_spin(settings.commit_spin);
     let durable = Db::open(
         dir.join("sync"),
-        Options::default().durability(Durability::Sync),
+        options.clone().durability(Durability::Sync),
     )?;
     rmw_phases(&mut report, &durable, &keys, &settings, Durability::Sync)?;
 
     let buffered = Db::open(
         dir.join("buffered"),
-        Options::default().durability(Durability::Buffered),
+        options.durability(Durability::Buffered),
     )?;
     load_phase(&mut report, &buffered, &keys, &settings, "load (buffered)")?;
     // Reads first, while the memtable holds exactly the loaded keys, one
@@ -160,6 +163,10 @@ fn describe(settings: &Settings, dir: &Path) -> Vec<(String, String)> {
         ("version".into(), env!("CARGO_PKG_VERSION").into()),
         ("directory".into(), dir.display().to_string()),
         ("cpus".into(), cpus.to_string()),
+        (
+            "commit spin".into(),
+            format!("{} us at most", settings.commit_spin.as_micros()),
+        ),
         (
             "data".into(),
             format!(

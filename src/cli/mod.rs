@@ -62,7 +62,19 @@ pub(crate) struct BenchArgs {
     /// the system temporary directory; it chooses the file system measured.
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+
+    /// Longest a waiting committer spins before it sleeps, in microseconds
+    /// (`Options::commit_spin`; 0 never spins).
+    #[arg(long, value_name = "MICROS", default_value_t = DEFAULT_COMMIT_SPIN_MICROS)]
+    pub(crate) commit_spin_us: u64,
 }
+
+/// `Options::commit_spin`'s default, in whole microseconds (for `--help`).
+const DEFAULT_COMMIT_SPIN_MICROS: u64 = {
+    let micros = strata::DEFAULT_COMMIT_SPIN.as_micros();
+    assert!(micros <= u64::MAX as u128);
+    micros as u64
+};
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> CliResult<()> {

@@ -43,6 +43,17 @@
 //!    batch numbers are live, fewer than `SLOTS`). Publishing batch `b`
 //!    wakes `b`'s waiters; releasing the write stage or publishing wakes one
 //!    pending waiter, to lead; nobody else wakes for nothing.
+//! 8. Before it sleeps, a waiter spins for a bounded time, yielding the CPU
+//!    each round (a sleeping thread on an idle vCPU takes tens of
+//!    microseconds to wake; decision 0009). It watches two things outside
+//!    the lock: the published LSNs (mirrored in `written_at`/`synced_at`,
+//!    stored under the lock after the batch is applied, so `Acquire` loads
+//!    see the apply) and `wakes`, bumped under the lock with every wake-up
+//!    that is not a publication. It reads `wakes` while holding the lock
+//!    after finding it must wait, so any later state change it must react to
+//!    bumps `wakes` after that read: **a spinning waiter misses no wake-up**.
+//!    When its settled, it returns; when `wakes` moved, it re-evaluates
+//!    under the lock; when its budget is spent, it sleeps as in 7.
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
 //! taken by the leader holding the write stage, never while holding `state`;
@@ -55,8 +66,9 @@ use std::time::{Duration, Instant};
 
 use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
 use crate::error::{Error, Result};
-use crate::sync::atomic::{AtomicUsize, Ordering};
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::options::DEFAULT_COMMIT_SPIN;
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard, thread};
 use crate::types::{Lsn, Ts};
 
 /// Longest a leader waits for more commits before taking a synced batch.
@@ -121,6 +133,26 @@ const SLOTS: usize = 4;
 /// Batches a leader may write in a row while more commits are pending,
 /// beyond its own; bounds how long its own caller waits.
 const MAX_CHAIN: u32 = 4;
+
+/// A waiter spins for this many average syncs (within the limit): long
+/// enough to see the batch after its own published.
+const SPIN_SYNCS: u64 = 4;
+/// Spin at least this long when the limit allows it (a buffered wait, or
+/// before any sync was timed).
+const SPIN_MIN: Duration = Duration::from_micros(100);
+/// Under loom (no time), a spin phase is this many rounds.
+const LOOM_SPIN_ROUNDS: u32 = 1;
+
+/// How a spin phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spin {
+    /// The waiter's record is published.
+    Settled,
+    /// Something else changed: re-evaluate under the lock.
+    Woken,
+    /// The budget is spent: sleep.
+    Expired,
+}
 
 /// A batch out of the write stage, waiting for the apply stage.
 #[derive(Debug)]
@@ -228,6 +260,14 @@ pub(crate) struct GroupCommit<S, J, A> {
     applier: A,
     epoch: u64,
     always_sync: bool,
+    /// Mirror of `State::written` for spinning waiters.
+    written_at: AtomicU64,
+    /// Mirror of `State::synced` for spinning waiters.
+    synced_at: AtomicU64,
+    /// Bumped under the lock with every wake-up that is not a publication.
+    wakes: AtomicU64,
+    /// Longest spin before sleeping; zero never spins.
+    spin_limit: Duration,
 }
 
 impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
@@ -275,7 +315,18 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             applier,
             epoch,
             always_sync,
+            written_at: AtomicU64::new(last_lsn.0),
+            synced_at: AtomicU64::new(last_lsn.0),
+            wakes: AtomicU64::new(0),
+            spin_limit: DEFAULT_COMMIT_SPIN,
         }
+    }
+
+    /// Sets the longest a waiter spins before it sleeps (zero: never spins).
+    #[must_use]
+    pub(crate) fn with_spin_limit(mut self, limit: Duration) -> Self {
+        self.spin_limit = limit;
+        self
     }
 
     /// Seals `frame` with the next LSN and appends it, with `job`, to the
@@ -332,6 +383,9 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     pub(crate) fn wait(&self, lsn: Lsn, need_sync: bool) -> Result<()> {
         let need_sync = need_sync || self.always_sync;
         let mut st = self.state.lock();
+        // Set when the first spin starts; `None` again never: one budget per wait.
+        let mut spin_until: Option<Instant> = None;
+        let mut may_spin = !self.spin_limit.is_zero();
         loop {
             if st.written >= lsn && (!need_sync || st.synced >= lsn) {
                 return Ok(());
@@ -354,11 +408,62 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             let must_lead = lsn > st.taken || (need_sync && lsn > st.sync_covered);
             if must_lead && st.can_lead() {
                 st = self.lead(st, need_sync);
+            } else if may_spin {
+                let deadline =
+                    *spin_until.get_or_insert_with(|| Instant::now() + self.spin_budget(&st));
+                let seen = self.wakes.load(Ordering::Acquire);
+                drop(st);
+                match self.spin(lsn, need_sync, seen, deadline) {
+                    Spin::Settled => return Ok(()),
+                    Spin::Woken => {}
+                    Spin::Expired => may_spin = false,
+                }
+                st = self.state.lock();
             } else {
                 let batch = st.covering_batch(lsn, need_sync);
                 st = self.batch_done[slot(batch)].wait(st);
             }
         }
+    }
+
+    /// How long a waiter spins before sleeping: a few average syncs, within
+    /// `[SPIN_MIN, spin_limit]` (the limit wins).
+    fn spin_budget(&self, st: &State<J>) -> Duration {
+        let syncs = Duration::from_nanos(st.sync_nanos.saturating_mul(SPIN_SYNCS));
+        syncs.max(SPIN_MIN).min(self.spin_limit)
+    }
+
+    /// Spins, yielding the CPU each round, until the record `lsn` is
+    /// published, `wakes` differs from `seen`, or `deadline` (see protocol
+    /// step 8). Called without the state lock.
+    fn spin(&self, lsn: Lsn, need_sync: bool, seen: u64, deadline: Instant) -> Spin {
+        let mut rounds = 0;
+        loop {
+            if self.written_at.load(Ordering::Acquire) >= lsn.0
+                && (!need_sync || self.synced_at.load(Ordering::Acquire) >= lsn.0)
+            {
+                return Spin::Settled;
+            }
+            if self.wakes.load(Ordering::Acquire) != seen {
+                return Spin::Woken;
+            }
+            let expired = if cfg!(loom) {
+                rounds >= LOOM_SPIN_ROUNDS
+            } else {
+                Instant::now() >= deadline
+            };
+            if expired {
+                return Spin::Expired;
+            }
+            rounds += 1;
+            thread::yield_now();
+        }
+    }
+
+    /// Tells spinning waiters to re-evaluate; call with the state lock held,
+    /// next to the condvar notification that wakes sleeping ones.
+    fn bump_wakes(&self) {
+        self.wakes.fetch_add(1, Ordering::Release);
     }
 
     /// Writes and syncs everything enqueued so far.
@@ -444,6 +549,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     }
 
     fn wake_all(&self) {
+        self.bump_wakes();
         for cv in &self.batch_done {
             cv.notify_all();
         }
@@ -452,6 +558,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// Wakes one pending waiter to lead the next batch, if one may.
     fn wake_next_leader(&self, st: &State<J>) {
         if st.can_lead() {
+            self.bump_wakes();
             self.batch_done[slot(st.batches + 1)].notify_one();
         }
     }
@@ -575,6 +682,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 && st.batches - st.published < MAX_IN_FLIGHT
             {
                 if !st.applying {
+                    self.bump_wakes();
                     self.batch_done[slot(no)].notify_one();
                 }
                 chained += 1;
@@ -610,6 +718,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if done.ok {
                 if done.commits > 0 {
                     st.written = done.last;
+                    self.written_at.store(done.last.0, Ordering::Release);
                     st.counters.bytes += done.bytes;
                     st.counters.writes += 1;
                 }
@@ -617,6 +726,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                     st.counters.synced_commits += done.last.0 - st.synced.0;
                     st.counters.syncs += 1;
                     st.synced = done.last;
+                    self.synced_at.store(done.last.0, Ordering::Release);
                 }
                 self.batch_done[slot(done.no)].notify_all();
             } else {
