@@ -266,6 +266,8 @@ pub(crate) struct GroupCommit<S, J, A> {
     synced_at: AtomicU64,
     /// Bumped under the lock with every wake-up that is not a publication.
     wakes: AtomicU64,
+    /// Bumped with every `arrivals` notification, for a spinning gather.
+    arrived: AtomicU64,
     /// Longest spin before sleeping; zero never spins.
     spin_limit: Duration,
 }
@@ -318,6 +320,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             written_at: AtomicU64::new(last_lsn.0),
             synced_at: AtomicU64::new(last_lsn.0),
             wakes: AtomicU64::new(0),
+            arrived: AtomicU64::new(0),
             spin_limit: DEFAULT_COMMIT_SPIN,
         }
     }
@@ -362,6 +365,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             && st.pending_jobs.len() + st.inflight_commits
                 >= self.open_writers.load(Ordering::Relaxed)
         {
+            self.arrived.fetch_add(1, Ordering::Release);
             self.arrivals.notify_all();
         }
         Ok(lsn)
@@ -567,7 +571,8 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// read-write transactions to enqueue, so they share this sync instead of
     /// the next one. The wait ends when every open writer is pending or in
     /// flight, and after half a typical sync at most, so a lone committer
-    /// never waits and an idle open transaction costs a bounded delay.
+    /// never waits and an idle open transaction costs a bounded delay. It
+    /// spins like a waiter (protocol step 8) unless spinning is off.
     fn gather<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
         if cfg!(loom) {
             return st;
@@ -582,7 +587,18 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 break;
             }
             st.gathering = true;
-            st = self.arrivals.wait_timeout(st, left);
+            if self.spin_limit.is_zero() {
+                st = self.arrivals.wait_timeout(st, left);
+            } else {
+                // Spin as waiters do (protocol step 8): `enqueue` bumps
+                // `arrived` under the lock where it notifies `arrivals`.
+                let seen = self.arrived.load(Ordering::Acquire);
+                drop(st);
+                while self.arrived.load(Ordering::Acquire) == seen && Instant::now() < deadline {
+                    thread::yield_now();
+                }
+                st = self.state.lock();
+            }
             st.gathering = false;
         }
         st
@@ -601,9 +617,12 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         let mut chained = 0;
         loop {
             st.syncing = true;
-            // Gather only into an idle pipeline: with a batch in flight, the
-            // next one fills while it syncs, and waiting would idle the disk.
-            if need_sync && st.batches == st.published {
+            // Gather into a busy pipeline too: while this leader waits, the
+            // batch it just synced is applied and its committers come back
+            // with their next commits, which join this batch instead of
+            // waiting a whole sync for the next one (decision 0009: 9.6 vs
+            // 6.5 commits per sync at 16 threads, same throughput).
+            if need_sync {
                 st = self.gather(st);
             }
             let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
