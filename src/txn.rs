@@ -50,8 +50,10 @@ impl Drop for Snapshot<'_> {
     }
 }
 
-/// Counts an open read-write transaction for the group commit (a leader
-/// briefly waits for open writers to join its batch); uncounts it on drop.
+/// Counts a read-write transaction that has written, so will enqueue a
+/// commit record, for the group commit (a leader briefly waits for such
+/// writers to join its batch); uncounts it on drop. A transaction that only
+/// reads is never counted, so it never delays anybody's batch.
 #[derive(Debug)]
 struct OpenWriter<'db>(&'db Inner);
 
@@ -139,7 +141,8 @@ impl WriteKeys for WriteSet {
 #[derive(Debug)]
 pub struct Txn<'db> {
     snap: Snapshot<'db>,
-    _writer: OpenWriter<'db>,
+    /// Set by the first put or delete.
+    writer: Option<OpenWriter<'db>>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     encoded_bytes: usize,
 }
@@ -148,7 +151,7 @@ impl<'db> Txn<'db> {
     pub(crate) fn new(db: &'db Inner) -> Self {
         Txn {
             snap: Snapshot::new(db),
-            _writer: OpenWriter::new(db),
+            writer: None,
             writes: BTreeMap::new(),
             encoded_bytes: 0,
         }
@@ -194,6 +197,9 @@ impl<'db> Txn<'db> {
         }
         self.encoded_bytes = total;
         self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        if self.writer.is_none() {
+            self.writer = Some(OpenWriter::new(self.snap.db));
+        }
         Ok(())
     }
 
@@ -337,5 +343,39 @@ impl Iterator for Scan<'_> {
                 None => {} // own delete: skip the key
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::vfs::MemVfs;
+    use crate::{Db, Options};
+
+    /// Only a transaction that has written can join a batch, so only it may
+    /// make a gathering leader wait (decision 0009).
+    #[test]
+    fn a_txn_counts_as_a_writer_from_its_first_write_until_it_ends() {
+        let db = Db::open_with_vfs("/db", Options::default(), Arc::new(MemVfs::new())).unwrap();
+        let wal = &db.inner.wal;
+        let reader = db.begin();
+        assert_eq!(reader.get(b"k").unwrap(), None);
+        assert_eq!(wal.open_writers(), 0, "reads alone do not count");
+
+        let mut writer = db.begin();
+        writer.put(b"k", b"v").unwrap();
+        writer.delete(b"j").unwrap();
+        assert_eq!(wal.open_writers(), 1, "counted once, at the first write");
+        writer.commit().unwrap();
+        assert_eq!(wal.open_writers(), 0, "uncounted when commit returns");
+
+        let mut dropped = db.begin();
+        dropped.delete(b"k").unwrap();
+        assert_eq!(wal.open_writers(), 1);
+        drop(dropped);
+        drop(reader);
+        assert_eq!(wal.open_writers(), 0, "uncounted on rollback");
+        db.close().unwrap();
     }
 }

@@ -254,7 +254,8 @@ pub(crate) struct GroupCommit<S, J, A> {
     batch_done: [Condvar; SLOTS],
     /// Wakes a gathering leader once every open writer has enqueued.
     arrivals: Condvar,
-    /// Open read-write transactions: the commits a leader may wait for.
+    /// Open read-write transactions that have written: the commits a leader
+    /// may wait for.
     open_writers: AtomicUsize,
     sink: Mutex<S>,
     applier: A,
@@ -371,14 +372,21 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         Ok(lsn)
     }
 
-    /// A read-write transaction opened: a commit the next leader may wait for.
+    /// A read-write transaction made its first write: a commit the next
+    /// leader may wait for.
     pub(crate) fn writer_opened(&self) {
         self.open_writers.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A read-write transaction committed, failed or was dropped.
+    /// A counted transaction committed, failed or was dropped.
     pub(crate) fn writer_closed(&self) {
         self.open_writers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The transactions counted by `writer_opened` and not yet closed.
+    #[cfg(test)]
+    pub(crate) fn open_writers(&self) -> usize {
+        self.open_writers.load(Ordering::Relaxed)
     }
 
     /// Blocks until record `lsn` is written (and synced, if `need_sync` or
