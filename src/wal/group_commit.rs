@@ -73,6 +73,9 @@ use crate::types::{Lsn, Ts};
 
 /// Longest a leader waits for more commits before taking a synced batch.
 const GATHER_MAX_NANOS: u64 = 1_000_000;
+/// A spinning gather ends early when no commit arrived for this long
+/// (decision 0009: 10 and 20 us measured alike).
+const GATHER_STALL: Duration = Duration::from_micros(15);
 
 /// Where the leader writes batches: the segment writer, or a fake in models.
 pub(crate) trait LogSink: Send {
@@ -269,6 +272,8 @@ pub(crate) struct GroupCommit<S, J, A> {
     wakes: AtomicU64,
     /// Bumped with every `arrivals` notification, for a spinning gather.
     arrived: AtomicU64,
+    /// Bumped by every `enqueue`, for a spinning gather's stall rule.
+    enqueues: AtomicU64,
     /// Longest spin before sleeping; zero never spins.
     spin_limit: Duration,
 }
@@ -322,6 +327,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             synced_at: AtomicU64::new(last_lsn.0),
             wakes: AtomicU64::new(0),
             arrived: AtomicU64::new(0),
+            enqueues: AtomicU64::new(0),
             spin_limit: DEFAULT_COMMIT_SPIN,
         }
     }
@@ -362,6 +368,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         st.last_crc = seal_commit(frame, &header, &mut st.pending);
         st.last_lsn = lsn;
         st.pending_jobs.push(job);
+        self.enqueues.fetch_add(1, Ordering::Relaxed);
         if st.gathering
             && st.pending_jobs.len() + st.inflight_commits
                 >= self.open_writers.load(Ordering::Relaxed)
@@ -598,18 +605,43 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if self.spin_limit.is_zero() {
                 st = self.arrivals.wait_timeout(st, left);
             } else {
-                // Spin as waiters do (protocol step 8): `enqueue` bumps
-                // `arrived` under the lock where it notifies `arrivals`.
                 let seen = self.arrived.load(Ordering::Acquire);
                 drop(st);
-                while self.arrived.load(Ordering::Acquire) == seen && Instant::now() < deadline {
-                    thread::yield_now();
-                }
+                let stalled = self.spin_gather(seen, deadline);
                 st = self.state.lock();
+                if stalled {
+                    st.gathering = false;
+                    break;
+                }
             }
             st.gathering = false;
         }
         st
+    }
+
+    /// A gathering leader's spin (as waiters spin, protocol step 8): until
+    /// `arrived` moves past `seen` (`enqueue` bumps it under the lock where
+    /// it notifies `arrivals`) or `deadline`, both `false`; or until no
+    /// commit was enqueued for [`GATHER_STALL`], `true`: the committers
+    /// still missing are not about to come.
+    fn spin_gather(&self, seen: u64, deadline: Instant) -> bool {
+        let mut enqueues = self.enqueues.load(Ordering::Relaxed);
+        let mut last_arrival = Instant::now();
+        while self.arrived.load(Ordering::Acquire) == seen {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let seen_enqueues = self.enqueues.load(Ordering::Relaxed);
+            if seen_enqueues != enqueues {
+                enqueues = seen_enqueues;
+                last_arrival = now;
+            } else if now.duration_since(last_arrival) >= GATHER_STALL {
+                return true;
+            }
+            thread::yield_now();
+        }
+        false
     }
 
     /// Holds the write stage: takes the pending batch, writes (and syncs) it,
