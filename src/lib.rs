@@ -66,7 +66,7 @@ pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{Error, Result};
 pub use options::{
     DEFAULT_COMMIT_SPIN, DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability,
-    Options,
+    MAX_COMMIT_SPIN, Options,
 };
 pub use txn::{ReadTxn, Scan, Txn};
 pub use types::{Lsn, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, TS_LOGICAL_BITS, Ts};

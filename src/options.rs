@@ -29,6 +29,9 @@ pub const DEFAULT_WAL_PREALLOCATE_BYTES: u64 = 1024 * 1024;
 /// spins before it sleeps.
 pub const DEFAULT_COMMIT_SPIN: Duration = Duration::from_millis(1);
 
+/// Largest accepted [`Options::commit_spin`].
+pub const MAX_COMMIT_SPIN: Duration = Duration::from_secs(1);
+
 /// Options for [`crate::Db::open`]; `Options::default()` then builder-style setters.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -92,7 +95,8 @@ impl Options {
     /// thread with work to do runs first. Waking a sleeping thread costs
     /// tens of microseconds on a virtual machine whose idle vCPUs halt,
     /// and that latency would sit between every group sync and the next
-    /// (decision 0009 has the figures). `Duration::ZERO` never spins: every
+    /// (decision 0009 has the figures). At most [`MAX_COMMIT_SPIN`] (`Db::open`
+    /// refuses more with `Error::InvalidArgument`). `Duration::ZERO` never spins: every
     /// waiter sleeps at once, which saves CPU time on a busy shared machine
     /// at the cost of commit latency and throughput under concurrency.
     #[must_use]
@@ -108,6 +112,12 @@ impl Options {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.commit_spin > MAX_COMMIT_SPIN {
+            return Err(Error::InvalidArgument(format!(
+                "commit_spin must be at most {MAX_COMMIT_SPIN:?}, got {:?}",
+                self.commit_spin
+            )));
+        }
         if self.wal_segment_bytes < 4096 {
             return Err(Error::InvalidArgument(format!(
                 "wal_segment_bytes must be at least 4096, got {}",

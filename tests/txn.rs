@@ -681,6 +681,24 @@ mod handles {
     const _: () = assert_clone_send_sync::<Db>();
 
     #[test]
+    fn a_commit_spin_over_the_limit_is_refused_at_open() {
+        let dir = temp_dir();
+        let too_long = strata::MAX_COMMIT_SPIN + std::time::Duration::from_nanos(1);
+        let res = Db::open(dir.path(), Options::default().commit_spin(too_long));
+        assert!(
+            matches!(&res, Err(Error::InvalidArgument(m)) if m.contains("commit_spin")),
+            "{res:?}"
+        );
+        let db = Db::open(
+            dir.path(),
+            Options::default().commit_spin(strata::MAX_COMMIT_SPIN),
+        )
+        .unwrap();
+        commit(&db, &[("k", Some("v"))]);
+        db.close().unwrap();
+    }
+
+    #[test]
     fn a_clone_sees_the_same_data() {
         let (_vfs, db) = mem_db(Durability::Sync);
         let clone = db.clone();

@@ -17,7 +17,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use strata::{Db, Durability, MAX_VALUE_BYTES, Options};
+use strata::{Db, Durability, MAX_COMMIT_SPIN, MAX_VALUE_BYTES, Options};
 
 use super::report::{Kind, Report, Row};
 use super::runner::{Measured, as_f64};
@@ -54,6 +54,14 @@ impl Settings {
         if args.duration_secs == 0 {
             return Err("--duration-secs must be at least 1".into());
         }
+        let commit_spin = Duration::from_micros(args.commit_spin_us);
+        if commit_spin > MAX_COMMIT_SPIN {
+            return Err(format!(
+                "--commit-spin-us must be at most {}",
+                MAX_COMMIT_SPIN.as_micros()
+            )
+            .into());
+        }
         if args.threads.is_empty() || args.threads.iter().any(|&t| t == 0 || t > MAX_THREADS) {
             return Err(format!("--threads must list counts between 1 and {MAX_THREADS}").into());
         }
@@ -62,7 +70,7 @@ impl Settings {
             value_bytes: args.value_bytes,
             duration: Duration::from_secs(args.duration_secs),
             threads: args.threads.clone(),
-            commit_spin: Duration::from_micros(args.commit_spin_us),
+            commit_spin,
         })
     }
 
@@ -317,5 +325,45 @@ fn row(
         conflicts: None,
         commits_per_sync,
         sync_busy: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn settings(args: &[&str]) -> CliResult<Settings> {
+        let cli = Cli::try_parse_from(["strata", "bench"].iter().chain(args))?;
+        let Command::Bench(bench) = cli.command;
+        Settings::new(&bench)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_spin_like_the_library() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.threads, vec![1, 4, 16]);
+        assert_eq!(s.commit_spin, strata::DEFAULT_COMMIT_SPIN);
+        let s = settings(&["--commit-spin-us", "0", "--threads", "2,3"]).unwrap();
+        assert_eq!(s.commit_spin, Duration::ZERO);
+        assert_eq!(s.threads, vec![2, 3]);
+    }
+
+    #[test]
+    fn out_of_range_settings_are_refused_before_anything_runs() {
+        for (args, flag) in [
+            (&["--keys", "0"][..], "--keys"),
+            (&["--duration-secs", "0"], "--duration-secs"),
+            (&["--threads", "0"], "--threads"),
+            (&["--commit-spin-us", "1000001"], "--commit-spin-us"),
+        ] {
+            let err = settings(args).err().map(|e| e.to_string());
+            assert!(
+                err.as_deref().is_some_and(|e| e.contains(flag)),
+                "{args:?}: {err:?}"
+            );
+        }
     }
 }

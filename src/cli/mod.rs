@@ -27,12 +27,12 @@ pub(crate) type CliResult<T> = Result<T, BoxError>;
 pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Measure the disk's fdatasync rate, then load, read-modify-write
     /// (durable and buffered), point-read and scan workloads, and compare
     /// each durable figure with its limit.

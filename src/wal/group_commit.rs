@@ -428,8 +428,10 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if must_lead && st.can_lead() {
                 st = self.lead(st, need_sync);
             } else if may_spin {
-                let deadline =
-                    *spin_until.get_or_insert_with(|| Instant::now() + self.spin_budget(&st));
+                let deadline = *spin_until.get_or_insert_with(|| {
+                    let now = Instant::now();
+                    now.checked_add(self.spin_budget(&st)).unwrap_or(now)
+                });
                 let seen = self.wakes.load(Ordering::Acquire);
                 drop(st);
                 match self.spin(lsn, need_sync, seen, deadline) {
