@@ -52,7 +52,7 @@
 //!    that is not a publication. It reads `wakes` while holding the lock
 //!    after finding it must wait, so any later state change it must react to
 //!    bumps `wakes` after that read: **a spinning waiter misses no wake-up**.
-//!    When its settled, it returns; when `wakes` moved, it re-evaluates
+//!    When it is settled, it returns; when `wakes` moved, it re-evaluates
 //!    under the lock; when its budget is spent, it sleeps as in 7.
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
