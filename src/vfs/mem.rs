@@ -325,6 +325,17 @@ impl Vfs for MemVfs {
 mod tests {
     use super::*;
 
+    /// A new file `/db/f` opened for positional writes, its name dir-synced.
+    fn durable_new_file() -> (MemVfs, PathBuf, Box<dyn VfsFile>) {
+        let vfs = MemVfs::new();
+        let dir = Path::new("/db");
+        vfs.create_dir_all(dir).expect("mkdir on MemVfs");
+        let path = dir.join("f");
+        let f = vfs.open_write(&path).expect("create on MemVfs");
+        vfs.sync_dir(dir).expect("dir sync on MemVfs");
+        (vfs, path, f)
+    }
+
     #[test]
     fn crash_keeps_only_synced_bytes_of_durable_names() {
         let vfs = MemVfs::new();
@@ -353,12 +364,7 @@ mod tests {
 
     #[test]
     fn positional_writes_and_lengths_are_durable_only_after_sync() {
-        let vfs = MemVfs::new();
-        let dir = Path::new("/db");
-        vfs.create_dir_all(dir).unwrap();
-        let path = dir.join("f");
-        let mut f = vfs.open_write(&path).unwrap();
-        vfs.sync_dir(dir).unwrap();
+        let (vfs, path, mut f) = durable_new_file();
         f.write_all_at(0, b"head").unwrap();
         f.write_all_at(4, &[0; 8]).unwrap();
         f.sync_data().unwrap();
@@ -391,12 +397,7 @@ mod tests {
 
     #[test]
     fn a_file_regrown_after_an_unsynced_cut_syncs_zeros_not_stale_bytes() {
-        let vfs = MemVfs::new();
-        let dir = Path::new("/db");
-        vfs.create_dir_all(dir).unwrap();
-        let path = dir.join("f");
-        let mut f = vfs.open_write(&path).unwrap();
-        vfs.sync_dir(dir).unwrap();
+        let (vfs, path, mut f) = durable_new_file();
         f.write_all(b"0123456789").unwrap();
         f.sync_data().unwrap();
         // Cut, then regrow by set_len (zeros) and by a write past the end.
@@ -417,12 +418,7 @@ mod tests {
     fn syncs_after_a_large_preallocation_copy_only_what_changed() {
         // A 1 MiB zero chunk is made durable once; later small overwrites
         // inside it must reach the durable copy exactly (and only them).
-        let vfs = MemVfs::new();
-        let dir = Path::new("/db");
-        vfs.create_dir_all(dir).unwrap();
-        let path = dir.join("f");
-        let mut f = vfs.open_write(&path).unwrap();
-        vfs.sync_dir(dir).unwrap();
+        let (vfs, path, mut f) = durable_new_file();
         f.write_all_at(0, &vec![0; 1 << 20]).unwrap();
         f.sync_data().unwrap();
         let mut expected = vec![0u8; 1 << 20];

@@ -589,7 +589,8 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// the next one. The wait ends when every open writer is pending or in
     /// flight, and after half a typical sync at most, so a lone committer
     /// never waits and an idle open transaction costs a bounded delay. It
-    /// spins like a waiter (protocol step 8) unless spinning is off.
+    /// spins like a waiter (protocol step 8) unless spinning is off, and a
+    /// spinning gather also ends after [`GATHER_STALL`] without an arrival.
     fn gather<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
         if cfg!(loom) {
             return st;
