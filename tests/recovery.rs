@@ -1401,47 +1401,86 @@ mod preallocation {
         assert_exactly(&db, 120);
     }
 
-    /// A segment that is not the last may end in a zero tail (a crash
-    /// between the cut and the sync of a roll): it reopens. Zeros where its
-    /// last record should be are still caught, by the next segment's header.
-    #[test]
-    fn a_zero_tail_in_an_older_segment_is_accepted_but_a_lost_record_is_not() {
+    /// A closed database of 60 commits in at least 3 small segments.
+    fn sixty_commits_in_small_segments() -> (MemVfs, Vec<PathBuf>) {
         let mem = MemVfs::new();
-        let db = open_mem(&mem, small_segments()).unwrap();
+        let db = open_mem(&mem, small_segments()).expect("open");
         commit_range(&db, 0..60);
-        db.close().unwrap();
+        db.close().expect("close");
         let segs = mem_segments(&mem);
         assert!(segs.len() >= 3);
-        let first = mem.read_all(&segs[0]).unwrap();
+        (mem, segs)
+    }
 
-        let with_tail = MemVfs::new();
-        for seg in &segs {
-            with_tail.write_file(seg, mem.read_all(seg).unwrap());
+    /// Opening `vfs` fails with `Error::Corruption` at `file`, `offset`.
+    fn expect_mem_corruption(vfs: &MemVfs, file: &Path, offset: usize) {
+        match open_mem(vfs, small_segments()) {
+            Err(Error::Corruption {
+                file: found,
+                offset: at,
+                ..
+            }) => assert_eq!((found.as_path(), at), (file, offset as u64)),
+            other => panic!("expected Corruption, got {:?}", other.map(|_| ())),
         }
+    }
+
+    /// A copy of `mem`'s segments, with segment `i` replaced by `data`.
+    fn with_segment(mem: &MemVfs, segs: &[PathBuf], i: usize, data: Vec<u8>) -> MemVfs {
+        let copy = MemVfs::new();
+        for seg in segs {
+            copy.write_file(seg, mem.read_all(seg).expect("read segment"));
+        }
+        copy.write_file(&segs[i], data);
+        copy
+    }
+
+    /// A segment that is not the last has no zero tail (the roll cut it and
+    /// synced before creating the next file), so zeros after its frames are
+    /// damage: corruption at the first zero, whether they follow its last
+    /// record or stand where its last record was.
+    #[test]
+    fn zeros_after_the_frames_of_an_older_segment_are_corruption() {
+        let (mem, segs) = sixty_commits_in_small_segments();
+        let first = mem.read_all(&segs[0]).unwrap();
+        let untouched = with_segment(&mem, &segs, 0, first.clone());
+        assert_exactly(&open_mem(&untouched, small_segments()).unwrap(), 60);
+
         let mut longer = first.clone();
         longer.resize(first.len() + 777, 0);
-        with_tail.write_file(&segs[0], longer);
-        let db = open_mem(&with_tail, small_segments()).unwrap();
-        assert_exactly(&db, 60);
-        drop(db);
+        let with_tail = with_segment(&mem, &segs, 0, longer);
+        expect_mem_corruption(&with_tail, &segs[0], first.len());
 
-        // The last commit of segment 1 zeroed: its frames end early, but the
-        // next segment's first_lsn shows a record is missing.
         let last = *commit_frames(&first).last().unwrap();
         let mut lost = first.clone();
         lost[last.offset..].fill(0);
-        let damaged = MemVfs::new();
-        for seg in &segs {
-            damaged.write_file(seg, mem.read_all(seg).unwrap());
-        }
-        damaged.write_file(&segs[0], lost);
-        match open_mem(&damaged, small_segments()) {
-            Err(Error::Corruption { file, offset, .. }) => {
-                assert_eq!(file, segs[1]);
-                assert_eq!(offset, 0);
-            }
-            other => panic!("expected Corruption, got {:?}", other.map(|_| ())),
-        }
+        let damaged = with_segment(&mem, &segs, 0, lost);
+        expect_mem_corruption(&damaged, &segs[0], last.offset);
+    }
+
+    /// The newest segment's creation was torn (its header is zeros, so
+    /// recovery removes it) and media damage zeroed the last records of the
+    /// segment before it, which were synced and acknowledged: corruption,
+    /// not a silent loss. Without the damage, the torn file is removed and
+    /// every commit comes back.
+    #[test]
+    fn zeroed_records_before_a_torn_newest_segment_are_corruption() {
+        let (mem, segs) = sixty_commits_in_small_segments();
+        let (prev, newest) = (segs.len() - 2, segs.len() - 1);
+        let prev_data = mem.read_all(&segs[prev]).unwrap();
+        let torn_header = vec![0; mem.read_all(&segs[newest]).unwrap().len()];
+        let records_in_newest = commit_frames(&mem.read_all(&segs[newest]).unwrap()).len();
+
+        let torn = with_segment(&mem, &segs, newest, torn_header.clone());
+        let db = open_mem(&torn, small_segments()).unwrap();
+        assert_exactly(&db, 60 - records_in_newest);
+        drop(db);
+
+        let last = *commit_frames(&prev_data).last().unwrap();
+        let mut zeroed = prev_data.clone();
+        zeroed[last.offset..].fill(0);
+        let damaged = with_segment(&mem, &segs, prev, zeroed);
+        damaged.write_file(&segs[newest], torn_header);
+        expect_mem_corruption(&damaged, &segs[prev], last.offset);
     }
 
     /// A power cut at any point of a `Sync` workload whose groups keep

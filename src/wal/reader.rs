@@ -6,7 +6,9 @@
 //!    that breaks the chain is corruption: no torn write produces one.
 //! 2. At the first invalid frame at offset `X` (last valid commit `L`): if
 //!    every byte from `X` on is zero, the segment ends cleanly at `X` (the
-//!    zero tail a preallocating writer leaves), in any segment. Otherwise, in
+//!    zero tail a preallocating writer leaves), reported as such in any
+//!    segment: recovery refuses it in a segment that has a successor, which
+//!    the writer cut to its last frame before creating it. Otherwise, in
 //!    a segment that is not the last one, corruption; in the last one,
 //!    corruption if a later valid SyncMark proves records after `L` were
 //!    synced, else a torn tail to truncate at `X`.

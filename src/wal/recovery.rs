@@ -4,10 +4,11 @@
 //!
 //! Torn tails of the last segment are truncated (and synced); every other
 //! kind of damage is `Error::Corruption` naming the file and offset. A zero
-//! tail (preallocated space after the last frame) is not damage: the last
-//! segment's is cut (and synced) so that disk space is not leaked, without
-//! counting it as lost; an older segment's is left alone, since the next
-//! segment's header already proves the chain continued.
+//! tail (preallocated space after the last frame) of the last segment is not
+//! damage: it is cut (and synced) so that disk space is not leaked, without
+//! counting it as lost. A segment with a successor file has none (the writer
+//! cut it and synced before it created the successor), so zeros there are
+//! damage, even when the successor's creation was torn and it is removed.
 
 use std::path::Path;
 
@@ -125,9 +126,19 @@ pub(crate) fn recover(
                 // durable (see `Clean` above).
                 vfs.truncate(&path, offset)?;
             }
-            // An older segment's zero tail (a crash between the cut and the
-            // sync of a roll) is left: the next header continues the chain.
-            Ok(Outcome::Clean | Outcome::ZeroTail { .. }) => {}
+            // The writer cut this segment to its last frame and synced it
+            // before it created the next file (`docs/format/wal.md`, writer
+            // rule 3), so zeros here stand where synced records were. The
+            // next header's chain check would catch that too, but not when
+            // the next file's creation was torn and it is removed below.
+            Ok(Outcome::ZeroTail { offset }) => {
+                return Err(Error::corruption(
+                    path,
+                    offset,
+                    "zeros after the last frame of a segment that has a successor",
+                ));
+            }
+            Ok(Outcome::Clean) => {}
             Ok(Outcome::TornTail { offset }) => {
                 vfs.truncate(&path, offset)?;
                 out.truncated_bytes += data.len() as u64 - offset;
