@@ -391,7 +391,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     }
 
     /// The transactions counted by `writer_opened` and not yet closed.
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn open_writers(&self) -> usize {
         self.open_writers.load(Ordering::Relaxed)
     }

@@ -90,6 +90,28 @@ fn spawn_commit(
     thread::spawn(move || commit(&gc, &order, &applied))
 }
 
+/// Commits running on spawned threads.
+type Committers = Vec<thread::JoinHandle<Result<Lsn, Error>>>;
+
+/// A queue over a fresh fake sink, its clock and recorder, and two commits
+/// already running on it.
+fn two_spawned_commits(always_sync: bool) -> (Arc<Queue>, Arc<Order>, Arc<Recorder>, Committers) {
+    let applied = Arc::new(Recorder::default());
+    let gc = queue(FakeSink::default(), &applied, always_sync);
+    let order = Arc::new(Order::default());
+    let handles = (0..2)
+        .map(|_| spawn_commit(&gc, &order, &applied))
+        .collect();
+    (gc, order, applied, handles)
+}
+
+/// Runs a model with a preemption bound of 3 (some hazards need three).
+fn check_with_three_preemptions(f: impl Fn() + Sync + Send + 'static) {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(3);
+    model.check(f);
+}
+
 /// Each waiter returns once with success after its record is synced; the WAL
 /// holds the records in LSN order with rising commit timestamps.
 #[test]
@@ -223,15 +245,8 @@ fn loom_group_commit_sync_all_covers_buffered_commits() {
 #[test]
 fn loom_group_commit_three_committers_chained_batches_all_return() {
     // The lost-wakeup this model found needed three preemptions.
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(3);
-    model.check(|| {
-        let applied = Arc::new(Recorder::default());
-        let gc = queue(FakeSink::default(), &applied, true);
-        let order = Arc::new(Order::default());
-        let handles: Vec<_> = (0..2)
-            .map(|_| spawn_commit(&gc, &order, &applied))
-            .collect();
+    check_with_three_preemptions(|| {
+        let (gc, order, applied, handles) = two_spawned_commits(true);
         commit(&gc, &order, &applied).unwrap();
         for h in handles {
             h.join().unwrap().unwrap();
@@ -250,15 +265,8 @@ fn loom_group_commit_three_committers_chained_batches_all_return() {
 /// the batch it waited for was written without a sync.
 #[test]
 fn loom_group_commit_sync_all_is_not_settled_by_an_unsynced_batch() {
-    let mut model = loom::model::Builder::new();
-    model.preemption_bound = Some(3);
-    model.check(|| {
-        let applied = Arc::new(Recorder::default());
-        let gc = queue(FakeSink::default(), &applied, false);
-        let order = Arc::new(Order::default());
-        let handles: Vec<_> = (0..2)
-            .map(|_| spawn_commit(&gc, &order, &applied))
-            .collect();
+    check_with_three_preemptions(|| {
+        let (gc, _order, _applied, handles) = two_spawned_commits(false);
         let before = gc.last_lsn();
         gc.sync_all().unwrap();
         let synced = gc.with_sink(|sink| sink.data[..sink.synced_len].to_vec());
