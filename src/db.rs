@@ -24,7 +24,7 @@ use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::txn::WriteSet;
 use crate::txn::{ReadTxn, Txn};
 use crate::types::Ts;
-use crate::vfs::{FileLock, OsVfs, Vfs};
+use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
 use crate::wal::{self, Apply, GroupCommit, SegmentSize, Writer};
 
 /// How often `Db::update` runs a transaction that keeps conflicting before
@@ -133,13 +133,16 @@ impl Db {
     ) -> Result<Db> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        vfs.create_dir_all(&path)?;
+        // Every directory the engine creates is durable before anything in
+        // it is acknowledged (`vfs` contract 2).
+        create_dir_durable(vfs.as_ref(), &path)?;
         let lock_path = path.join("LOCK");
         let lock = vfs
             .lock(&lock_path)?
             .ok_or(Error::Locked { path: lock_path })?;
         let memtable = Memtable::new();
         let wal_dir = path.join("wal");
+        create_dir_durable(vfs.as_ref(), &wal_dir)?;
         let recovered = wal::recover(vfs.as_ref(), &wal_dir, &mut |rec| {
             apply_commit(
                 &memtable,

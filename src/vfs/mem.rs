@@ -5,10 +5,12 @@
 //! into the durable copy. Only the range written (or cut, or zero-extended)
 //! since the previous sync is copied, so syncing a file whose preallocated
 //! zeros were made durable once costs only the newly written bytes, not the
-//! whole file. A name is durable once its parent directory was synced after
-//! the file was created. [`MemVfs::crash`] returns the file system a machine
-//! would find after a power cut at this instant: durable names only, each
-//! with its durable contents.
+//! whole file. A name (of a file or a directory) is durable once its parent
+//! directory was synced after it was created, and a removal once the parent
+//! was synced after it. [`MemVfs::crash`] returns the file system a machine
+//! would find after a power cut at this instant: durable names only (inside
+//! directories whose own names are durable), each with its durable
+//! contents, and removed files whose removal was not yet durable, back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -93,7 +95,48 @@ impl MemFile {
 struct State {
     files: BTreeMap<PathBuf, MemFile>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose name is durable in their parent (roots always are).
+    durable_dirs: BTreeSet<PathBuf>,
+    /// Removed files whose removal is not durable yet: a power cut brings
+    /// them back with these (durable) contents.
+    removed: BTreeMap<PathBuf, MemFile>,
     locks: BTreeSet<PathBuf>,
+}
+
+impl State {
+    /// Whether `dir` and every directory above it have durable names.
+    fn dir_survives(&self, dir: &Path) -> bool {
+        dir.ancestors()
+            .all(|d| d.parent().is_none() || self.durable_dirs.contains(d))
+    }
+
+    /// The state a power cut leaves.
+    fn after_power_cut(&self) -> State {
+        let mut files: BTreeMap<PathBuf, MemFile> = self
+            .removed
+            .iter()
+            .map(|(p, f)| (p.clone(), f.after_power_cut()))
+            .collect();
+        for (p, f) in &self.files {
+            if f.name_durable {
+                files.insert(p.clone(), f.after_power_cut());
+            }
+        }
+        files.retain(|p, _| self.dir_survives(&parent_dir(p)));
+        let dirs: BTreeSet<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| self.dir_survives(d))
+            .cloned()
+            .collect();
+        State {
+            files,
+            durable_dirs: dirs.clone(),
+            dirs,
+            removed: BTreeMap::new(),
+            locks: BTreeSet::new(),
+        }
+    }
 }
 
 /// In-memory [`Vfs`]; clones share the same files.
@@ -114,18 +157,7 @@ impl MemVfs {
     /// not carried over.
     #[must_use]
     pub fn crash(&self) -> MemVfs {
-        let state = self.state.lock();
-        let files = state
-            .files
-            .iter()
-            .filter(|(_, f)| f.name_durable)
-            .map(|(p, f)| (p.clone(), f.after_power_cut()))
-            .collect();
-        let fresh = State {
-            files,
-            dirs: state.dirs.clone(),
-            locks: BTreeSet::new(),
-        };
+        let fresh = self.state.lock().after_power_cut();
         MemVfs {
             state: Arc::new(Mutex::new(fresh)),
         }
@@ -140,6 +172,8 @@ impl MemVfs {
         let fresh = State {
             files: state.files.clone(),
             dirs: state.dirs.clone(),
+            durable_dirs: state.durable_dirs.clone(),
+            removed: state.removed.clone(),
             locks: BTreeSet::new(),
         };
         MemVfs {
@@ -148,9 +182,14 @@ impl MemVfs {
     }
 
     /// Replaces the live bytes of `path` (for corruption tests); they count
-    /// as durable.
+    /// as durable, and so does the name (with its directories).
     pub fn write_file(&self, path: &Path, data: Vec<u8>) {
         let mut state = self.state.lock();
+        for dir in parent_dir(path).ancestors() {
+            state.dirs.insert(dir.to_path_buf());
+            state.durable_dirs.insert(dir.to_path_buf());
+        }
+        state.removed.remove(path);
         state.files.insert(
             path.to_path_buf(),
             MemFile {
@@ -239,9 +278,19 @@ impl Vfs for MemVfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
         for dir in path.ancestors() {
+            if state.files.contains_key(dir) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} is a file", dir.display()),
+                ));
+            }
             state.dirs.insert(dir.to_path_buf());
         }
         Ok(())
+    }
+
+    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
+        Ok(self.state.lock().dirs.contains(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -292,20 +341,33 @@ impl Vfs for MemVfs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
-        state
-            .files
-            .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| not_found(path))
+        let file = state.files.remove(path).ok_or_else(|| not_found(path))?;
+        // Until the directory is synced, a power cut brings back the file
+        // as it was durably, unless its name was never durable either.
+        if file.name_durable && !state.removed.contains_key(path) {
+            state.removed.insert(path.to_path_buf(), file);
+        }
+        Ok(())
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
+        if !state.dirs.contains(path) {
+            return Err(not_found(path));
+        }
         for (p, f) in &mut state.files {
             if p.parent() == Some(path) {
                 f.name_durable = true;
             }
         }
+        state.removed.retain(|p, _| p.parent() != Some(path));
+        let children: Vec<PathBuf> = state
+            .dirs
+            .iter()
+            .filter(|d| d.parent() == Some(path))
+            .cloned()
+            .collect();
+        state.durable_dirs.extend(children);
         Ok(())
     }
 
@@ -329,7 +391,7 @@ mod tests {
     fn durable_new_file() -> (MemVfs, PathBuf, Box<dyn VfsFile>) {
         let vfs = MemVfs::new();
         let dir = Path::new("/db");
-        vfs.create_dir_all(dir).expect("mkdir on MemVfs");
+        crate::vfs::create_dir_durable(&vfs, dir).expect("mkdir on MemVfs");
         let path = dir.join("f");
         let f = vfs.open_write(&path).expect("create on MemVfs");
         vfs.sync_dir(dir).expect("dir sync on MemVfs");
@@ -340,7 +402,7 @@ mod tests {
     fn crash_keeps_only_synced_bytes_of_durable_names() {
         let vfs = MemVfs::new();
         let dir = Path::new("/db");
-        vfs.create_dir_all(dir).unwrap();
+        crate::vfs::create_dir_durable(&vfs, dir).unwrap();
         let mut a = vfs.open_append(&dir.join("a")).unwrap();
         a.write_all(b"hello").unwrap();
         a.sync_data().unwrap();
@@ -439,6 +501,64 @@ mod tests {
             assert_eq!(state.files[&path].dirty, Some((3, 11)));
         }
         assert_eq!(vfs.crash().read_all(&path).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_directory_name_is_durable_only_after_its_parent_is_synced() {
+        let vfs = MemVfs::new();
+        let db = Path::new("/a/db");
+        vfs.create_dir_all(db).unwrap();
+        let mut f = vfs.open_write(&db.join("f")).unwrap();
+        f.write_all(b"x").unwrap();
+        f.sync_data().unwrap();
+        vfs.sync_dir(db).unwrap();
+        // The file and its name are durable, but `/a/db` and `/a` are not.
+        let after = vfs.crash();
+        assert!(!after.dir_exists(Path::new("/a")).unwrap());
+        assert!(after.read_all(&db.join("f")).is_err());
+        vfs.sync_dir(Path::new("/")).unwrap();
+        let after = vfs.crash();
+        assert!(after.dir_exists(Path::new("/a")).unwrap());
+        assert!(!after.dir_exists(db).unwrap(), "/a was not synced");
+        vfs.sync_dir(Path::new("/a")).unwrap();
+        assert_eq!(vfs.crash().read_all(&db.join("f")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_removal_is_durable_only_after_the_directory_is_synced() {
+        let (vfs, path, mut f) = durable_new_file();
+        f.write_all(b"old").unwrap();
+        f.sync_data().unwrap();
+        f.write_all(b" unsynced").unwrap();
+        vfs.remove(&path).unwrap();
+        assert!(vfs.read_all(&path).is_err());
+        assert_eq!(
+            vfs.crash().read_all(&path).unwrap(),
+            b"old",
+            "back after a cut"
+        );
+        assert_eq!(vfs.process_crash().crash().read_all(&path).unwrap(), b"old");
+        vfs.sync_dir(Path::new("/db")).unwrap();
+        assert!(vfs.crash().read_all(&path).is_err(), "gone for good");
+
+        // A name removed before it was ever durable does not come back.
+        let g = Path::new("/db/g");
+        vfs.open_write(g).unwrap();
+        vfs.remove(g).unwrap();
+        assert!(vfs.crash().read_all(g).is_err());
+    }
+
+    #[test]
+    fn create_dir_durable_syncs_the_parent_of_every_new_directory() {
+        let vfs = MemVfs::new();
+        vfs.create_dir_all(Path::new("/x")).unwrap();
+        vfs.sync_dir(Path::new("/")).unwrap();
+        crate::vfs::create_dir_durable(&vfs, Path::new("/x/y/z/db")).unwrap();
+        let after = vfs.crash();
+        assert!(after.dir_exists(Path::new("/x/y/z/db")).unwrap());
+        // Existing directories are left alone, and it is idempotent.
+        crate::vfs::create_dir_durable(&vfs, Path::new("/x/y/z/db")).unwrap();
+        assert!(vfs.create_dir_all(Path::new("/x/y/z/db/f/g")).is_ok());
     }
 
     #[test]

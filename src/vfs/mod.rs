@@ -13,8 +13,11 @@
 //!    Positional calls (`write_all_at`, `set_len`) are for handles from
 //!    `Vfs::open_write`; on a handle from `Vfs::open_append` an OS may ignore
 //!    the offset (Linux `pwrite` on an `O_APPEND` file appends).
-//! 2. A newly created file's *name* is durable only after `sync_dir` on its
-//!    parent directory.
+//! 2. A newly created file's or directory's *name*, and the removal of a
+//!    file's name, are durable only after `sync_dir` on the parent
+//!    directory: a power cut before it may lose a new name or bring a
+//!    removed one back. `create_dir_all` makes nothing durable by itself;
+//!    [`create_dir_durable`] syncs the parent of every directory it creates.
 //! 3. `lock` returns `Ok(None)` when another holder (process or handle) has
 //!    the lock; the lock is released when the returned guard is dropped.
 
@@ -32,8 +35,16 @@ pub use os::OsVfs;
 
 /// A file system, as Strata uses it.
 pub trait Vfs: Send + Sync + fmt::Debug {
-    /// Creates `path` and its parents if missing.
+    /// Creates `path` and its parents if missing. The new names are not
+    /// durable until their parents are synced (contract 2).
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Whether `path` exists and is a directory. Strata asks it to find the
+    /// directories an open is about to create, so that it can make each new
+    /// name durable. The default answers `false` for every path, which is
+    /// safe and only costs directory syncs that were not needed.
+    fn dir_exists(&self, _path: &Path) -> io::Result<bool> {
+        Ok(false)
+    }
     /// Names of the entries (files) directly inside `dir`, unsorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Opens `path` for appending, creating it if missing.
@@ -75,8 +86,29 @@ pub trait VfsFile: Send + fmt::Debug {
 /// A held lock; dropping it releases the lock.
 pub trait FileLock: Send + Sync + fmt::Debug {}
 
-/// The parent directory of `path` (or `.`).
+/// The parent directory of `path` (`.` for a relative name without one).
 pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    path.parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        Some(_) | None => PathBuf::from("."),
+    }
+}
+
+/// Creates `path` and any missing parents, then makes every new name
+/// durable: it syncs the parent of each directory it created, outermost
+/// first, so that nothing later written inside can outlive a power cut
+/// while the directory holding it does not.
+pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    for dir in path.ancestors() {
+        if dir.as_os_str().is_empty() || dir.parent().is_none() || vfs.dir_exists(dir)? {
+            break;
+        }
+        missing.push(dir);
+    }
+    vfs.create_dir_all(path)?;
+    for dir in missing.iter().rev() {
+        vfs.sync_dir(&parent_dir(dir))?;
+    }
+    Ok(())
 }

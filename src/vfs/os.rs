@@ -2,9 +2,16 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{FileLock, Vfs, VfsFile};
+use crate::error::io_context;
+
+/// Adds the operation and the path to an error (the closure runs only on
+/// the error path, so success costs nothing).
+fn ctx<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> io::Error + 'a {
+    move |e| io_context(op, path, e)
+}
 
 /// [`Vfs`] over the real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -13,6 +20,8 @@ pub struct OsVfs;
 #[derive(Debug)]
 struct OsFile {
     file: File,
+    /// For error messages.
+    path: PathBuf,
     /// Opened with `O_APPEND` (`open_append`), so writes land at the end.
     append: bool,
 }
@@ -20,32 +29,37 @@ struct OsFile {
 impl VfsFile for OsFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if !self.append {
-            self.file.seek(SeekFrom::End(0))?;
+            self.file
+                .seek(SeekFrom::End(0))
+                .map_err(ctx("seek", &self.path))?;
         }
-        self.file.write_all(buf)
+        self.file.write_all(buf).map_err(ctx("write", &self.path))
     }
 
     #[cfg(unix)]
     fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         std::os::unix::fs::FileExt::write_all_at(&self.file, buf, offset)
+            .map_err(ctx("write", &self.path))
     }
 
     #[cfg(not(unix))]
     fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.file.write_all(buf)
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.write_all(buf))
+            .map_err(ctx("write", &self.path))
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+        self.file.set_len(len).map_err(ctx("set_len", &self.path))
     }
 
     fn file_len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        Ok(self.file.metadata().map_err(ctx("stat", &self.path))?.len())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data().map_err(ctx("sync_data", &self.path))
     }
 }
 
@@ -56,14 +70,22 @@ impl FileLock for OsLock {}
 
 impl Vfs for OsVfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+        fs::create_dir_all(path).map_err(ctx("create_dir_all", path))
+    }
+
+    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_context("stat", path, e)),
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
+        for entry in fs::read_dir(dir).map_err(ctx("read_dir", dir))? {
+            let entry = entry.map_err(ctx("read_dir", dir))?;
+            if entry.file_type().map_err(ctx("read_dir", dir))?.is_file() {
                 names.push(entry.file_name().to_string_lossy().into_owned());
             }
         }
@@ -71,8 +93,16 @@ impl Vfs for OsVfs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Box::new(OsFile { file, append: true }))
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(ctx("open", path))?;
+        Ok(Box::new(OsFile {
+            file,
+            path: path.to_path_buf(),
+            append: true,
+        }))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
@@ -80,29 +110,36 @@ impl Vfs for OsVfs {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path)?;
+            .open(path)
+            .map_err(ctx("open", path))?;
         Ok(Box::new(OsFile {
             file,
+            path: path.to_path_buf(),
             append: false,
         }))
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        fs::read(path).map_err(ctx("read", path))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let file = OpenOptions::new().write(true).open(path)?;
-        file.set_len(len)?;
-        file.sync_all()
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(ctx("open", path))?;
+        file.set_len(len).map_err(ctx("set_len", path))?;
+        file.sync_all().map_err(ctx("sync", path))
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+        fs::remove_file(path).map_err(ctx("remove", path))
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+        File::open(path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(ctx("sync_dir", path))
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
@@ -110,11 +147,12 @@ impl Vfs for OsVfs {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(path)?;
+            .open(path)
+            .map_err(ctx("open", path))?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(OsLock(file)))),
             Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
+            Err(fs::TryLockError::Error(e)) => Err(io_context("lock", path, e)),
         }
     }
 }
@@ -142,5 +180,21 @@ mod tests {
         assert_eq!(g.file_len().unwrap(), 7);
         g.write_all_at(1, b"E").unwrap();
         assert_eq!(vfs.read_all(&path).unwrap(), b"hEad\0\0!");
+    }
+
+    #[test]
+    fn errors_name_the_operation_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = OsVfs.read_all(&missing).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().starts_with("read "), "{e}");
+        assert!(e.to_string().contains(&*missing.to_string_lossy()), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the OS error is kept"
+        );
+        assert!(!OsVfs.dir_exists(&missing).unwrap());
+        assert!(OsVfs.dir_exists(dir.path()).unwrap());
     }
 }
