@@ -1,6 +1,8 @@
 //! The one public error type. See `docs/design.md` for when each variant occurs.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::types::Ts;
 
@@ -14,8 +16,12 @@ pub enum Error {
     /// Write-write conflict: `key` was committed at `committed_ts` by another
     /// transaction after this transaction's snapshot (`read_ts`). Retryable:
     /// run the transaction again on a fresh snapshot.
+    ///
+    /// The message shows at most [`CONFLICT_KEY_DISPLAY_BYTES`] of the key,
+    /// escaped; the field holds all of it.
     #[error(
-        "write-write conflict on key {key:?}: committed at {committed_ts:?} after read_ts {read_ts:?}"
+        "write-write conflict on key {}: committed at {committed_ts:?} after read_ts {read_ts:?}",
+        DisplayKey(key)
     )]
     Conflict {
         /// The first conflicting key found.
@@ -27,6 +33,11 @@ pub enum Error {
     },
     /// An operating-system I/O error. If it came from a WAL write or sync the
     /// commit's outcome is unknown and the database is now poisoned.
+    ///
+    /// Errors from Strata's own file operations name the operation and the
+    /// file (`"sync_data /db/wal/00000000000000000001.wal: ..."`); the
+    /// operating system's error is the `source()` of the wrapped
+    /// [`std::io::Error`], whose `kind()` is the original one.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     /// A file's contents fail their checksum or structure checks at a place
@@ -113,6 +124,61 @@ impl Error {
     }
 }
 
+/// Longest prefix of a key that an [`Error::Conflict`] message shows.
+pub const CONFLICT_KEY_DISPLAY_BYTES: usize = 64;
+
+/// A key for a message: its first [`CONFLICT_KEY_DISPLAY_BYTES`] bytes,
+/// ASCII-escaped, then how long it is if it was cut.
+struct DisplayKey<'a>(&'a [u8]);
+
+impl fmt::Display for DisplayKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.get(..CONFLICT_KEY_DISPLAY_BYTES).unwrap_or(self.0);
+        f.write_str("\"")?;
+        for &b in shown {
+            write!(f, "{}", std::ascii::escape_default(b))?;
+        }
+        f.write_str("\"")?;
+        if shown.len() < self.0.len() {
+            write!(f, "... ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// An I/O error with the operation and the file it happened on; the
+/// original error is its `source()`.
+#[derive(Debug)]
+struct IoContext {
+    op: &'static str,
+    path: PathBuf,
+    source: io::Error,
+}
+
+impl fmt::Display for IoContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.op, self.path.display(), self.source)
+    }
+}
+
+impl std::error::Error for IoContext {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Wraps `source` so that it names `op` and `path`, keeping its kind.
+pub(crate) fn io_context(op: &'static str, path: &Path, source: io::Error) -> io::Error {
+    io::Error::new(
+        source.kind(),
+        IoContext {
+            op,
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +194,37 @@ mod tests {
         assert!(!Error::Poisoned.is_retryable());
         assert!(!Error::Io(std::io::Error::other("x")).is_retryable());
         assert!(c.to_string().contains("conflict"));
+    }
+
+    #[test]
+    fn a_conflict_message_shows_a_short_escaped_key_prefix() {
+        let conflict = |key: Vec<u8>| Error::Conflict {
+            key,
+            read_ts: Ts::ZERO,
+            committed_ts: Ts::MAX,
+        };
+        let short = conflict(b"a\n\xff".to_vec()).to_string();
+        assert!(short.contains(r#"key "a\n\xff":"#), "{short}");
+        let long = conflict(vec![b'k'; 64 * 1024]).to_string();
+        assert!(long.len() < 300, "{} bytes", long.len());
+        assert!(long.contains(&format!("\"{}\"... (65536 bytes)", "k".repeat(64))));
+    }
+
+    #[test]
+    fn io_context_names_the_operation_and_file_and_keeps_the_source() {
+        let e = io_context(
+            "sync_data",
+            Path::new("/db/wal/1.wal"),
+            io::Error::new(io::ErrorKind::StorageFull, "no space"),
+        );
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        let err = Error::Io(e);
+        assert_eq!(
+            err.to_string(),
+            "i/o error: sync_data /db/wal/1.wal: no space"
+        );
+        let inner = std::error::Error::source(&err).expect("the io::Error");
+        let original = inner.source().expect("the operating system's error");
+        assert_eq!(original.to_string(), "no space");
     }
 }

@@ -63,7 +63,7 @@ pub mod vfs;
 mod wal;
 
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
-pub use error::{Error, Result};
+pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};
 pub use options::{
     DEFAULT_COMMIT_SPIN, DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability,
     MAX_COMMIT_SPIN, Options,
