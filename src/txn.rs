@@ -256,6 +256,16 @@ impl<'db> Txn<'db> {
                         writes: set.clone(),
                     },
                 )
+            })
+            // The conflict check runs before the enqueue that would refuse a
+            // poisoned database; retrying could never succeed there, so a
+            // conflict found on a poisoned database is reported as poison.
+            .map_err(|e| {
+                if e.is_retryable() && db.wal.is_poisoned() {
+                    Error::Poisoned
+                } else {
+                    e
+                }
             })?;
         // The group-commit leader makes the batch durable (the local durable
         // point), applies it to the memtable and publishes it through the

@@ -848,3 +848,37 @@ mod visible_on_return {
         each_thread_sees_its_commit_at_once(&db);
     }
 }
+
+mod poisoned {
+    use std::sync::Arc;
+
+    use strata::vfs::{FaultVfs, MemVfs};
+    use strata::{Db, Durability, Error, Options};
+
+    /// A transaction that lost a write-write race and then commits on a
+    /// poisoned database must not be told to retry: it gets `Poisoned`.
+    #[test]
+    fn a_conflicting_commit_on_a_poisoned_database_is_poisoned_not_retryable() {
+        let (vfs, faults) = FaultVfs::new(Arc::new(MemVfs::new()));
+        let opts = Options::default().durability(Durability::Sync);
+        let db = Db::open_with_vfs("/db", opts, Arc::new(vfs)).unwrap();
+        let mut loser = db.begin();
+        loser.put(b"k", b"loser").unwrap();
+        let mut winner = db.begin();
+        winner.put(b"k", b"winner").unwrap();
+        winner.commit().unwrap();
+
+        faults.fail_syncs_now();
+        let mut failed = db.begin();
+        failed.put(b"other", b"x").unwrap();
+        assert!(matches!(failed.commit(), Err(Error::Io(_))));
+
+        let err = loser.commit().unwrap_err();
+        assert!(matches!(err, Error::Poisoned), "{err:?}");
+        assert!(!err.is_retryable());
+        assert_eq!(
+            db.begin_read().get(b"k").unwrap().as_deref(),
+            Some(&b"winner"[..])
+        );
+    }
+}
