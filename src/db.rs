@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
@@ -27,8 +27,10 @@ use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
 use crate::wal::{self, Apply, GroupCommit, SegmentSize, Writer};
 
-/// How often `Db::update` runs a transaction that keeps conflicting before
-/// it returns the conflict.
+/// How often `Db::update` used to run a conflicting transaction before it
+/// gave up. `update` is now bounded by time ([`Options::update_timeout`]),
+/// since the attempts a hot key needs grow with the sync time; the constant
+/// is kept for code that names it.
 pub const UPDATE_MAX_ATTEMPTS: u32 = 64;
 
 /// A handle to an open database. Cheap to clone; `Send + Sync`.
@@ -204,24 +206,38 @@ impl Db {
     }
 
     /// Runs `f` in a transaction and commits it, running it again on a fresh
-    /// snapshot (after a randomized, growing pause) when the commit or `f`
-    /// reports a retryable error, up to [`UPDATE_MAX_ATTEMPTS`] times.
+    /// snapshot when the commit or `f` reports a retryable error, for up to
+    /// [`Options::update_timeout`] (then the last error is returned).
+    ///
+    /// A retry after a conflict begins at a snapshot that includes the
+    /// commit it lost to (it waits until that commit is visible), so it
+    /// never reads the value it already lost on; a short random pause
+    /// before it keeps the retrying threads from moving in lockstep.
     pub fn update<T>(&self, mut f: impl FnMut(&mut Txn<'_>) -> Result<T>) -> Result<T> {
+        let deadline = Instant::now().checked_add(self.inner.options.update_timeout);
         let mut backoff = Backoff::new();
-        let mut attempt = 1;
         loop {
             let mut txn = self.begin();
             let result = match f(&mut txn) {
                 Ok(value) => txn.commit().map(|_| value),
                 Err(e) => Err(e),
             };
-            match result {
-                Err(e) if e.is_retryable() && attempt < UPDATE_MAX_ATTEMPTS => {
-                    attempt += 1;
-                    backoff.pause();
-                }
+            let err = match result {
+                Err(e) if e.is_retryable() => e,
                 other => return other,
+            };
+            let winner_visible = match &err {
+                Error::Conflict { committed_ts, .. } => self
+                    .inner
+                    .core
+                    .oracle
+                    .wait_visible_until(*committed_ts, deadline),
+                _ => true,
+            };
+            if !winner_visible || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(err);
             }
+            backoff.pause();
         }
     }
 
@@ -324,19 +340,21 @@ pub(crate) fn apply_commit<'a>(
     }
 }
 
-/// Randomized exponential backoff for `update` retries.
+/// Randomized, growing pauses (jitter) between `update` retries.
 struct Backoff {
     next: Duration,
     seed: u64,
 }
 
 impl Backoff {
-    const MAX: Duration = Duration::from_millis(10);
+    /// The pause only breaks lockstep: a retry does not need to wait for the
+    /// winner (it already waited until the winner was visible).
+    const MAX: Duration = Duration::from_millis(1);
 
     fn new() -> Self {
         let seed = system_millis() ^ (std::ptr::from_ref(&0u8) as u64).rotate_left(17);
         Self {
-            next: Duration::from_micros(20),
+            next: Duration::from_micros(10),
             seed: seed | 1,
         }
     }

@@ -32,6 +32,10 @@ pub const DEFAULT_COMMIT_SPIN: Duration = Duration::from_millis(1);
 /// Largest accepted [`Options::commit_spin`].
 pub const MAX_COMMIT_SPIN: Duration = Duration::from_secs(1);
 
+/// Default of [`Options::update_timeout`]: how long `Db::update` keeps
+/// retrying a transaction that conflicts.
+pub const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Options for [`crate::Db::open`]; `Options::default()` then builder-style setters.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -39,6 +43,7 @@ pub struct Options {
     pub(crate) wal_segment_bytes: u64,
     pub(crate) wal_preallocate_bytes: u64,
     pub(crate) commit_spin: Duration,
+    pub(crate) update_timeout: Duration,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             wal_segment_bytes: DEFAULT_WAL_SEGMENT_BYTES,
             wal_preallocate_bytes: DEFAULT_WAL_PREALLOCATE_BYTES,
             commit_spin: DEFAULT_COMMIT_SPIN,
+            update_timeout: DEFAULT_UPDATE_TIMEOUT,
         }
     }
 }
@@ -102,6 +108,18 @@ impl Options {
     #[must_use]
     pub fn commit_spin(mut self, limit: Duration) -> Self {
         self.commit_spin = limit;
+        self
+    }
+
+    /// Sets how long [`crate::Db::update`] keeps running a transaction
+    /// again after a retryable conflict (default [`DEFAULT_UPDATE_TIMEOUT`],
+    /// 10 s). The bound is time, not a number of attempts: how many attempts
+    /// a hot key needs depends on how long each commit's sync takes.
+    /// `Duration::ZERO` runs the transaction once; the last conflict is
+    /// returned when the time is up.
+    #[must_use]
+    pub fn update_timeout(mut self, timeout: Duration) -> Self {
+        self.update_timeout = timeout;
         self
     }
 

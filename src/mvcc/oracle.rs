@@ -26,6 +26,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::clock::{Clock, WallClock};
 use super::snapshot::Registry;
@@ -191,6 +192,12 @@ impl Oracle {
     /// a whole batch at once.
     pub(crate) fn applied_all(&self, all: impl IntoIterator<Item = Ts>) {
         self.applied.done_all(all);
+    }
+
+    /// Like [`Oracle::wait_visible`], but gives up at `deadline` (`None`:
+    /// never); returns whether every commit up to `ts` is applied.
+    pub(crate) fn wait_visible_until(&self, ts: Ts, deadline: Option<Instant>) -> bool {
+        self.applied.wait_for_until(ts, deadline)
     }
 
     /// Blocks until every commit up to `ts` is applied, so that a snapshot

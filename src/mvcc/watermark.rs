@@ -13,6 +13,7 @@
 //!    publishes the new value; readers load it with `Acquire`).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Condvar, Mutex};
@@ -86,6 +87,29 @@ impl Watermark {
         }
     }
 
+    /// Blocks until `done_until >= ts` or `deadline` passes (`None`: no
+    /// deadline); returns whether `done_until >= ts`.
+    pub(crate) fn wait_for_until(&self, ts: Ts, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            self.wait_for(ts);
+            return true;
+        };
+        if self.done_until() >= ts {
+            return true;
+        }
+        let mut st = self.state.lock();
+        st.waiters += 1;
+        while self.done_until() < ts {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self.cond.wait_timeout(st, left);
+        }
+        st.waiters -= 1;
+        self.done_until() >= ts
+    }
+
     /// Blocks until `done_until >= ts`.
     pub(crate) fn wait_for(&self, ts: Ts) {
         if self.done_until() >= ts {
@@ -117,5 +141,16 @@ mod tests {
         w.done(Ts::from(12));
         assert_eq!(w.done_until(), Ts::from(12));
         w.wait_for(Ts::from(12));
+    }
+
+    #[test]
+    fn a_bounded_wait_returns_at_its_deadline_if_the_ts_never_comes() {
+        let w = Watermark::new(Ts::from(5));
+        w.begin(Ts::from(10));
+        assert!(w.wait_for_until(Ts::from(5), Some(Instant::now())));
+        // The deadline has passed already: the answer comes without waiting.
+        assert!(!w.wait_for_until(Ts::from(10), Some(Instant::now())));
+        w.done(Ts::from(10));
+        assert!(w.wait_for_until(Ts::from(10), None));
     }
 }

@@ -89,3 +89,78 @@ pub fn dump(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
 pub fn kv(key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
     (key.as_bytes().to_vec(), value.as_bytes().to_vec())
 }
+
+/// A [`MemVfs`] whose `sync_data` takes `delay` (a slow disk): commits
+/// queue up behind each sync as they do on real hardware. The delay only
+/// shapes the load; no test may decide its outcome by it.
+#[derive(Debug, Clone)]
+pub struct SlowSyncVfs {
+    pub mem: MemVfs,
+    pub delay: std::time::Duration,
+}
+
+#[derive(Debug)]
+struct SlowSyncFile {
+    inner: Box<dyn strata::vfs::VfsFile>,
+    delay: std::time::Duration,
+}
+
+impl strata::vfs::VfsFile for SlowSyncFile {
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all_at(offset, buf)
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn file_len(&self) -> std::io::Result<u64> {
+        self.inner.file_len()
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        self.inner.sync_data()
+    }
+}
+
+impl strata::vfs::Vfs for SlowSyncVfs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.create_dir_all(path)
+    }
+    fn dir_exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.mem.dir_exists(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn strata::vfs::VfsFile>> {
+        let inner = self.mem.open_append(path)?;
+        Ok(Box::new(SlowSyncFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn strata::vfs::VfsFile>> {
+        let inner = self.mem.open_write(path)?;
+        Ok(Box::new(SlowSyncFile {
+            inner,
+            delay: self.delay,
+        }))
+    }
+    fn read_all(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.mem.read_all(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.mem.truncate(path, len)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.remove(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.sync_dir(path)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn strata::vfs::FileLock>>> {
+        self.mem.lock(path)
+    }
+}
