@@ -2,30 +2,25 @@
 //!
 //! A `Db` is a cheap handle (`Arc<Inner>`); clones share one database. The
 //! directory holds `LOCK` (held for as long as any handle lives) and `wal/`.
-//!
-//! The commit path (`Txn::commit`, in `txn.rs`) joins the pieces:
-//! `mvcc::Oracle::commit` (conflicts, commit ts, WAL enqueue under the
-//! commit-order lock) -> `wal::GroupCommit::wait`, whose leader makes the
-//! batch durable (the local durable point; waiting for replicas will go
-//! right after it) and hands it to [`Applier`]: [`apply_commit`] (the one
-//! "apply a committed batch" function, also used by recovery) for each
-//! commit, then `Oracle::applied_all` (publishes the batch to readers through
-//! the applied watermark).
+//! The state transactions use is `commit::Engine`; the commit path itself
+//! (conflicts, WAL enqueue, group commit, apply, publish) is described and
+//! implemented in `commit.rs`. Recovery replays the WAL through
+//! `commit::apply_commit`, the same function the commit path applies with.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::commit::{Applier, Core, Engine, apply_commit};
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, system_millis};
 use crate::options::{Durability, Options};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::txn::WriteSet;
 use crate::txn::{ReadTxn, Txn};
 use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
-use crate::wal::{self, Apply, GroupCommit, SegmentSize, Writer};
+use crate::wal::{self, GroupCommit, SegmentSize, Writer};
 
 /// How often `Db::update` used to run a conflicting transaction before it
 /// gave up. `update` is now bounded by time ([`Options::update_timeout`]),
@@ -44,47 +39,11 @@ pub struct Db {
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) options: Options,
-    pub(crate) core: Arc<Core>,
-    pub(crate) wal: Wal,
-    pub(crate) closed: AtomicBool,
-    pub(crate) commits: AtomicU64,
+    /// What transactions use (`commit.rs`).
+    pub(crate) engine: Engine,
     recovered_records: u64,
     _lock: Box<dyn FileLock>,
 }
-
-/// What readers and the commit path share: time, visibility and the versions.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) oracle: Oracle,
-    pub(crate) memtable: Memtable,
-}
-
-/// A committed transaction waiting in the WAL queue to be applied.
-#[derive(Debug)]
-pub(crate) struct CommitJob {
-    pub(crate) ts: Ts,
-    pub(crate) writes: Arc<WriteSet>,
-}
-
-/// Applies the jobs of a durable WAL batch (run by the group-commit leader),
-/// or abandons those of a failed one, and publishes them to readers.
-#[derive(Debug)]
-pub(crate) struct Applier(Arc<Core>);
-
-impl Apply<CommitJob> for Applier {
-    fn apply(&self, jobs: Vec<CommitJob>, durable: bool) {
-        if durable {
-            for job in &jobs {
-                apply_commit(&self.0.memtable, job.ts, job.writes.ops());
-            }
-        }
-        // Published together: the watermark lock is taken once per batch.
-        self.0.oracle.applied_all(jobs.iter().map(|job| job.ts));
-    }
-}
-
-/// The WAL queue as the database uses it.
-pub(crate) type Wal = GroupCommit<Writer, CommitJob, Applier>;
 
 /// Counters and gauges from [`Db::stats`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -183,10 +142,12 @@ impl Db {
         let inner = Inner {
             path,
             options,
-            core,
-            wal,
-            closed: AtomicBool::new(false),
-            commits: AtomicU64::new(0),
+            engine: Engine {
+                core,
+                wal,
+                closed: AtomicBool::new(false),
+                commits: AtomicU64::new(0),
+            },
             recovered_records: recovered.records,
             _lock: lock,
         };
@@ -197,12 +158,12 @@ impl Db {
 
     /// Starts a read-write transaction on a snapshot of the latest commits.
     pub fn begin(&self) -> Txn<'_> {
-        Txn::new(&self.inner)
+        Txn::new(&self.inner.engine)
     }
 
     /// Starts a read-only transaction on a snapshot of the latest commits.
     pub fn begin_read(&self) -> ReadTxn<'_> {
-        ReadTxn::new(&self.inner)
+        ReadTxn::new(&self.inner.engine)
     }
 
     /// Runs `f` in a transaction and commits it, running it again on a fresh
@@ -229,6 +190,7 @@ impl Db {
             let winner_visible = match &err {
                 Error::Conflict { committed_ts, .. } => self
                     .inner
+                    .engine
                     .core
                     .oracle
                     .wait_visible_until(*committed_ts, deadline),
@@ -248,17 +210,18 @@ impl Db {
 
     /// Makes every commit so far durable (useful with [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
-        self.inner.check_open()?;
-        self.inner.wal.sync_all()
+        self.inner.engine.check_open()?;
+        self.inner.engine.wal.sync_all()
     }
 
     /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;
-        let c = inner.wal.counters();
+        let engine = &inner.engine;
+        let c = engine.wal.counters();
         Stats {
-            commits: inner.commits.load(Ordering::Relaxed),
-            conflicts: inner.core.oracle.conflicts(),
+            commits: engine.commits.load(Ordering::Relaxed),
+            conflicts: engine.core.oracle.conflicts(),
             wal_bytes: c.bytes,
             wal_writes: c.writes,
             wal_syncs: c.syncs,
@@ -269,13 +232,13 @@ impl Db {
             } else {
                 c.synced_commits as f64 / c.syncs as f64
             },
-            memtable_bytes: inner.core.memtable.approximate_bytes(),
-            memtable_versions: inner.core.memtable.len() as u64,
+            memtable_bytes: engine.core.memtable.approximate_bytes(),
+            memtable_versions: engine.core.memtable.len() as u64,
             recovered_records: inner.recovered_records,
-            read_ts: inner.core.oracle.read_ts(),
-            gc_watermark: inner.core.oracle.gc_watermark(),
-            live_snapshots: inner.core.oracle.live_snapshots() as u64,
-            last_lsn: inner.wal.last_lsn().0,
+            read_ts: engine.core.oracle.read_ts(),
+            gc_watermark: engine.core.oracle.gc_watermark(),
+            live_snapshots: engine.core.oracle.live_snapshots() as u64,
+            last_lsn: engine.wal.last_lsn().0,
         }
     }
 
@@ -300,24 +263,15 @@ impl Db {
 }
 
 impl Inner {
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        if self.wal.is_poisoned() {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
-    }
-
     fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        let engine = &self.engine;
+        if engine.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if self.wal.is_poisoned() {
+        if engine.wal.is_poisoned() {
             return Err(Error::Poisoned);
         }
-        self.wal.seal()
+        engine.wal.seal()
     }
 }
 
@@ -325,18 +279,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Errors cannot be reported from drop; `close` reports them.
         let _ = self.close();
-    }
-}
-
-/// Applies one committed batch to the memtable. The single "apply a commit"
-/// path: the commit path and WAL recovery (and, later, followers) all use it.
-pub(crate) fn apply_commit<'a>(
-    memtable: &Memtable,
-    commit_ts: Ts,
-    ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-) {
-    for (key, value) in ops {
-        memtable.insert(key, commit_ts, value);
     }
 }
 

@@ -51,6 +51,7 @@
 //! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
 
 mod codec;
+mod commit;
 mod db;
 mod error;
 mod memtable;

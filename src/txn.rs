@@ -3,32 +3,29 @@
 //! A transaction registers its snapshot (`read_ts`) with the oracle when it
 //! begins and releases it when dropped, so the GC watermark never passes it.
 //! A `Txn` buffers its writes in a sorted map; reads and scans see them
-//! (read-your-writes). `commit` runs the commit path described in `db.rs`.
+//! (read-your-writes). `commit` hands the sorted write set to
+//! `commit::Engine::commit` (the commit path, `commit.rs`).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::iter::Peekable;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 
-use crate::db::{CommitJob, Inner};
+use crate::commit::Engine;
 use crate::error::{Error, Result};
 use crate::memtable;
-use crate::mvcc::WriteKeys;
-use crate::sync::atomic::Ordering;
-use crate::types::{MAX_TXN_BYTES, Ts};
-use crate::wal::CommitFrameBuilder;
-use crate::wal::format::{check_op, op_encoded_len};
+use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
+use crate::wal::format::op_encoded_len;
 
 /// A registered snapshot; releases itself when dropped.
 #[derive(Debug)]
 struct Snapshot<'db> {
-    db: &'db Inner,
+    db: &'db Engine,
     read_ts: Ts,
 }
 
 impl<'db> Snapshot<'db> {
-    fn new(db: &'db Inner) -> Self {
+    fn new(db: &'db Engine) -> Self {
         Snapshot {
             db,
             read_ts: db.core.oracle.begin_snapshot(),
@@ -55,10 +52,10 @@ impl Drop for Snapshot<'_> {
 /// writers to join its batch); uncounts it on drop. A transaction that only
 /// reads is never counted, so it never delays anybody's batch.
 #[derive(Debug)]
-struct OpenWriter<'db>(&'db Inner);
+struct OpenWriter<'db>(&'db Engine);
 
 impl<'db> OpenWriter<'db> {
-    fn new(db: &'db Inner) -> Self {
+    fn new(db: &'db Engine) -> Self {
         db.wal.writer_opened();
         OpenWriter(db)
     }
@@ -78,7 +75,7 @@ pub struct ReadTxn<'db> {
 }
 
 impl<'db> ReadTxn<'db> {
-    pub(crate) fn new(db: &'db Inner) -> Self {
+    pub(crate) fn new(db: &'db Engine) -> Self {
         ReadTxn {
             snap: Snapshot::new(db),
         }
@@ -106,31 +103,6 @@ impl<'db> ReadTxn<'db> {
     }
 }
 
-/// The write set of a committing transaction: sorted, one entry per key.
-#[derive(Debug)]
-pub(crate) struct WriteSet {
-    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl WriteSet {
-    /// `(key, Some(value))` puts and `(key, None)` deletes, ascending.
-    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-    }
-}
-
-impl WriteKeys for WriteSet {
-    fn key_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
-        self.entries.get(i).map_or(&[], |(k, _)| k.as_slice())
-    }
-}
-
 /// A read-write transaction with snapshot isolation.
 ///
 /// Reads see the snapshot at [`Txn::read_ts`] plus this transaction's own
@@ -148,7 +120,7 @@ pub struct Txn<'db> {
 }
 
 impl<'db> Txn<'db> {
-    pub(crate) fn new(db: &'db Inner) -> Self {
+    pub(crate) fn new(db: &'db Engine) -> Self {
         Txn {
             snap: Snapshot::new(db),
             writer: None,
@@ -229,56 +201,33 @@ impl<'db> Txn<'db> {
         if self.writes.is_empty() {
             return Ok(self.snap.read_ts);
         }
-        let db = self.snap.db;
-        // Poisoning is checked by the WAL enqueue under its own lock; only the
-        // cheap closed flag is checked here, before any encoding work.
-        if db.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
         let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
-        let mut frame = CommitFrameBuilder::with_capacity(self.encoded_bytes);
-        for (key, value) in &entries {
-            frame.push(key, value.as_deref())?;
-        }
-        let mut frame = frame.finish();
-        let set = Arc::new(WriteSet { entries });
-        let keys: Arc<dyn WriteKeys> = set.clone();
-        let newest = |key: &[u8]| db.core.memtable.newest_ts(key);
-        let (ts, lsn) = db
-            .core
-            .oracle
-            .commit(self.snap.read_ts, &keys, &newest, |ts| {
-                db.wal.enqueue(
-                    &mut frame,
-                    ts,
-                    CommitJob {
-                        ts,
-                        writes: set.clone(),
-                    },
-                )
-            })
-            // The conflict check runs before the enqueue that would refuse a
-            // poisoned database; retrying could never succeed there, so a
-            // conflict found on a poisoned database is reported as poison.
-            .map_err(|e| {
-                if e.is_retryable() && db.wal.is_poisoned() {
-                    Error::Poisoned
-                } else {
-                    e
-                }
-            })?;
-        // The group-commit leader makes the batch durable (the local durable
-        // point), applies it to the memtable and publishes it through the
-        // applied watermark before this returns; an error means the batch
-        // failed and the commit was abandoned (its outcome unknown on disk).
-        db.wal.wait(lsn, false)?;
-        db.core.oracle.wait_visible(ts);
-        db.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(ts)
+        self.snap
+            .db
+            .commit(self.snap.read_ts, entries, self.encoded_bytes)
     }
 
     /// Discards the transaction's writes (dropping it does the same).
     pub fn rollback(self) {}
+}
+
+/// Checks the size limits of one operation (at `put`, long before encoding).
+fn check_op(key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if let Some(v) = value
+        && v.len() > MAX_VALUE_BYTES
+    {
+        return Err(Error::ValueTooLarge {
+            len: v.len(),
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
@@ -366,9 +315,17 @@ mod tests {
     /// Only a transaction that has written can join a batch, so only it may
     /// make a gathering leader wait (decision 0009).
     #[test]
+    fn oversized_ops_are_refused_before_encoding() {
+        use crate::types::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+        assert!(super::check_op(&vec![0; MAX_KEY_BYTES + 1], None).is_err());
+        assert!(super::check_op(b"k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
+        assert!(super::check_op(&vec![0; MAX_KEY_BYTES], Some(b"v")).is_ok());
+    }
+
+    #[test]
     fn a_txn_counts_as_a_writer_from_its_first_write_until_it_ends() {
         let db = Db::open_with_vfs("/db", Options::default(), Arc::new(MemVfs::new())).unwrap();
-        let wal = &db.inner.wal;
+        let wal = &db.inner.engine.wal;
         let reader = db.begin();
         assert_eq!(reader.get(b"k").unwrap(), None);
         assert_eq!(wal.open_writers(), 0, "reads alone do not count");

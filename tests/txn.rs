@@ -350,6 +350,24 @@ mod first_committer_wins {
 mod lost_update {
     use super::*;
 
+    /// `threads` threads each add 1 to `counter` `increments` times through
+    /// `Db::update`; every call must succeed.
+    fn increment_from_threads(db: &Db, threads: u64, increments: u64) {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..increments {
+                        db.update(|t| {
+                            let n = counter(t.get(b"counter")?);
+                            t.put(b"counter", &(n + 1).to_le_bytes())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+    }
+
     #[test]
     fn two_concurrent_increments_one_conflicts() {
         let (_vfs, db) = mem_db(Durability::Sync);
@@ -370,19 +388,7 @@ mod lost_update {
         const THREADS: u64 = 4;
         const INCREMENTS: u64 = 50;
         let (_vfs, db) = mem_db(Durability::Sync);
-        std::thread::scope(|s| {
-            for _ in 0..THREADS {
-                s.spawn(|| {
-                    for _ in 0..INCREMENTS {
-                        db.update(|t| {
-                            let n = counter(t.get(b"counter")?);
-                            t.put(b"counter", &(n + 1).to_le_bytes())
-                        })
-                        .unwrap();
-                    }
-                });
-            }
-        });
+        increment_from_threads(&db, THREADS, INCREMENTS);
         assert_eq!(
             counter(db.begin_read().get(b"counter").unwrap()),
             THREADS * INCREMENTS
@@ -407,19 +413,7 @@ mod lost_update {
         let opts =
             common::options(Durability::Sync).update_timeout(std::time::Duration::from_secs(3600));
         let db = Db::open_with_vfs("/db", opts, std::sync::Arc::new(vfs)).unwrap();
-        std::thread::scope(|s| {
-            for _ in 0..THREADS {
-                s.spawn(|| {
-                    for _ in 0..INCREMENTS {
-                        db.update(|t| {
-                            let n = counter(t.get(b"counter")?);
-                            t.put(b"counter", &(n + 1).to_le_bytes())
-                        })
-                        .unwrap();
-                    }
-                });
-            }
-        });
+        increment_from_threads(&db, THREADS, INCREMENTS);
         assert_eq!(
             counter(db.begin_read().get(b"counter").unwrap()),
             THREADS * INCREMENTS

@@ -50,25 +50,6 @@ pub(crate) fn op_encoded_len(key: &[u8], value: Option<&[u8]>) -> usize {
     1 + 4 + key.len() + value.map_or(0, |v| 4 + v.len())
 }
 
-/// Checks the size limits of one operation (done at `put`, long before encoding).
-pub(crate) fn check_op(key: &[u8], value: Option<&[u8]>) -> crate::Result<()> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(crate::Error::KeyTooLarge {
-            len: key.len(),
-            max: MAX_KEY_BYTES,
-        });
-    }
-    if let Some(v) = value
-        && v.len() > MAX_VALUE_BYTES
-    {
-        return Err(crate::Error::ValueTooLarge {
-            len: v.len(),
-            max: MAX_VALUE_BYTES,
-        });
-    }
-    Ok(())
-}
-
 /// The fields of a segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
@@ -179,7 +160,7 @@ impl CommitFrameBuilder {
         Self { buf, ops: 0 }
     }
 
-    /// Appends one operation. The caller has checked the limits (`check_op`)
+    /// Appends one operation. The caller has checked the limits (at `Txn::put`)
     /// and the total (`MAX_TXN_BYTES`), so the length conversions cannot fail;
     /// they are checked anyway and refuse rather than truncate.
     pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> crate::Result<()> {
@@ -565,12 +546,5 @@ mod tests {
             SegmentHeader::decode(&newer).unwrap_err(),
             HeaderError::Version(2)
         );
-    }
-
-    #[test]
-    fn oversized_ops_are_refused_before_encoding() {
-        assert!(check_op(&vec![0; MAX_KEY_BYTES + 1], None).is_err());
-        assert!(check_op(b"k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
-        assert!(check_op(&vec![0; MAX_KEY_BYTES], Some(b"v")).is_ok());
     }
 }

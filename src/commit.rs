@@ -1,0 +1,178 @@
+//! The commit path: what a transaction hands over when it commits, the one
+//! "apply a committed batch" function, and [`Engine`], the shared state
+//! that transactions and the `Db` handle both use.
+//!
+//! Dependency rule (`docs/design.md`): `db` and `txn` use this module; it
+//! uses `mvcc`, `wal` and `memtable`, and neither `db` nor `txn`.
+//!
+//! Commit protocol ([`Engine::commit`]; details in `docs/design.md`, "The
+//! commit path"):
+//! 1. the write set is encoded into an unsealed WAL frame outside any lock;
+//! 2. `mvcc::Oracle::commit`, under the commit-order lock: conflict check,
+//!    commit ts, watermark registration, and `wal::GroupCommit::enqueue`
+//!    (so WAL order = LSN order = commit-ts order);
+//! 3. `wal::GroupCommit::wait`: a leader makes the batch durable (the local
+//!    durable point; waiting for replicas will go right after it) and the
+//!    apply stage hands it to [`Applier`]: [`apply_commit`] for each commit
+//!    (also used by recovery), then `Oracle::applied_all` publishes the
+//!    batch to readers through the applied watermark.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::memtable::Memtable;
+use crate::mvcc::{Oracle, WriteKeys};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::types::Ts;
+use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
+
+/// What readers and the commit path share: time, visibility and the versions.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) oracle: Oracle,
+    pub(crate) memtable: Memtable,
+}
+
+/// The write set of a committing transaction: sorted, one entry per key.
+#[derive(Debug)]
+pub(crate) struct WriteSet {
+    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    /// `entries` must be sorted by key with one entry per key (a
+    /// `BTreeMap`'s order): `(key, Some(value))` puts, `(key, None)` deletes.
+    pub(crate) fn new(entries: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Self {
+        Self { entries }
+    }
+
+    /// The operations, ascending by key.
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+}
+
+impl WriteKeys for WriteSet {
+    fn key_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        self.entries.get(i).map_or(&[], |(k, _)| k.as_slice())
+    }
+}
+
+/// A committed transaction waiting in the WAL queue to be applied.
+#[derive(Debug)]
+pub(crate) struct CommitJob {
+    pub(crate) ts: Ts,
+    pub(crate) writes: Arc<WriteSet>,
+}
+
+/// Applies the jobs of a durable WAL batch (run by the group commit's apply
+/// stage), or abandons those of a failed one, and publishes them to readers.
+#[derive(Debug)]
+pub(crate) struct Applier(pub(crate) Arc<Core>);
+
+impl Apply<CommitJob> for Applier {
+    fn apply(&self, jobs: Vec<CommitJob>, durable: bool) {
+        if durable {
+            for job in &jobs {
+                apply_commit(&self.0.memtable, job.ts, job.writes.ops());
+            }
+        }
+        // Published together: the watermark lock is taken once per batch.
+        self.0.oracle.applied_all(jobs.iter().map(|job| job.ts));
+    }
+}
+
+/// The WAL queue as the database uses it.
+pub(crate) type Wal = GroupCommit<Writer, CommitJob, Applier>;
+
+/// Applies one committed transaction to the memtable. The single "apply a
+/// commit" path: the commit path and WAL recovery (and, later, followers)
+/// all use it.
+pub(crate) fn apply_commit<'a>(
+    memtable: &Memtable,
+    commit_ts: Ts,
+    ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    for (key, value) in ops {
+        memtable.insert(key, commit_ts, value);
+    }
+}
+
+/// An open database as transactions see it.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) core: Arc<Core>,
+    pub(crate) wal: Wal,
+    pub(crate) closed: AtomicBool,
+    /// Read-write transactions committed through this instance.
+    pub(crate) commits: AtomicU64,
+}
+
+impl Engine {
+    /// `Closed` after `close`, `Poisoned` after a failed write or sync.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.wal.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Commits `entries` (sorted, one per key, `encoded_bytes` of WAL ops in
+    /// all) read at `read_ts`; returns once the commit is durable and
+    /// visible. See the module docs for the steps.
+    pub(crate) fn commit(
+        &self,
+        read_ts: Ts,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        encoded_bytes: usize,
+    ) -> Result<Ts> {
+        // Poisoning is checked by the WAL enqueue under its own lock; only the
+        // cheap closed flag is checked here, before any encoding work.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut frame = CommitFrameBuilder::with_capacity(encoded_bytes);
+        for (key, value) in &entries {
+            frame.push(key, value.as_deref())?;
+        }
+        let mut frame = frame.finish();
+        let set = Arc::new(WriteSet::new(entries));
+        let keys: Arc<dyn WriteKeys> = set.clone();
+        let newest = |key: &[u8]| self.core.memtable.newest_ts(key);
+        let (ts, lsn) = self
+            .core
+            .oracle
+            .commit(read_ts, &keys, &newest, |ts| {
+                let job = CommitJob {
+                    ts,
+                    writes: set.clone(),
+                };
+                self.wal.enqueue(&mut frame, ts, job)
+            })
+            // The conflict check runs before the enqueue that would refuse a
+            // poisoned database; retrying could never succeed there, so a
+            // conflict found on a poisoned database is reported as poison.
+            .map_err(|e| {
+                if e.is_retryable() && self.wal.is_poisoned() {
+                    Error::Poisoned
+                } else {
+                    e
+                }
+            })?;
+        // The batch is durable, applied and published before `wait` returns
+        // `Ok`; an error means its outcome is unknown (see `wal::group_commit`).
+        self.wal.wait(lsn, false)?;
+        self.core.oracle.wait_visible(ts);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(ts)
+    }
+}
