@@ -21,19 +21,34 @@
 //!
 //! The single-threaded workload runs with WAL preallocation off, with chunks
 //! smaller than a segment, and with the default chunk.
+//!
+//! With several threads the schedule is explicit, so that group commit
+//! batches (a `MemVfs` sync is instant: without this, no run shares one):
+//! each `sync_data` of the workload is held until every committer with work
+//! left is inside `commit` with its commit enqueued (`Stats::last_lsn` counts
+//! the enqueued commits). At the first held sync nothing is published yet, so
+//! the commits that are not in the batch being synced all wait in the pending
+//! batch, which the next leader takes whole: every run has a batch of several
+//! commits, deterministically, and `run` asserts it. Which later batches form
+//! still varies from run to run (one batch may be applied while the next is
+//! synced), as do the interleavings the enumeration sees. No timing decides
+//! any of this; a timeout only turns a hang into a failure.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability, Options};
 
 const DB: &str = "/db";
+/// Only turns a hang into a failure; never decides what a test checks.
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------
 // The probing file system.
@@ -56,12 +71,50 @@ struct Probe {
     acked: Vec<AtomicBool>,
     before: OnceLock<Image>,
     after: OnceLock<Image>,
-    /// How long each sync takes: with several threads, a slow sync lets
-    /// commits queue up so that group commit batches them.
-    sync_delay: std::time::Duration,
+    /// Where a `sync_data` asks to be released (see [`Event`]). Unset: syncs
+    /// are not held (one thread, or still opening); once the receiver is
+    /// dropped (the workload is over) they are not held either.
+    gate: OnceLock<mpsc::Sender<Event>>,
+}
+
+/// What the controlling test thread hears from the workload.
+#[derive(Debug)]
+enum Event {
+    /// A `sync_data` is held until the test sends on this channel.
+    Sync(mpsc::Sender<()>),
+    /// A committer thread is done (or panicked).
+    Done,
+}
+
+/// Sends [`Event::Done`] when dropped, also when the thread panics.
+#[derive(Debug)]
+struct DoneOnDrop(mpsc::Sender<Event>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Event::Done);
+    }
 }
 
 impl Probe {
+    /// Holds the calling sync until the controlling thread releases it.
+    fn hold(&self) -> io::Result<()> {
+        let Some(gate) = self.gate.get() else {
+            return Ok(());
+        };
+        let (release, released) = mpsc::channel();
+        if gate.send(Event::Sync(release)).is_err() {
+            return Ok(()); // the workload is over
+        }
+        match released.recv_timeout(HANG_GUARD) {
+            // Disconnected: the controller is gone (done, or it panicked).
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => Ok(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(io::Error::other("test: sync never released"))
+            }
+        }
+    }
+
     fn image(&self, mem: &MemVfs) -> Image {
         // Read the acknowledgements first: whatever was acknowledged before
         // this point was durable before the image is taken.
@@ -110,7 +163,7 @@ impl VfsFile for ProbeFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-        std::thread::sleep(self.probe.sync_delay);
+        self.probe.hold()?;
         if n != self.probe.target {
             return self.inner.sync_data();
         }
@@ -226,47 +279,119 @@ fn parse_value(v: &[u8]) -> (usize, usize) {
     (t.parse().unwrap(), i.parse().unwrap())
 }
 
+/// Where a committer thread is (see [`hold_until_all_enqueued`]).
+const RUNNING: u8 = 0;
+const IN_COMMIT: u8 = 1;
+const DONE: u8 = 2;
+
+/// The controlling thread of a multi-threaded run: releases each held sync
+/// once every committer with work left is inside `commit` and every commit
+/// begun so far is enqueued (the enqueued ones are pending behind the held
+/// sync, so they share the next one). Returns after every committer is done.
+fn hold_until_all_enqueued(
+    db: &Db,
+    events: &mpsc::Receiver<Event>,
+    phases: &[AtomicU8],
+    begun: &AtomicU64,
+    first_lsn: u64,
+) {
+    let mut done = 0;
+    while done < phases.len() {
+        let event = events
+            .recv_timeout(HANG_GUARD)
+            .expect("test: the workload made no progress");
+        let release = match event {
+            Event::Done => {
+                done += 1;
+                continue;
+            }
+            Event::Sync(release) => release,
+        };
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            // In this order: a commit is counted in `begun` before its thread
+            // is `IN_COMMIT` and before it is enqueued, so `enqueued == begun`
+            // read after the phases means that every commit begun by then is
+            // enqueued.
+            let waiting = phases.iter().all(|p| p.load(Ordering::SeqCst) != RUNNING);
+            let enqueued = db.stats().last_lsn - first_lsn;
+            if waiting && enqueued == begun.load(Ordering::SeqCst) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "test: committers never all enqueued"
+            );
+            std::thread::yield_now();
+        }
+        let _ = release.send(());
+    }
+}
+
 /// Runs the workload with images taken at sync `target`. Returns them, or
 /// `None` if the run had fewer syncs.
 /// The third item says whether group commit batched: fewer commit-path
-/// syncs than commits.
+/// syncs than commits (with several threads the held syncs make every run
+/// batch, which this asserts).
 fn run(w: Workload, target: u64) -> Option<(Image, Image, bool)> {
     let mem = MemVfs::new();
+    let (events_tx, events) = mpsc::channel();
     let probe = Arc::new(Probe {
         target,
         syncs: AtomicU64::new(0),
         acked: (0..w.total()).map(|_| AtomicBool::new(false)).collect(),
         before: OnceLock::new(),
         after: OnceLock::new(),
-        sync_delay: if w.threads > 1 {
-            std::time::Duration::from_micros(300)
-        } else {
-            std::time::Duration::ZERO
-        },
+        gate: OnceLock::new(),
     });
     let vfs = ProbeVfs {
         mem,
         probe: probe.clone(),
     };
     let db = Db::open_with_vfs(DB, options(w), Arc::new(vfs)).unwrap();
+    let first_lsn = db.stats().last_lsn;
+    let held = w.threads > 1;
+    if held {
+        // Only the workload's syncs are held, not those of open or close.
+        probe.gate.set(events_tx.clone()).unwrap();
+    }
+    let phases: Vec<AtomicU8> = (0..w.threads).map(|_| AtomicU8::new(RUNNING)).collect();
+    let begun = AtomicU64::new(0);
     std::thread::scope(|s| {
-        for thread in 0..w.threads {
-            let (db, probe) = (&db, &probe);
+        for (thread, phase) in phases.iter().enumerate() {
+            let (db, probe, begun) = (&db, &probe, &begun);
+            let done = DoneOnDrop(events_tx.clone());
             s.spawn(move || {
+                let _done = done;
                 for i in 0..w.per_thread {
                     let mut txn = db.begin();
                     let value = txn_value(thread, i);
                     for k in txn_keys(thread, i) {
                         txn.put(k.as_bytes(), &value).unwrap();
                     }
+                    begun.fetch_add(1, Ordering::SeqCst);
+                    phase.store(IN_COMMIT, Ordering::SeqCst);
                     txn.commit().unwrap();
                     probe.acked[w.id(thread, i)].store(true, Ordering::SeqCst);
+                    let next = if i + 1 == w.per_thread { DONE } else { RUNNING };
+                    phase.store(next, Ordering::SeqCst);
                 }
             });
         }
+        if held {
+            hold_until_all_enqueued(&db, &events, &phases, &begun, first_lsn);
+        }
     });
+    drop(events); // close's syncs are not held
     let stats = db.stats();
     let batched = stats.wal_syncs < stats.commits;
+    if held {
+        assert!(
+            batched,
+            "sync {target}: {} syncs for {} commits, none shared",
+            stats.wal_syncs, stats.commits
+        );
+    }
     db.close().unwrap();
     let probe = Arc::try_unwrap(probe).unwrap();
     match (probe.before.into_inner(), probe.after.into_inner()) {

@@ -358,47 +358,74 @@ mod clean {
     /// returns (`Ok` or `Closed`), and every acknowledged commit is there,
     /// whole, after reopening. (Once a `close` racing a gathering `sync`
     /// leader could sleep on the wrong wake slot.)
+    ///
+    /// The race is scheduled by events, not by a pause: committers and the
+    /// syncer loop until they get `Closed`, so they are all still running when
+    /// `close` is called, and `close` waits until each committer has had
+    /// `WARM_UP` commits acknowledged and the syncer one `sync`.
     #[test]
     fn close_while_other_handles_commit_and_sync_keeps_every_acknowledged_commit() {
+        const COMMITTERS: usize = 4;
+        const WARM_UP: usize = 10;
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
-        let acked: Vec<usize> = std::thread::scope(|s| {
-            let committers: Vec<_> = (0..4)
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let (acked, syncs): (Vec<usize>, u64) = std::thread::scope(|s| {
+            let committers: Vec<_> = (0..COMMITTERS)
                 .map(|t| {
-                    let db = db.clone();
+                    let (db, ready) = (db.clone(), ready_tx.clone());
                     s.spawn(move || {
                         let mut acked = Vec::new();
-                        for i in (t..400).step_by(4) {
+                        for i in (t..).step_by(COMMITTERS) {
                             match commit_one(&db, i) {
                                 Ok(_) => acked.push(i),
-                                Err(Error::Closed) => break,
+                                Err(Error::Closed) => return acked,
                                 Err(e) => panic!("commit {i}: {e}"),
                             }
+                            if acked.len() == WARM_UP {
+                                ready.send(()).unwrap();
+                            }
                         }
-                        acked
+                        unreachable!("committer {t} ran out of keys");
                     })
                 })
                 .collect();
             let syncer = {
-                let db = db.clone();
+                let (db, ready) = (db.clone(), ready_tx.clone());
                 s.spawn(move || {
+                    let mut syncs = 0u64;
                     loop {
                         match db.sync() {
-                            Ok(()) => std::thread::yield_now(),
-                            Err(Error::Closed) => break,
+                            Ok(()) => syncs += 1,
+                            Err(Error::Closed) => return syncs,
                             Err(e) => panic!("sync: {e}"),
                         }
+                        if syncs == 1 {
+                            ready.send(()).unwrap();
+                        }
+                        std::thread::yield_now();
                     }
                 })
             };
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            drop(ready_tx);
+            // The timeout only turns a stalled committer into a failure; close
+            // either way, so that the threads stop and the scope ends.
+            let warmed_up = (0..=COMMITTERS).all(|_| {
+                ready_rx
+                    .recv_timeout(std::time::Duration::from_secs(60))
+                    .is_ok()
+            });
             db.clone().close().unwrap();
-            syncer.join().unwrap();
-            committers
+            let syncs = syncer.join().unwrap();
+            let acked = committers
                 .into_iter()
                 .flat_map(|h| h.join().unwrap())
-                .collect()
+                .collect();
+            assert!(warmed_up, "a committer or the syncer made no progress");
+            (acked, syncs)
         });
+        assert!(syncs >= 1);
+        assert!(acked.len() >= COMMITTERS * WARM_UP, "{} acked", acked.len());
         drop(db);
         let db = open(dir.path());
         let seen = visible_txns(&db);
