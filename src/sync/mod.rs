@@ -8,8 +8,13 @@
 //! Rules (see `docs/concurrency.md`):
 //! 1. No other module names `std::sync`, `std::thread` or `parking_lot`
 //!    (clippy's `disallowed-types`/`disallowed-methods` enforce it).
-//! 2. Locks do not poison: a panic while a lock is held is handled by the
-//!    database-level poison flag, not by every later `lock()`.
+//! 2. Locks do not poison: a later `lock()` after a panic while the lock
+//!    was held succeeds. Only the commit path handles panics: the group
+//!    commit poisons itself when a panic leaves its write or apply stage
+//!    (`wal::group_commit`, protocol step 9), so later commits get
+//!    `Error::Poisoned` and nobody waits for the stage forever. Elsewhere a
+//!    panic while a lock is held leaves whatever that lock protects as the
+//!    panic left it.
 
 #[cfg(not(all(test, loom)))]
 mod std_impl;

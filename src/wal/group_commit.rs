@@ -31,13 +31,27 @@
 //!    Otherwise it releases the write stage and wakes one pending waiter to
 //!    lead. Applying batch `b` thus overlaps writing and syncing `b + 1`;
 //!    that overlap is the point of the pipeline.
-//! 6. Each waiter returns exactly once: `Ok` when its LSN is published, or
-//!    the batch's I/O error if its own batch failed, or `Poisoned` if an
-//!    earlier batch failed. A failure is set as soon as the write or sync
-//!    fails; a waiter whose record was durable before the failed batch still
-//!    waits for its (earlier, in-flight) batch to be published. After a
-//!    failure nothing more is written (sticky); the applier of the failed
-//!    batch hands its jobs and every pending job to `Apply` as abandoned.
+//! 6. Each waiter returns exactly once. **Exact failure ranges:** a waiter
+//!    gets `Io` only if its outcome is really unknown, `Poisoned` only if
+//!    its record was never taken (so never written), and `Ok` whenever what
+//!    it asked for happened and its batch is applied and published, even if
+//!    a later batch or a `sync_all` failed meanwhile. What a waiter asks for:
+//!    a Buffered commit, its record written (the Buffered contract
+//!    acknowledges on write); a Sync commit or a `sync_all`, its record
+//!    synced. When batch `b` (records `first..=last`, taken when everything
+//!    up to `durable_before` was synced) fails, the failure records: waiters
+//!    above `last` get `Poisoned`; a waiter asking for a sync gets `Io` from
+//!    `durable_before + 1`; a Buffered waiter gets `Io` from `first` if the
+//!    write failed, and from nowhere if only the sync failed (in Buffered
+//!    mode a batch whose write returned is applied and published as written
+//!    although its sync failed; in Sync mode it is abandoned). Below those
+//!    bounds a waiter's record is written (synced) in a batch that will
+//!    still be published, and it waits for that. A `seal` failure fails no
+//!    waiter (everything was synced before it). After a failure nothing
+//!    more is written (sticky), every enqueue is refused, and the applier
+//!    of the failed batch hands every job not applied (its own, unless
+//!    published as written, and all pending ones) to `Apply` as abandoned,
+//!    exactly once.
 //! 7. Wake-ups are per batch: waiters sleep on the condvar of the batch that
 //!    will cover them (slot `batch % SLOTS`; at most `MAX_IN_FLIGHT + 1`
 //!    batch numbers are live, fewer than `SLOTS`). Publishing batch `b`
@@ -54,14 +68,33 @@
 //!    bumps `wakes` after that read: **a spinning waiter misses no wake-up**.
 //!    When it is settled, it returns; when `wakes` moved, it re-evaluates
 //!    under the lock; when its budget is spent, it sleeps as in 7.
+//! 9. **A panic never hangs the queue.** Both stages (and `seal`'s write)
+//!    run inside `guard_stage`, which catches a panic (in the sink, the
+//!    `Apply` impl, or the bookkeeping: an allocation failure turned into a
+//!    panic), poisons the queue with a failure as in 6 and wakes everybody,
+//!    then resumes the panic on the thread that hit it (its caller sees the
+//!    panic, not an error). The stage's flag stays set: nothing more is
+//!    written or, after an apply panic, applied. Write-stage panic: the
+//!    batch being written is unknown (`Io`), batches queued before it are
+//!    still applied and published (their waiters get `Ok`). Apply-stage
+//!    panic: every taken, unpublished record is unknown (`Io`); the jobs of
+//!    the batch being applied may be half in the memtable, so they are
+//!    never marked done and `done_until` stays below them: reads keep
+//!    working at the last published snapshot. Pending records get
+//!    `Poisoned` either way. The poisoning runs after the unwind, with no
+//!    lock held by the panicking frame; a drop guard would run it during
+//!    the unwind, which loom cannot model (its locks poison across model
+//!    threads then).
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
 //! taken by the leader holding the write stage, never while holding `state`;
 //! `Apply` is called without `state`, except for abandoned jobs after a
 //! failure.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
@@ -118,12 +151,42 @@ pub(crate) struct Counters {
     pub(crate) sync_nanos: u64,
 }
 
+/// The sticky failure (protocol step 6): which waiters get `Io` (their
+/// outcome is unknown) and which get `Poisoned` (their record was never
+/// taken); a waiter below both ranges is settled by a batch that will still
+/// be published, and waits for it.
 #[derive(Debug)]
 struct Failure {
-    first: Lsn,
+    /// A waiter that needs its record written (a Buffered commit) fails from
+    /// here: below, its record's write returned.
+    written_from: Lsn,
+    /// A waiter that needs its record synced fails from here: below, a sync
+    /// covering its record returned.
+    synced_from: Lsn,
+    /// The last record taken before the failure; later ones get `Poisoned`.
     last: Lsn,
     kind: io::ErrorKind,
     message: String,
+}
+
+/// What the waiters of a batch whose write or apply stage panicked get.
+const PANIC_MESSAGE: &str =
+    "the commit path panicked; the outcome is unknown until the database is reopened";
+
+impl Failure {
+    /// The error for a waiter of record `lsn`, or `None` if its batch will
+    /// still be published (it waits for that).
+    fn error_for(&self, lsn: Lsn, need_sync: bool) -> Option<Error> {
+        if lsn > self.last {
+            return Some(Error::Poisoned);
+        }
+        let from = if need_sync {
+            self.synced_from
+        } else {
+            self.written_from
+        };
+        (lsn >= from).then(|| Error::Io(io::Error::new(self.kind, self.message.clone())))
+    }
 }
 
 /// Batches taken but not yet published, at most: one being applied while the
@@ -163,11 +226,37 @@ struct Ready<J> {
     no: u64,
     jobs: Vec<J>,
     last: Lsn,
+    /// Its records are acknowledged as written: its jobs are applied and
+    /// `written` is published (else its jobs are abandoned).
+    written: bool,
+    /// A sync was asked for and returned: `synced` is published.
     synced: bool,
     bytes: u64,
     commits: usize,
-    /// False if its write or sync failed: its jobs are abandoned.
-    ok: bool,
+    /// Its write or sync failed: nothing more will be written, and the
+    /// pending jobs are abandoned after it.
+    failed: bool,
+}
+
+/// A batch taken by a leader, on its way through the write stage.
+#[derive(Debug)]
+struct Taken<J> {
+    no: u64,
+    batch: Vec<u8>,
+    jobs: Vec<J>,
+    first: Lsn,
+    prev_crc: u32,
+    last: Lsn,
+    /// What was durable when it was taken (the SyncMark it carries).
+    durable_before: Lsn,
+    need_sync: bool,
+}
+
+/// Which stage [`GroupCommit::guard_stage`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Write,
+    Apply,
 }
 
 /// A batch taken but not yet published.
@@ -413,16 +502,12 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 st = self.apply_ready(st);
                 continue;
             }
-            if let Some(f) = &st.failure {
-                // Below `first` the record is durable (written, if no sync
-                // was asked) in a batch that is still being published.
-                if lsn >= f.first {
-                    return Err(if lsn <= f.last {
-                        Error::Io(io::Error::new(f.kind, f.message.clone()))
-                    } else {
-                        Error::Poisoned
-                    });
-                }
+            if let Some(e) = st
+                .failure
+                .as_ref()
+                .and_then(|f| f.error_for(lsn, need_sync))
+            {
+                return Err(e);
             }
             let must_lead = lsn > st.taken || (need_sync && lsn > st.sync_covered);
             if must_lead && st.can_lead() {
@@ -481,12 +566,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         }
     }
 
-    /// Tells spinning waiters to re-evaluate; call with the state lock held,
-    /// next to the condvar notification that wakes sleeping ones.
-    fn bump_wakes(&self) {
-        self.wakes.fetch_add(1, Ordering::Release);
-    }
-
     /// Writes and syncs everything enqueued so far.
     pub(crate) fn sync_all(&self) -> Result<()> {
         let last = self.state.lock().last_lsn;
@@ -499,8 +578,56 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     pub(crate) fn seal(&self) -> Result<()> {
         self.state.lock().closed = true;
         self.sync_all()?;
+        let (synced, prev_crc) = {
+            let mut st = self.settle()?;
+            // Closed and fully synced: nothing is pending, so `last_crc` is
+            // the chain value a new segment needs if this write rolls over.
+            st.syncing = true;
+            (st.synced, st.last_crc)
+        };
+        let result = self.guard_stage(Stage::Write, &Cell::new(None), || {
+            let mut sink = self.sink.lock();
+            sink.write_batch(
+                &mut [0; SYNC_MARK_FRAME_BYTES],
+                synced,
+                synced.next(),
+                prev_crc,
+            )
+            // After the mark (which may roll to a new, preallocated segment)
+            // and before the sync that makes the cut durable.
+            .and_then(|()| sink.trim())
+            .and_then(|()| sink.sync())
+        });
+        let mut st = self.state.lock();
+        st.syncing = false;
+        match result {
+            Ok(()) => {
+                self.wake_all();
+                Ok(())
+            }
+            Err(e) => {
+                let f = Failure {
+                    written_from: synced.next(),
+                    synced_from: synced.next(),
+                    last: synced,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                };
+                self.fail(&mut st, f);
+                Err(Error::Io(e))
+            }
+        }
+    }
+
+    /// Waits until no batch is taken or being written (for `seal`, after its
+    /// `sync_all`); `Poisoned` once a failure is set, since a stage left by
+    /// a panic is never released.
+    fn settle(&self) -> Result<MutexGuard<'_, State<J>>> {
         let mut st = self.state.lock();
         while st.syncing || st.published < st.batches {
+            if st.failure.is_some() {
+                return Err(Error::Poisoned);
+            }
             // Only a batch taken for someone else's sync request can remain.
             if !st.applying && !st.ready.is_empty() {
                 st = self.apply_ready(st);
@@ -518,40 +645,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         if st.failure.is_some() {
             return Err(Error::Poisoned);
         }
-        // Closed and fully synced: nothing is pending, so `last_crc` is the
-        // chain value a new segment needs if this write rolls over.
-        let (synced, prev_crc) = (st.synced, st.last_crc);
-        st.syncing = true;
-        drop(st);
-        let result = {
-            let mut sink = self.sink.lock();
-            sink.write_batch(
-                &mut [0; SYNC_MARK_FRAME_BYTES],
-                synced,
-                synced.next(),
-                prev_crc,
-            )
-            // After the mark (which may roll to a new, preallocated segment)
-            // and before the sync that makes the cut durable.
-            .and_then(|()| sink.trim())
-            .and_then(|()| sink.sync())
-        };
-        let mut st = self.state.lock();
-        st.syncing = false;
-        let out = match result {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                st.failure = Some(Failure {
-                    first: synced.next(),
-                    last: synced,
-                    kind: e.kind(),
-                    message: e.to_string(),
-                });
-                Err(Error::Io(e))
-            }
-        };
-        self.wake_all();
-        out
+        Ok(st)
     }
 
     /// Whether an earlier write or sync failed.
@@ -567,13 +661,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// The last LSN handed out.
     pub(crate) fn last_lsn(&self) -> Lsn {
         self.state.lock().last_lsn
-    }
-
-    fn wake_all(&self) {
-        self.bump_wakes();
-        for cv in &self.batch_done {
-            cv.notify_all();
-        }
     }
 
     /// Wakes one pending waiter to lead the next batch, if one may.
@@ -654,8 +741,31 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// while the next leader wakes up. Takes and returns the state guard.
     fn lead<'a>(
         &'a self,
+        st: MutexGuard<'a, State<J>>,
+        need_sync: bool,
+    ) -> MutexGuard<'a, State<J>> {
+        let batch = Cell::new(None);
+        let mut st = self.guard_stage(Stage::Write, &batch, || {
+            self.write_batches(st, need_sync, &batch)
+        });
+        // Every queued batch needs an applier: an active one takes what
+        // was queued before it lets go of the apply stage; otherwise the
+        // leader applies. (Its own commit may already be published by a
+        // delegate, so its caller would not come back for the rest.)
+        if !st.applying {
+            st = self.apply_ready(st);
+        }
+        st
+    }
+
+    /// The write stage of [`Self::lead`], until it releases it. `batch`
+    /// holds the first and the durable LSN of the batch being written
+    /// (`None` between batches), for [`Self::poison_after_panic`].
+    fn write_batches<'a>(
+        &'a self,
         mut st: MutexGuard<'a, State<J>>,
         need_sync: bool,
+        batch: &Cell<Option<(Lsn, Lsn)>>,
     ) -> MutexGuard<'a, State<J>> {
         let mut chained = 0;
         loop {
@@ -668,76 +778,14 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if need_sync {
                 st = self.gather(st);
             }
-            let mut batch = std::mem::replace(&mut st.pending, fresh_pending());
-            let jobs = std::mem::take(&mut st.pending_jobs);
-            let commits = jobs.len();
-            let (first, prev_crc, last) = (st.pending_first, st.pending_prev_crc, st.last_lsn);
-            let durable_before = st.durable;
-            st.batches += 1;
-            let no = st.batches;
-            st.taken = last;
-            if need_sync {
-                st.sync_covered = last;
-            }
-            st.inflight.push(InFlight {
-                no,
-                last,
-                synced: need_sync,
-            });
-            st.inflight_commits += commits;
+            let mut taken = Self::take(&mut st, need_sync);
+            batch.set(Some((taken.first, taken.durable_before)));
             drop(st);
-
-            let result = {
-                let mut sink = self.sink.lock();
-                let written = if commits > 0 {
-                    sink.write_batch(&mut batch, durable_before, first, prev_crc)
-                } else {
-                    Ok(())
-                };
-                written.and_then(|()| {
-                    if need_sync {
-                        let started = Instant::now();
-                        sink.sync().map(|()| Some(started.elapsed()))
-                    } else {
-                        Ok(None)
-                    }
-                })
-            };
-
+            let outcome = self.write_taken(&mut taken);
             st = self.state.lock();
-            let ok = result.is_ok();
-            match result {
-                Ok(took) => {
-                    if let Some(took) = took {
-                        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-                        st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
-                        st.counters.sync_nanos = st.counters.sync_nanos.saturating_add(nanos);
-                        st.durable = last;
-                    }
-                }
-                Err(e) => {
-                    st.failure = Some(Failure {
-                        first: if need_sync {
-                            durable_before.next()
-                        } else {
-                            first
-                        },
-                        last,
-                        kind: e.kind(),
-                        message: e.to_string(),
-                    });
-                    self.wake_all();
-                }
-            }
-            st.ready.push_back(Ready {
-                no,
-                jobs,
-                last,
-                synced: need_sync,
-                bytes: batch.len() as u64,
-                commits,
-                ok,
-            });
+            let no = taken.no;
+            let ok = self.queue_written(&mut st, taken, outcome);
+            batch.set(None);
             if ok
                 && chained < MAX_CHAIN
                 && !st.pending_jobs.is_empty()
@@ -754,57 +802,238 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if ok {
                 self.wake_next_leader(&st);
             }
-            // Every queued batch needs an applier: an active one takes what
-            // was queued before it lets go of the apply stage; otherwise the
-            // leader applies. (Its own commit may already be published by a
-            // delegate, so its caller would not come back for the rest.)
-            if !st.applying {
-                st = self.apply_ready(st);
-            }
             return st;
         }
     }
 
+    /// Takes the whole pending batch (protocol step 2).
+    /// # Preconditions
+    /// Requires: `state` held, the write stage held.
+    fn take(st: &mut State<J>, need_sync: bool) -> Taken<J> {
+        // Allocates before any bookkeeping, so that a panic (an allocation
+        // failure) leaves the state as it was.
+        let batch = std::mem::replace(&mut st.pending, fresh_pending());
+        let jobs = std::mem::take(&mut st.pending_jobs);
+        st.batches += 1;
+        st.taken = st.last_lsn;
+        if need_sync {
+            st.sync_covered = st.last_lsn;
+        }
+        st.inflight.push(InFlight {
+            no: st.batches,
+            last: st.last_lsn,
+            synced: need_sync,
+        });
+        st.inflight_commits += jobs.len();
+        Taken {
+            no: st.batches,
+            batch,
+            jobs,
+            first: st.pending_first,
+            prev_crc: st.pending_prev_crc,
+            last: st.last_lsn,
+            durable_before: st.durable,
+            need_sync,
+        }
+    }
+
+    /// Writes (and syncs) a taken batch with the sink lock, without `state`.
+    /// `Ok` holds the sync's duration if one was asked for; `Err` says
+    /// whether the write had returned before the error.
+    fn write_taken(
+        &self,
+        t: &mut Taken<J>,
+    ) -> std::result::Result<Option<Duration>, (bool, io::Error)> {
+        let mut sink = self.sink.lock();
+        if !t.jobs.is_empty() {
+            sink.write_batch(&mut t.batch, t.durable_before, t.first, t.prev_crc)
+                .map_err(|e| (false, e))?;
+        }
+        if !t.need_sync {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        sink.sync()
+            .map(|()| Some(started.elapsed()))
+            .map_err(|e| (true, e))
+    }
+
+    /// Records how a taken batch's write (and sync) ended and queues it for
+    /// the apply stage; on failure, sets the sticky failure (protocol step 6).
+    /// Returns whether the queue is still healthy (the leader may chain).
+    /// # Preconditions
+    /// Requires: `state` held, the write stage held.
+    fn queue_written(
+        &self,
+        st: &mut State<J>,
+        t: Taken<J>,
+        outcome: std::result::Result<Option<Duration>, (bool, io::Error)>,
+    ) -> bool {
+        let (written, failed) = match outcome {
+            Ok(took) => {
+                if let Some(took) = took {
+                    let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                    st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
+                    st.counters.sync_nanos = st.counters.sync_nanos.saturating_add(nanos);
+                    st.durable = t.last;
+                }
+                (true, false)
+            }
+            Err((write_returned, e)) => {
+                // Buffered: a record whose write returned is acknowledged
+                // (the Buffered contract), even if a sync asked for by
+                // `sync_all` then failed; in Sync mode only a sync acknowledges.
+                let written = write_returned && !self.always_sync;
+                let f = Failure {
+                    written_from: if written { t.last.next() } else { t.first },
+                    synced_from: t.durable_before.next(),
+                    last: t.last,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                };
+                self.fail(st, f);
+                (written, true)
+            }
+        };
+        st.ready.push_back(Ready {
+            no: t.no,
+            commits: t.jobs.len(),
+            jobs: t.jobs,
+            last: t.last,
+            written,
+            synced: t.need_sync && !failed,
+            bytes: t.batch.len() as u64,
+            failed,
+        });
+        // A panic in the apply stage may have poisoned the queue meanwhile.
+        st.failure.is_none()
+    }
+
     /// Holds the apply stage: applies and publishes queued batches in order
     /// until none is left. Takes and returns the state guard.
-    fn apply_ready<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
-        st.applying = true;
-        while let Some(done) = st.ready.pop_front() {
-            drop(st);
-            // Applied before anyone can see the batch as done.
-            self.applier.apply(done.jobs, done.ok);
-            st = self.state.lock();
-            st.inflight.retain(|b| b.no != done.no);
-            st.inflight_commits -= done.commits;
-            st.published = done.no;
-            if done.ok {
-                if done.commits > 0 {
-                    st.written = done.last;
-                    self.written_at.store(done.last.0, Ordering::Release);
-                    st.counters.bytes += done.bytes;
-                    st.counters.writes += 1;
-                }
-                if done.synced {
-                    st.counters.synced_commits += done.last.0 - st.synced.0;
-                    st.counters.syncs += 1;
-                    st.synced = done.last;
-                    self.synced_at.store(done.last.0, Ordering::Release);
-                }
-                self.batch_done[slot(done.no)].notify_all();
-            } else {
-                // Nothing more will be written: abandon what is still pending.
-                let abandoned = std::mem::take(&mut st.pending_jobs);
-                self.applier.apply(abandoned, false);
-                self.wake_all();
+    fn apply_ready<'a>(&'a self, st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
+        self.guard_stage(Stage::Apply, &Cell::new(None), || {
+            let mut st = st;
+            st.applying = true;
+            while let Some(mut done) = st.ready.pop_front() {
+                drop(st);
+                // Applied before anyone can see the batch as done.
+                self.applier
+                    .apply(std::mem::take(&mut done.jobs), done.written);
+                st = self.state.lock();
+                self.publish(&mut st, &done);
             }
+            st.applying = false;
+            self.wake_next_leader(&st);
+            st
+        })
+    }
+
+    /// Publishes an applied batch and wakes its waiters; after a failed
+    /// batch, abandons every pending job and wakes everybody.
+    /// # Preconditions
+    /// Requires: `state` held, the apply stage held.
+    fn publish(&self, st: &mut State<J>, done: &Ready<J>) {
+        st.inflight.retain(|b| b.no != done.no);
+        st.inflight_commits -= done.commits;
+        st.published = done.no;
+        if done.written && done.commits > 0 {
+            st.written = done.last;
+            self.written_at.store(done.last.0, Ordering::Release);
+            st.counters.bytes += done.bytes;
+            st.counters.writes += 1;
         }
-        st.applying = false;
-        self.wake_next_leader(&st);
-        st
+        if done.synced {
+            st.counters.synced_commits += done.last.0 - st.synced.0;
+            st.counters.syncs += 1;
+            st.synced = done.last;
+            self.synced_at.store(done.last.0, Ordering::Release);
+        }
+        if done.failed {
+            // Nothing more will be written: abandon what is still pending.
+            let abandoned = std::mem::take(&mut st.pending_jobs);
+            self.applier.apply(abandoned, false);
+            self.wake_all();
+        } else {
+            self.batch_done[slot(done.no)].notify_all();
+        }
     }
 }
 
 impl<S, J, A> GroupCommit<S, J, A> {
+    /// Tells spinning waiters to re-evaluate; call with the state lock held,
+    /// next to the condvar notification that wakes sleeping ones.
+    fn bump_wakes(&self) {
+        self.wakes.fetch_add(1, Ordering::Release);
+    }
+
+    /// Wakes every waiter, sleeping or spinning; call with the state lock held.
+    fn wake_all(&self) {
+        self.bump_wakes();
+        for cv in &self.batch_done {
+            cv.notify_all();
+        }
+    }
+
+    /// Sets the sticky failure, or widens the one already set to cover `f`
+    /// too (the first error's message stays), and wakes everybody.
+    /// # Preconditions
+    /// Requires: `state` held.
+    fn fail(&self, st: &mut State<J>, f: Failure) {
+        match &mut st.failure {
+            Some(old) => {
+                old.written_from = old.written_from.min(f.written_from);
+                old.synced_from = old.synced_from.min(f.synced_from);
+                old.last = old.last.max(f.last);
+            }
+            None => st.failure = Some(f),
+        }
+        self.wake_all();
+    }
+
+    /// Runs `f`, a stage (protocol step 9); if it panics, poisons the queue
+    /// once the panic is caught (so the state guard `f` may have held is
+    /// released by then) and resumes the panic. `batch` is the stage's note
+    /// of the batch being written. Costs nothing unless `f` panics.
+    fn guard_stage<R>(
+        &self,
+        stage: Stage,
+        batch: &Cell<Option<(Lsn, Lsn)>>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => r,
+            Err(payload) => {
+                self.poison_after_panic(stage, batch.get());
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
+    /// A stage was left by a panic (protocol step 9): poisons the queue and
+    /// wakes everybody. The stage's flag stays set, so nobody enters it
+    /// again: after a write-stage panic nothing more is written (the batches
+    /// queued before it are still applied and published); after an
+    /// apply-stage panic nothing more is applied or published, and the jobs
+    /// of the batch being applied, maybe half in the memtable, are never
+    /// marked done, so readers stay on the snapshot before them.
+    fn poison_after_panic(&self, stage: Stage, batch: Option<(Lsn, Lsn)>) {
+        let mut st = self.state.lock();
+        let (written_from, synced_from) = match (stage, batch) {
+            (Stage::Write, Some((first, durable_before))) => (first, durable_before.next()),
+            (Stage::Write, None) => (st.taken.next(), st.durable.next()),
+            (Stage::Apply, _) => (st.written.next(), st.synced.next()),
+        };
+        let f = Failure {
+            written_from,
+            synced_from,
+            last: st.taken,
+            kind: io::ErrorKind::Other,
+            message: PANIC_MESSAGE.to_owned(),
+        };
+        self.fail(&mut st, f);
+    }
+
     /// Runs `f` on the sink (models inspect fakes through it).
     #[cfg(all(test, loom))]
     pub(crate) fn with_sink<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {

@@ -13,7 +13,10 @@ use crate::types::{Lsn, Ts};
 struct FakeSink {
     data: Vec<u8>,
     synced_len: usize,
+    /// With `fail_syncs`: syncs that succeed before every later one fails.
+    ok_syncs: usize,
     fail_syncs: bool,
+    panic_in_sync: bool,
 }
 
 impl LogSink for FakeSink {
@@ -23,23 +26,55 @@ impl LogSink for FakeSink {
         Ok(())
     }
     fn sync(&mut self) -> io::Result<()> {
+        if self.panic_in_sync {
+            panic!("{INJECTED_PANIC}");
+        }
         if self.fail_syncs {
-            return Err(io::Error::other("injected"));
+            if self.ok_syncs == 0 {
+                return Err(io::Error::other("injected"));
+            }
+            self.ok_syncs -= 1;
         }
         self.synced_len = self.data.len();
         Ok(())
     }
 }
 
-/// Records applied jobs (commit ts, durable) in the order the leader applies them.
+/// The payload of the panics the models inject.
+const INJECTED_PANIC: &str = "injected panic";
+
+/// Keeps injected panics quiet (loom runs a model thousands of times);
+/// every other panic still reports through the default hook.
+fn quiet_injected_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let injected = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|s| s == INJECTED_PANIC);
+            if !injected {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Records applied jobs (commit ts, durable) in the order the leader applies
+/// them; with `panic_at`, applying that job panics (the jobs of its batch
+/// before it are recorded: a half-applied batch).
 #[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<(u64, bool)>>);
+struct Recorder(Mutex<Vec<(u64, bool)>>, Option<u64>);
 
 impl Apply<u64> for Arc<Recorder> {
     fn apply(&self, jobs: Vec<u64>, durable: bool) {
-        self.0
-            .lock()
-            .extend(jobs.into_iter().map(|ts| (ts, durable)));
+        let cut = jobs.iter().position(|&ts| durable && self.1 == Some(ts));
+        let applied = jobs.iter().take(cut.unwrap_or(jobs.len()));
+        self.0.lock().extend(applied.map(|&ts| (ts, durable)));
+        if cut.is_some() {
+            panic!("{INJECTED_PANIC}");
+        }
     }
 }
 
@@ -279,5 +314,158 @@ fn loom_group_commit_sync_all_is_not_settled_by_an_unsynced_batch() {
         for h in handles {
             h.join().unwrap().unwrap();
         }
+    });
+}
+
+/// Enqueues one commit (as `commit` does) without waiting for it.
+fn enqueue(gc: &Queue, order: &Order) -> Lsn {
+    let mut frame = CommitFrameBuilder::with_capacity(8);
+    frame.push(b"k", Some(b"v")).unwrap();
+    let mut frame = frame.finish();
+    let mut clock = order.lock();
+    *clock += 1;
+    gc.enqueue(&mut frame, Ts::from(*clock), *clock).unwrap()
+}
+
+/// Buffered queue whose syncs fail: two commits (enqueued first, so that
+/// they are written in one batch) wait on two threads while `sync_all`
+/// fails. Whether their batch was written before the failing sync (and is
+/// applied while it runs) or written by the failing sync's own batch, their
+/// write returned: both get `Ok` and are applied once, `sync_all` gets `Io`.
+/// Before failures had exact ranges, a waiter of the earlier batch that
+/// looked between the failure and its batch's publication got `Io`.
+#[test]
+fn loom_group_commit_failed_sync_spares_written_commits() {
+    loom::model(|| {
+        let sink = FakeSink {
+            fail_syncs: true,
+            ..FakeSink::default()
+        };
+        let applied = Arc::new(Recorder::default());
+        let gc = queue(sink, &applied, false);
+        let order = Arc::new(Order::default());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let lsn = enqueue(&gc, &order);
+                let gc = gc.clone();
+                thread::spawn(move || gc.wait(lsn, false))
+            })
+            .collect();
+        let synced = gc.sync_all();
+        assert!(matches!(synced, Err(Error::Io(_))), "{synced:?}");
+        for w in waiters {
+            let r = w.join().unwrap();
+            assert!(r.is_ok(), "a written Buffered commit failed: {r:?}");
+        }
+        assert_eq!(*applied.0.lock(), vec![(1, true), (2, true)]);
+        assert!(matches!(
+            commit(&gc, &order, &applied),
+            Err(Error::Poisoned)
+        ));
+        assert_eq!(applied.0.lock().len(), 2, "nothing applied twice");
+    });
+}
+
+/// Sync queue whose second sync fails, three committers: the commits of
+/// the first batch get `Ok` once it is published, even though the next
+/// batch failed meanwhile; the others get an error; every job is applied
+/// or abandoned exactly once, in order.
+#[test]
+fn loom_group_commit_failure_spares_the_synced_batch_before_it() {
+    loom::model(|| {
+        let sink = FakeSink {
+            fail_syncs: true,
+            ok_syncs: 1,
+            ..FakeSink::default()
+        };
+        let applied = Arc::new(Recorder::default());
+        let gc = queue(sink, &applied, true);
+        let order = Arc::new(Order::default());
+        let others: Committers = (0..2)
+            .map(|_| spawn_commit(&gc, &order, &applied))
+            .collect();
+        let mut results = vec![commit(&gc, &order, &applied)];
+        results.extend(others.into_iter().map(|h| h.join().unwrap()));
+        let jobs = applied.0.lock().clone();
+        let acked = jobs.iter().filter(|&&(_, durable)| durable).count();
+        // Applied (durable) jobs are a prefix; the first batch has ts 1.
+        assert!(acked >= 1, "the first batch synced: {jobs:?}");
+        let expected: Vec<_> = (1..=*order.lock())
+            .map(|ts| (ts, ts <= acked as u64))
+            .collect();
+        assert_eq!(jobs, expected, "applied or abandoned once each, in order");
+        let oks = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(oks, acked, "{results:?}");
+        // `commit` asserts that each `Ok` found its own job applied.
+    });
+}
+
+/// Runs [`commit`], turning a panic into `None`.
+fn commit_catching(gc: &Queue, order: &Order, applied: &Recorder) -> Option<Result<Lsn, Error>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(gc, order, applied))).ok()
+}
+
+/// Two committers; the applier panics on the first commit, the one the
+/// other depends on. The panicking thread unwinds, the other returns an
+/// error (never hangs, never `Ok`), nothing after the half-applied job is
+/// applied, and later commits get `Poisoned`.
+#[test]
+fn loom_group_commit_panic_in_apply_poisons_and_wakes() {
+    quiet_injected_panics();
+    loom::model(|| {
+        let applied = Arc::new(Recorder(Mutex::default(), Some(1)));
+        let gc = queue(FakeSink::default(), &applied, true);
+        let order = Arc::new(Order::default());
+        let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
+        let other = thread::spawn(move || commit_catching(&gc2, &order2, &applied2));
+        let results = [
+            commit_catching(&gc, &order, &applied),
+            other.join().unwrap(),
+        ];
+        let panicked = results.iter().filter(|r| r.is_none()).count();
+        assert_eq!(panicked, 1, "{results:?}");
+        for r in results.iter().flatten() {
+            assert!(matches!(r, Err(Error::Io(_) | Error::Poisoned)), "{r:?}");
+        }
+        assert!(applied.0.lock().iter().all(|&(_, durable)| !durable));
+        assert!(gc.is_poisoned());
+        assert!(matches!(
+            commit(&gc, &order, &applied),
+            Err(Error::Poisoned)
+        ));
+    });
+}
+
+/// Two committers; the sink panics in the first sync. The panicking leader
+/// unwinds, the other committer returns an error, nothing is applied, and
+/// `seal` (what `Db::close` runs) returns instead of waiting for the
+/// write stage the panic left held.
+#[test]
+fn loom_group_commit_panic_in_sync_poisons_and_wakes() {
+    quiet_injected_panics();
+    loom::model(|| {
+        let sink = FakeSink {
+            panic_in_sync: true,
+            ..FakeSink::default()
+        };
+        let applied = Arc::new(Recorder::default());
+        let gc = queue(sink, &applied, true);
+        let order = Arc::new(Order::default());
+        let (gc2, order2, applied2) = (gc.clone(), order.clone(), applied.clone());
+        let other = thread::spawn(move || commit_catching(&gc2, &order2, &applied2));
+        let results = [
+            commit_catching(&gc, &order, &applied),
+            other.join().unwrap(),
+        ];
+        assert!(results.iter().any(Option::is_none), "{results:?}");
+        for r in results.iter().flatten() {
+            assert!(matches!(r, Err(Error::Io(_) | Error::Poisoned)), "{r:?}");
+        }
+        assert!(applied.0.lock().iter().all(|&(_, durable)| !durable));
+        let sealed = gc.seal();
+        assert!(
+            matches!(sealed, Err(Error::Io(_) | Error::Poisoned)),
+            "{sealed:?}"
+        );
     });
 }
