@@ -5,7 +5,7 @@
 //! tail of preallocated segments.
 //!
 //! Expected offsets are computed by parsing the segment files here, from the
-//! format in `docs/format/wal.md` (48-byte header, then frames of `9 + len`
+//! format in `docs/format/wal.md` (56-byte header, then frames of `9 + len`
 //! bytes), independently of the engine's own decoder.
 
 #![allow(clippy::unwrap_used, reason = "tests")]

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use super::format::{CommitRecord, HeaderError, SEGMENT_HEADER_BYTES, SegmentHeader, VERSION};
-use super::reader::{Chain, Outcome, ReadError, scan_segment};
+use super::reader::{Chain, Outcome, ReadError, SegmentFrames, scan_frames};
 use super::writer::{parse_segment_name, segment_name};
 use crate::error::{Error, Result};
 use crate::types::Lsn;
@@ -104,14 +104,12 @@ pub(crate) fn recover(
         }
         out.epoch = header.epoch;
         let before = out.chain.last_lsn;
-        let scanned = scan_segment(
-            &data,
-            header.salt,
-            SEGMENT_HEADER_BYTES,
-            &mut out.chain,
-            is_last,
-            sink,
-        );
+        let frames = SegmentFrames {
+            start: SEGMENT_HEADER_BYTES,
+            salt: header.salt,
+            epoch: header.epoch,
+        };
+        let scanned = scan_frames(&data, frames, &mut out.chain, is_last, sink);
         out.records += out.chain.last_lsn.0 - before.0;
         match scanned {
             Ok(Outcome::Clean) if is_last => {
