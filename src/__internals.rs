@@ -157,18 +157,17 @@ pub struct WalBench {
 impl WalBench {
     /// A fresh log in `dir` (which must be empty); `sync`: fdatasync each group.
     pub fn create(dir: &Path, sync: bool) -> crate::Result<WalBench> {
-        let writer = Writer::create(
+        // The first append creates segment 1.
+        let writer = Writer::new(
             Arc::new(OsVfs),
             dir,
             1,
-            0,
-            crate::Lsn(1),
             0,
             SegmentSize {
                 max_bytes: crate::DEFAULT_WAL_SEGMENT_BYTES,
                 preallocate_bytes: crate::DEFAULT_WAL_PREALLOCATE_BYTES,
             },
-        )?;
+        );
         Ok(WalBench {
             gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync),
             clock: Mutex::new(0),

@@ -149,18 +149,17 @@ impl Db {
             Ok(())
         })?;
         let chain = recovered.chain;
-        let writer = Writer::create(
+        // Creates no file: the first group write does (decision 0010).
+        let writer = Writer::new(
             vfs,
             &wal_dir,
             recovered.next_segment_no,
             recovered.epoch,
-            chain.last_lsn.next(),
-            chain.last_crc,
             SegmentSize {
                 max_bytes: options.wal_segment_bytes,
                 preallocate_bytes: options.wal_preallocate_bytes,
             },
-        )?;
+        );
         let always_sync = options.durability == Durability::Sync;
         let core = Arc::new(Core {
             oracle: Oracle::new(chain.last_ts, system_millis),
