@@ -82,9 +82,12 @@ pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
                 Err(ReadError::Sink(_)) => WalScan::BadHeader,
             }
         }
-        Err(HeaderError::Torn | HeaderError::Version(_) | HeaderError::Corrupt(_)) => {
-            WalScan::BadHeader
-        }
+        Err(
+            HeaderError::Torn
+            | HeaderError::Checksum
+            | HeaderError::Version(_)
+            | HeaderError::Corrupt(_),
+        ) => WalScan::BadHeader,
     }
 }
 

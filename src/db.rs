@@ -47,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) closed: AtomicBool,
     pub(crate) commits: AtomicU64,
     recovered_records: u64,
+    recovered_truncated_bytes: u64,
     _lock: Box<dyn FileLock>,
 }
 
@@ -109,6 +110,10 @@ pub struct Stats {
     pub memtable_versions: u64,
     /// Commit records replayed from the WAL when this instance opened.
     pub recovered_records: u64,
+    /// Bytes recovery cut off the WAL when this instance opened: torn tails
+    /// and torn segment creations, never acknowledged data (preallocated
+    /// zeros are not counted).
+    pub recovered_truncated_bytes: u64,
     /// The read ts a snapshot taken now would get.
     pub read_ts: Ts,
     /// The oldest read ts any live snapshot uses.
@@ -140,7 +145,8 @@ impl Db {
             .ok_or(Error::Locked { path: lock_path })?;
         let memtable = Memtable::new();
         let wal_dir = path.join("wal");
-        let recovered = wal::recover(vfs.as_ref(), &wal_dir, &mut |rec| {
+        let mode = wal::RecoveryMode::Repair;
+        let recovered = wal::recover(vfs.as_ref(), &wal_dir, mode, &mut |rec| {
             apply_commit(
                 &memtable,
                 rec.header.commit_ts,
@@ -182,6 +188,7 @@ impl Db {
             closed: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             recovered_records: recovered.records,
+            recovered_truncated_bytes: recovered.truncated_bytes,
             _lock: lock,
         };
         Ok(Db {
@@ -252,6 +259,7 @@ impl Db {
             memtable_bytes: inner.core.memtable.approximate_bytes(),
             memtable_versions: inner.core.memtable.len() as u64,
             recovered_records: inner.recovered_records,
+            recovered_truncated_bytes: inner.recovered_truncated_bytes,
             read_ts: inner.core.oracle.read_ts(),
             gc_watermark: inner.core.oracle.gc_watermark(),
             live_snapshots: inner.core.oracle.live_snapshots() as u64,

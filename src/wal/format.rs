@@ -109,9 +109,12 @@ pub(crate) struct SegmentHeader {
 pub(crate) enum HeaderError {
     /// Fewer bytes than a header, or all zeros: a torn creation.
     Torn,
+    /// The header CRC does not match: damaged, or (in the newest segment,
+    /// with only zeros after it) a creation torn while the header was written.
+    Checksum,
     /// Written by a newer format version.
     Version(u16),
-    /// Damaged.
+    /// Checksummed, but its fields are wrong: damage no torn write explains.
     Corrupt(&'static str),
 }
 
@@ -141,6 +144,13 @@ impl SegmentHeader {
         if head.iter().all(|&b| b == 0) {
             return Err(HeaderError::Torn);
         }
+        // The CRC first: a header torn while it was written fails it,
+        // whichever of its bytes (the magic too) did not make it.
+        let (covered, stored) = head.split_at(SEGMENT_HEADER_BYTES - 4);
+        count_hashed(covered.len());
+        if stored != crc32fast::hash(covered).to_le_bytes() {
+            return Err(HeaderError::Checksum);
+        }
         let mut c = Cursor::new(head);
         let corrupt = HeaderError::Corrupt;
         if c.array::<8>() != Some(MAGIC) {
@@ -154,14 +164,6 @@ impl SegmentHeader {
         let first_lsn = Lsn(c.u64().ok_or(corrupt("short header"))?);
         let prev_crc = c.u32().ok_or(corrupt("short header"))?;
         let salt = c.u64().ok_or(corrupt("short header"))?;
-        let crc = c.u32().ok_or(corrupt("short header"))?;
-        let covered = head
-            .get(..SEGMENT_HEADER_BYTES - 4)
-            .ok_or(corrupt("short header"))?;
-        count_hashed(covered.len());
-        if crc32fast::hash(covered) != crc {
-            return Err(corrupt("segment header checksum mismatch"));
-        }
         if version > VERSION {
             return Err(HeaderError::Version(version));
         }
@@ -618,10 +620,24 @@ mod tests {
         );
         let mut bad = enc;
         bad[20] ^= 1;
-        assert!(matches!(
-            SegmentHeader::decode(&bad),
-            Err(HeaderError::Corrupt(_))
-        ));
+        assert_eq!(
+            SegmentHeader::decode(&bad).unwrap_err(),
+            HeaderError::Checksum
+        );
+        let mut torn = enc;
+        torn[3..].fill(0);
+        assert_eq!(
+            SegmentHeader::decode(&torn).unwrap_err(),
+            HeaderError::Checksum
+        );
+        let mut flags = enc;
+        flags[10] = 1;
+        let crc = crc32fast::hash(&flags[..52]);
+        flags[52..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&flags).unwrap_err(),
+            HeaderError::Corrupt("bad segment header fields")
+        );
         let mut newer = enc;
         newer[8] = 2;
         let crc = crc32fast::hash(&newer[..52]);
