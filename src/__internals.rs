@@ -10,7 +10,7 @@ use crate::wal::format::{
     CommitFrameBuilder, CommitHeader, HeaderError, SEGMENT_HEADER_BYTES, SegmentHeader,
     seal_commit, sync_mark,
 };
-use crate::wal::reader::{Chain, Outcome, ReadError, scan_segment};
+use crate::wal::reader::{Chain, Outcome, ReadError, SegmentFrames, scan_frames};
 use crate::wal::{GroupCommit, SegmentSize, Writer};
 
 /// The salt of segments built here.
@@ -62,20 +62,18 @@ pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
                 last_ts: crate::Ts::ZERO,
             };
             let mut records = Vec::new();
-            let out = scan_segment(
-                data,
-                h.salt,
-                SEGMENT_HEADER_BYTES,
-                &mut chain,
-                is_last,
-                &mut |r| {
-                    let ops = r
-                        .ops()
-                        .map(|o| (o.key.to_vec(), o.value.map(<[u8]>::to_vec)));
-                    records.push((r.header.lsn.0, r.header.commit_ts.get(), ops.collect()));
-                    Ok(())
-                },
-            );
+            let frames = SegmentFrames {
+                start: SEGMENT_HEADER_BYTES,
+                salt: h.salt,
+                epoch: h.epoch,
+            };
+            let out = scan_frames(data, frames, &mut chain, is_last, &mut |r| {
+                let ops = r
+                    .ops()
+                    .map(|o| (o.key.to_vec(), o.value.map(<[u8]>::to_vec)));
+                records.push((r.header.lsn.0, r.header.commit_ts.get(), ops.collect()));
+                Ok(())
+            });
             match out {
                 Ok(Outcome::Clean) => WalScan::Clean(records),
                 Ok(Outcome::TornTail { offset }) => WalScan::TornTail { offset, records },
@@ -84,9 +82,12 @@ pub fn scan_wal_segment(data: &[u8], is_last: bool) -> WalScan {
                 Err(ReadError::Sink(_)) => WalScan::BadHeader,
             }
         }
-        Err(HeaderError::Torn | HeaderError::Version(_) | HeaderError::Corrupt(_)) => {
-            WalScan::BadHeader
-        }
+        Err(
+            HeaderError::Torn
+            | HeaderError::Checksum
+            | HeaderError::Version(_)
+            | HeaderError::Corrupt(_),
+        ) => WalScan::BadHeader,
     }
 }
 
@@ -159,18 +160,17 @@ pub struct WalBench {
 impl WalBench {
     /// A fresh log in `dir` (which must be empty); `sync`: fdatasync each group.
     pub fn create(dir: &Path, sync: bool) -> crate::Result<WalBench> {
-        let writer = Writer::create(
+        // The first append creates segment 1.
+        let writer = Writer::new(
             Arc::new(OsVfs),
             dir,
             1,
-            0,
-            crate::Lsn(1),
             0,
             SegmentSize {
                 max_bytes: crate::DEFAULT_WAL_SEGMENT_BYTES,
                 preallocate_bytes: crate::DEFAULT_WAL_PREALLOCATE_BYTES,
             },
-        )?;
+        );
         Ok(WalBench {
             gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync),
             clock: Mutex::new(0),

@@ -42,6 +42,7 @@ pub(crate) struct Inner {
     /// What transactions use (`commit.rs`).
     pub(crate) engine: Engine,
     recovered_records: u64,
+    recovered_truncated_bytes: u64,
     _lock: Box<dyn FileLock>,
 }
 
@@ -70,6 +71,10 @@ pub struct Stats {
     pub memtable_versions: u64,
     /// Commit records replayed from the WAL when this instance opened.
     pub recovered_records: u64,
+    /// Bytes recovery cut off the WAL when this instance opened: torn tails
+    /// and torn segment creations, never acknowledged data (preallocated
+    /// zeros are not counted).
+    pub recovered_truncated_bytes: u64,
     /// The read ts a snapshot taken now would get.
     pub read_ts: Ts,
     /// The oldest read ts any live snapshot uses.
@@ -104,7 +109,8 @@ impl Db {
         let memtable = Memtable::new();
         let wal_dir = path.join("wal");
         create_dir_durable(vfs.as_ref(), &wal_dir)?;
-        let recovered = wal::recover(vfs.as_ref(), &wal_dir, &mut |rec| {
+        let mode = wal::RecoveryMode::Repair;
+        let recovered = wal::recover(vfs.as_ref(), &wal_dir, mode, &mut |rec| {
             apply_commit(
                 &memtable,
                 rec.header.commit_ts,
@@ -113,18 +119,17 @@ impl Db {
             Ok(())
         })?;
         let chain = recovered.chain;
-        let writer = Writer::create(
+        // Creates no file: the first group write does (decision 0010).
+        let writer = Writer::new(
             vfs,
             &wal_dir,
             recovered.next_segment_no,
             recovered.epoch,
-            chain.last_lsn.next(),
-            chain.last_crc,
             SegmentSize {
                 max_bytes: options.wal_segment_bytes,
                 preallocate_bytes: options.wal_preallocate_bytes,
             },
-        )?;
+        );
         let always_sync = options.durability == Durability::Sync;
         let core = Arc::new(Core {
             oracle: Oracle::new(chain.last_ts, system_millis),
@@ -149,6 +154,7 @@ impl Db {
                 commits: AtomicU64::new(0),
             },
             recovered_records: recovered.records,
+            recovered_truncated_bytes: recovered.truncated_bytes,
             _lock: lock,
         };
         Ok(Db {
@@ -235,6 +241,7 @@ impl Db {
             memtable_bytes: engine.core.memtable.approximate_bytes(),
             memtable_versions: engine.core.memtable.len() as u64,
             recovered_records: inner.recovered_records,
+            recovered_truncated_bytes: inner.recovered_truncated_bytes,
             read_ts: engine.core.oracle.read_ts(),
             gc_watermark: engine.core.oracle.gc_watermark(),
             live_snapshots: engine.core.oracle.live_snapshots() as u64,

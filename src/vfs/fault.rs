@@ -1,10 +1,15 @@
-//! Fault injection over another [`Vfs`]: fail the n-th sync or write
-//! (appending and positional writes count alike).
+//! Fault injection over another [`Vfs`]: fail the n-th sync, write,
+//! `set_len` or file creation (appending and positional writes count alike;
+//! a creation is `open_write`/`open_append` of a name that does not exist
+//! yet). Injected errors are `ErrorKind::Other` unless
+//! [`FaultConfig::set_error_kind`] says otherwise;
+//! [`FaultConfig::fail_as_full_disk_now`] makes them `StorageFull` (ENOSPC).
 
 use std::io;
 use std::path::Path;
 
-use super::{FileLock, Vfs, VfsFile};
+use super::{FileLock, Vfs, VfsFile, parent_dir};
+use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,6 +25,20 @@ pub struct FaultConfig {
     pub syncs: AtomicU64,
     /// Number of writes (`write_all` and `write_all_at` calls) seen so far.
     pub writes: AtomicU64,
+    /// File creations (`open_write`/`open_append` of a missing file) that
+    /// succeed before every later one fails (`u64::MAX`: never fail). A
+    /// failed creation creates nothing.
+    pub creates_before_failure: AtomicU64,
+    /// `set_len` calls that succeed before every later one fails
+    /// (`u64::MAX`: never fail). `Vfs::truncate` is not counted.
+    pub set_lens_before_failure: AtomicU64,
+    /// Number of file creations seen so far.
+    pub creates: AtomicU64,
+    /// Number of `set_len` calls seen so far.
+    pub set_lens: AtomicU64,
+    /// The kind of every injected error (`None`: `ErrorKind::Other`); see
+    /// [`FaultConfig::set_error_kind`].
+    error_kind: Mutex<Option<io::ErrorKind>>,
 }
 
 impl FaultConfig {
@@ -31,6 +50,11 @@ impl FaultConfig {
             writes_before_failure: AtomicU64::new(u64::MAX),
             syncs: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            creates_before_failure: AtomicU64::new(u64::MAX),
+            set_lens_before_failure: AtomicU64::new(u64::MAX),
+            creates: AtomicU64::new(0),
+            set_lens: AtomicU64::new(0),
+            error_kind: Mutex::new(None),
         }
     }
 
@@ -44,6 +68,43 @@ impl FaultConfig {
     pub fn fail_writes_now(&self) {
         self.writes_before_failure
             .store(self.writes.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Makes every file creation from now on fail.
+    pub fn fail_creates_now(&self) {
+        self.creates_before_failure
+            .store(self.creates.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Makes every `set_len` from now on fail.
+    pub fn fail_set_lens_now(&self) {
+        self.set_lens_before_failure
+            .store(self.set_lens.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Makes every injected error from now on of kind `kind`.
+    pub fn set_error_kind(&self, kind: io::ErrorKind) {
+        *self.error_kind.lock() = Some(kind);
+    }
+
+    /// A full disk from now on: every write, `set_len` and file creation
+    /// fails with `ErrorKind::StorageFull` (ENOSPC). Syncs, reads, removals
+    /// and `Vfs::truncate` (which frees space) keep working.
+    pub fn fail_as_full_disk_now(&self) {
+        self.set_error_kind(io::ErrorKind::StorageFull);
+        self.fail_writes_now();
+        self.fail_set_lens_now();
+        self.fail_creates_now();
+    }
+
+    /// Counts one call against `seen` and says whether it must fail.
+    fn fails(seen: &AtomicU64, before_failure: &AtomicU64) -> bool {
+        seen.fetch_add(1, Ordering::SeqCst) >= before_failure.load(Ordering::SeqCst)
+    }
+
+    fn injected(&self, what: &str) -> io::Error {
+        let kind = self.error_kind.lock().unwrap_or(io::ErrorKind::Other);
+        io::Error::new(kind, format!("injected {what} failure"))
     }
 }
 
@@ -68,10 +129,6 @@ impl FaultVfs {
     }
 }
 
-fn injected(what: &str) -> io::Error {
-    io::Error::other(format!("injected {what} failure"))
-}
-
 #[derive(Debug)]
 struct FaultFile {
     inner: Box<dyn VfsFile>,
@@ -81,27 +138,30 @@ struct FaultFile {
 impl FaultFile {
     /// Counts a write and says whether it must fail.
     fn write_fails(&self) -> bool {
-        let n = self.config.writes.fetch_add(1, Ordering::SeqCst);
-        n >= self.config.writes_before_failure.load(Ordering::SeqCst)
+        FaultConfig::fails(&self.config.writes, &self.config.writes_before_failure)
     }
 }
 
 impl VfsFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.write_fails() {
-            return Err(injected("write"));
+            return Err(self.config.injected("write"));
         }
         self.inner.write_all(buf)
     }
 
     fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         if self.write_fails() {
-            return Err(injected("write"));
+            return Err(self.config.injected("write"));
         }
         self.inner.write_all_at(offset, buf)
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let c = &self.config;
+        if FaultConfig::fails(&c.set_lens, &c.set_lens_before_failure) {
+            return Err(c.injected("set_len"));
+        }
         self.inner.set_len(len)
     }
 
@@ -110,11 +170,35 @@ impl VfsFile for FaultFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let n = self.config.syncs.fetch_add(1, Ordering::SeqCst);
-        if n >= self.config.syncs_before_failure.load(Ordering::SeqCst) {
-            return Err(injected("sync"));
+        let c = &self.config;
+        if FaultConfig::fails(&c.syncs, &c.syncs_before_failure) {
+            return Err(c.injected("sync"));
         }
         self.inner.sync_data()
+    }
+}
+
+impl FaultVfs {
+    fn wrap(&self, inner: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        Box::new(FaultFile {
+            inner,
+            config: self.config.clone(),
+        })
+    }
+
+    /// If opening `path` would create it, counts a creation and fails it
+    /// as configured (before anything is created).
+    fn check_create(&self, path: &Path) -> io::Result<()> {
+        let exists = path.file_name().is_some_and(|name| {
+            self.inner
+                .list(&parent_dir(path))
+                .is_ok_and(|names| names.iter().any(|n| std::ffi::OsStr::new(n) == name))
+        });
+        let c = &self.config;
+        if !exists && FaultConfig::fails(&c.creates, &c.creates_before_failure) {
+            return Err(c.injected("create"));
+        }
+        Ok(())
     }
 }
 
@@ -128,19 +212,15 @@ impl Vfs for FaultVfs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.check_create(path)?;
         let inner = self.inner.open_append(path)?;
-        Ok(Box::new(FaultFile {
-            inner,
-            config: self.config.clone(),
-        }))
+        Ok(self.wrap(inner))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.check_create(path)?;
         let inner = self.inner.open_write(path)?;
-        Ok(Box::new(FaultFile {
-            inner,
-            config: self.config.clone(),
-        }))
+        Ok(self.wrap(inner))
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -185,5 +265,46 @@ mod tests {
         assert_eq!(mem.read_all(Path::new("/d/f")).unwrap(), b"abcd");
         f.set_len(1).unwrap();
         assert_eq!(f.file_len().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_full_disk_fails_creates_set_lens_and_writes_with_storage_full() {
+        let mem = MemVfs::new();
+        mem.create_dir_all(Path::new("/d")).unwrap();
+        let (vfs, config) = FaultVfs::new(Arc::new(mem.clone()));
+        let mut old = vfs.open_write(Path::new("/d/old")).unwrap();
+        old.write_all_at(0, b"abc").unwrap();
+        assert_eq!(config.creates.load(Ordering::SeqCst), 1);
+        config.fail_as_full_disk_now();
+        let full = |e: io::Error| assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        full(vfs.open_write(Path::new("/d/new")).unwrap_err());
+        full(vfs.open_append(Path::new("/d/new")).unwrap_err());
+        assert!(
+            mem.list(Path::new("/d")).unwrap() == ["old"],
+            "nothing created"
+        );
+        // An existing file still opens; growing it fails, syncing does not.
+        let mut again = vfs.open_append(Path::new("/d/old")).unwrap();
+        full(again.write_all(b"x").unwrap_err());
+        full(old.write_all_at(1, b"x").unwrap_err());
+        full(old.set_len(1).unwrap_err());
+        old.sync_data().unwrap();
+        assert_eq!(config.creates.load(Ordering::SeqCst), 3);
+        assert_eq!(config.set_lens.load(Ordering::SeqCst), 1);
+        assert_eq!(mem.read_all(Path::new("/d/old")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn creates_and_set_lens_fail_after_their_budget_with_kind_other() {
+        let mem = MemVfs::new();
+        mem.create_dir_all(Path::new("/d")).unwrap();
+        let (vfs, config) = FaultVfs::new(Arc::new(mem));
+        config.creates_before_failure.store(1, Ordering::SeqCst);
+        config.set_lens_before_failure.store(1, Ordering::SeqCst);
+        let mut f = vfs.open_write(Path::new("/d/a")).unwrap();
+        let e = vfs.open_write(Path::new("/d/b")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+        f.set_len(4).unwrap();
+        assert_eq!(f.set_len(2).unwrap_err().kind(), io::ErrorKind::Other);
     }
 }

@@ -1,7 +1,7 @@
 //! The one file-system seam. Every file operation in Strata goes through a
 //! [`Vfs`], so tests can run the engine on [`MemVfs`] (which models power
 //! loss: only synced bytes and dir-synced names survive a crash) or on
-//! [`FaultVfs`] (which injects write and sync failures).
+//! [`FaultVfs`] (which injects write, sync, `set_len` and creation failures).
 //!
 //! Contract every implementation keeps:
 //! 1. `VfsFile::write_all` appends (writes at the current end of the file);

@@ -29,6 +29,29 @@ pub(crate) const SYNC_MARK_FRAME_BYTES: usize = FRAME_HEADER_BYTES + 8;
 /// Largest payload a valid frame can have.
 pub(crate) const MAX_PAYLOAD_BYTES: usize = MAX_TXN_BYTES + COMMIT_HEADER_BYTES;
 
+// Bytes CRC-hashed by the decoders on this thread (tests bound the work of a
+// recovery scan with it). Only the decoders count, and only in test builds:
+// the commit path (encoders) never touches it.
+#[cfg(test)]
+thread_local! {
+    static HASHED_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The bytes the decoders on this thread have CRC-hashed so far.
+#[cfg(test)]
+pub(crate) fn hashed_bytes() -> u64 {
+    HASHED_BYTES.with(std::cell::Cell::get)
+}
+
+/// Counts `n` bytes hashed by a decoder (a no-op outside tests).
+#[inline]
+fn count_hashed(n: usize) {
+    #[cfg(test)]
+    HASHED_BYTES.with(|h| h.set(h.get() + n as u64));
+    #[cfg(not(test))]
+    let _ = n;
+}
+
 /// Frame kinds. On disk: never change or reuse a value.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +90,12 @@ pub(crate) struct SegmentHeader {
 pub(crate) enum HeaderError {
     /// Fewer bytes than a header, or all zeros: a torn creation.
     Torn,
+    /// The header CRC does not match: damaged, or (in the newest segment,
+    /// with only zeros after it) a creation torn while the header was written.
+    Checksum,
     /// Written by a newer format version.
     Version(u16),
-    /// Damaged.
+    /// Checksummed, but its fields are wrong: damage no torn write explains.
     Corrupt(&'static str),
 }
 
@@ -99,6 +125,13 @@ impl SegmentHeader {
         if head.iter().all(|&b| b == 0) {
             return Err(HeaderError::Torn);
         }
+        // The CRC first: a header torn while it was written fails it,
+        // whichever of its bytes (the magic too) did not make it.
+        let (covered, stored) = head.split_at(SEGMENT_HEADER_BYTES - 4);
+        count_hashed(covered.len());
+        if stored != crc32fast::hash(covered).to_le_bytes() {
+            return Err(HeaderError::Checksum);
+        }
         let mut c = Cursor::new(head);
         let corrupt = HeaderError::Corrupt;
         if c.array::<8>() != Some(MAGIC) {
@@ -112,13 +145,6 @@ impl SegmentHeader {
         let first_lsn = Lsn(c.u64().ok_or(corrupt("short header"))?);
         let prev_crc = c.u32().ok_or(corrupt("short header"))?;
         let salt = c.u64().ok_or(corrupt("short header"))?;
-        let crc = c.u32().ok_or(corrupt("short header"))?;
-        let covered = head
-            .get(..SEGMENT_HEADER_BYTES - 4)
-            .ok_or(corrupt("short header"))?;
-        if crc32fast::hash(covered) != crc {
-            return Err(corrupt("segment header checksum mismatch"));
-        }
         if version > VERSION {
             return Err(HeaderError::Version(version));
         }
@@ -260,6 +286,24 @@ pub(crate) fn sync_mark(salt: u64, synced_lsn: Lsn) -> [u8; SYNC_MARK_FRAME_BYTE
     out
 }
 
+/// The `synced_lsn` of a valid SyncMark frame at the start of `data`, in a
+/// segment with `salt`; `None` if there is none. Accepts exactly what
+/// [`decode_frame`] accepts as a SyncMark, but checks the fixed length and
+/// kind before hashing, so a call hashes at most 8 + 13 bytes: the search
+/// for a mark at every offset of a damaged tail stays linear in its size.
+pub(crate) fn decode_sync_mark(data: &[u8], salt: u64) -> Option<Lsn> {
+    let frame = data.get(..SYNC_MARK_FRAME_BYTES)?;
+    let mut c = Cursor::new(frame);
+    let (crc, len, kind) = (c.u32()?, c.u32()?, c.u8()?);
+    if len != 8 || kind != FrameKind::SyncMark as u8 {
+        return None;
+    }
+    let synced_lsn = Lsn(c.u64()?);
+    let covered = frame.get(4..)?;
+    count_hashed(8 + covered.len());
+    (sync_mark_crc(salt, covered) == crc).then_some(synced_lsn)
+}
+
 /// One operation of a decoded commit record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Op<'a> {
@@ -329,8 +373,10 @@ pub(crate) fn decode_frame(data: &[u8], salt: u64) -> Result<(Frame<'_>, usize),
         .get(4..FRAME_HEADER_BYTES + len)
         .ok_or(FrameError::Truncated)?;
     let actual = if kind == FrameKind::SyncMark as u8 {
+        count_hashed(8 + covered.len());
         sync_mark_crc(salt, covered)
     } else {
+        count_hashed(covered.len());
         crc32fast::hash(covered)
     };
     if actual != crc {
@@ -497,6 +543,27 @@ mod tests {
     }
 
     #[test]
+    fn decode_sync_mark_accepts_exactly_the_marks_decode_frame_accepts() {
+        let mark = sync_mark(0xfeed, Lsn(7));
+        assert_eq!(decode_sync_mark(&mark, 0xfeed), Some(Lsn(7)));
+        assert_eq!(decode_sync_mark(&mark, 0xbeef), None);
+        assert_eq!(decode_sync_mark(&mark[..16], 0xfeed), None);
+        for i in 0..mark.len() {
+            for bit in 0..8 {
+                let mut m = mark.to_vec();
+                m[i] ^= 1 << bit;
+                let by_frame = match decode_frame(&m, 0xfeed) {
+                    Ok((Frame::SyncMark { synced_lsn }, _)) => Some(synced_lsn),
+                    _ => None,
+                };
+                assert_eq!(decode_sync_mark(&m, 0xfeed), by_frame, "byte {i} bit {bit}");
+            }
+        }
+        let (commit, _) = commit_frame(1, &[]);
+        assert_eq!(decode_sync_mark(&commit, 0), None);
+    }
+
+    #[test]
     fn unsorted_keys_and_unknown_kinds_are_invalid() {
         let (buf, _) = commit_frame(5, &[(&b"b"[..], None), (&b"a"[..], None)]);
         assert_eq!(
@@ -534,10 +601,24 @@ mod tests {
         );
         let mut bad = enc;
         bad[20] ^= 1;
-        assert!(matches!(
-            SegmentHeader::decode(&bad),
-            Err(HeaderError::Corrupt(_))
-        ));
+        assert_eq!(
+            SegmentHeader::decode(&bad).unwrap_err(),
+            HeaderError::Checksum
+        );
+        let mut torn = enc;
+        torn[3..].fill(0);
+        assert_eq!(
+            SegmentHeader::decode(&torn).unwrap_err(),
+            HeaderError::Checksum
+        );
+        let mut flags = enc;
+        flags[10] = 1;
+        let crc = crc32fast::hash(&flags[..52]);
+        flags[52..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&flags).unwrap_err(),
+            HeaderError::Corrupt("bad segment header fields")
+        );
         let mut newer = enc;
         newer[8] = 2;
         let crc = crc32fast::hash(&newer[..52]);

@@ -2,6 +2,16 @@
 //! preallocation, and rolling to a new segment. Single-threaded: only the
 //! group-commit leader calls it (`group_commit` holds its sink lock).
 //!
+//! Lazy creation (decision 0010): [`Writer::new`] touches no file. The
+//! writer creates its first segment at its first group write that holds a
+//! commit record, so opening a database needs no new disk space, and an
+//! open (or a session) that writes nothing leaves no new file behind. A
+//! batch without commit records (the final SyncMark of `close`) on a
+//! writer with no segment yet is not written: there is nothing of this
+//! session for it to cover, and recovery already synced the log before it.
+//! A creation that fails removes what it created (best effort) and leaves
+//! the writer without a segment; group commit poisons the database.
+//!
 //! Preallocation (`docs/format/wal.md`, "Preallocated segments and the zero
 //! tail"): the writer keeps zeros written ahead of its append position, so
 //! that a group write overwrites allocated blocks and its `fdatasync` needs
@@ -51,7 +61,9 @@ pub(crate) struct SegmentSize {
 pub(crate) struct Writer {
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
-    file: Box<dyn VfsFile>,
+    /// The current segment; `None` until the first group write creates it.
+    file: Option<Box<dyn VfsFile>>,
+    /// The current segment's number, or (no file yet) the next one's.
     segment_no: u64,
     /// The current segment's salt (for its SyncMarks).
     salt: u64,
@@ -64,37 +76,53 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Creates segment `segment_no` whose first record will be `first_lsn`,
-    /// and makes the file (header and first preallocated chunk) and its name
-    /// durable before returning.
-    pub(crate) fn create(
+    /// A writer whose first group write creates segment `segment_no` (of
+    /// `epoch`) in `dir`. Touches no file: see "Lazy creation" above.
+    pub(crate) fn new(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         segment_no: u64,
         epoch: u64,
-        first_lsn: Lsn,
-        prev_crc: u32,
         size: SegmentSize,
-    ) -> io::Result<Writer> {
-        let header = SegmentHeader {
-            segment_no,
-            epoch,
-            first_lsn,
-            prev_crc,
-            salt: new_salt(segment_no),
-        };
-        let (file, allocated) = open_segment(vfs.as_ref(), dir, &header, size)?;
-        Ok(Writer {
+    ) -> Writer {
+        Writer {
             vfs,
             dir: dir.to_path_buf(),
-            file,
+            file: None,
             segment_no,
-            salt: header.salt,
-            written: SEGMENT_HEADER_BYTES as u64,
-            allocated,
+            salt: 0,
+            written: 0,
+            allocated: 0,
             size,
             epoch,
-        })
+        }
+    }
+
+    /// Creates segment `self.segment_no`, whose first record will be
+    /// `first_lsn`, and makes the file (header and first preallocated chunk)
+    /// and its name durable. On failure nothing of it is left (best effort).
+    fn create_segment(&mut self, first_lsn: Lsn, prev_crc: u32) -> io::Result<()> {
+        let header = SegmentHeader {
+            segment_no: self.segment_no,
+            epoch: self.epoch,
+            first_lsn,
+            prev_crc,
+            salt: new_salt(self.segment_no),
+        };
+        let (file, allocated) = open_segment(self.vfs.as_ref(), &self.dir, &header, self.size)?;
+        self.file = Some(file);
+        self.salt = header.salt;
+        self.written = SEGMENT_HEADER_BYTES as u64;
+        self.allocated = allocated;
+        Ok(())
+    }
+
+    /// The current segment, or an error if there is none (a write before
+    /// the first creation, or after a failed one).
+    fn file(&mut self) -> io::Result<&mut Box<dyn VfsFile>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no WAL segment to write to"))
     }
 
     /// Cuts the current segment's zero tail (sets its length to the end of
@@ -103,8 +131,9 @@ impl Writer {
     /// tail, which readers accept. No-op without a zero tail.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
         if self.allocated > self.written {
-            self.file.set_len(self.written)?;
-            self.allocated = self.written;
+            let written = self.written;
+            self.file()?.set_len(written)?;
+            self.allocated = written;
         }
         Ok(())
     }
@@ -114,22 +143,12 @@ impl Writer {
         // treat damage in any segment but the last as corruption. Its zero
         // tail is cut first, so that the same sync makes the cut durable.
         self.trim()?;
-        self.file.sync_data()?;
-        let no = self.segment_no + 1;
-        let header = SegmentHeader {
-            segment_no: no,
-            epoch: self.epoch,
-            first_lsn,
-            prev_crc,
-            salt: new_salt(no),
-        };
-        let (file, allocated) = open_segment(self.vfs.as_ref(), &self.dir, &header, self.size)?;
-        self.file = file;
-        self.salt = header.salt;
-        self.segment_no = no;
-        self.written = SEGMENT_HEADER_BYTES as u64;
-        self.allocated = allocated;
-        Ok(())
+        self.file()?.sync_data()?;
+        // Should the creation fail, no segment is current: nothing can be
+        // written into the old one after its final sync.
+        self.file = None;
+        self.segment_no += 1;
+        self.create_segment(first_lsn, prev_crc)
     }
 
     /// After a group write ended at `written`: if it passed the preallocated
@@ -143,7 +162,8 @@ impl Writer {
         let end = preallocated_end(self.written, self.size);
         if end > self.written {
             let zeros = vec![0; usize::try_from(end - self.written).map_err(io::Error::other)?];
-            self.file.write_all_at(self.written, &zeros)?;
+            let written = self.written;
+            self.file()?.write_all_at(written, &zeros)?;
             self.allocated = end;
         }
         Ok(())
@@ -158,7 +178,10 @@ fn preallocated_end(from: u64, size: SegmentSize) -> u64 {
 }
 
 /// Creates a segment file: header, then its first chunk of zeros, synced,
-/// then its name made durable. Returns the file and its length.
+/// then its name made durable. Returns the file and its length. If any
+/// step fails, the file is removed again (best effort: the error returned
+/// is the step's; should the removal fail too, recovery removes a newest
+/// segment whose header did not reach the disk).
 fn open_segment(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -166,10 +189,25 @@ fn open_segment(
     size: SegmentSize,
 ) -> io::Result<(Box<dyn VfsFile>, u64)> {
     let path = dir.join(segment_name(header.segment_no));
+    let file = vfs.open_write(&path)?;
+    write_segment_start(vfs, dir, file, header, size).inspect_err(|_| {
+        if vfs.remove(&path).is_ok() {
+            let _ = vfs.sync_dir(dir);
+        }
+    })
+}
+
+/// The steps of [`open_segment`] after the file exists.
+fn write_segment_start(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    mut file: Box<dyn VfsFile>,
+    header: &SegmentHeader,
+    size: SegmentSize,
+) -> io::Result<(Box<dyn VfsFile>, u64)> {
     let head = header.encode();
     let header_end = head.len() as u64;
     let end = preallocated_end(header_end, size);
-    let mut file = vfs.open_write(&path)?;
     // Header and first chunk in one write; either may be lost to a crash
     // before the sync below, which recovery handles (torn creation).
     let mut first = vec![0; usize::try_from(end).map_err(io::Error::other)?];
@@ -205,8 +243,15 @@ impl LogSink for Writer {
         prev_crc: u32,
     ) -> io::Result<()> {
         let len = batch.len() as u64;
-        let header = SEGMENT_HEADER_BYTES as u64;
-        if self.written > header && self.written + len > self.size.max_bytes {
+        if self.file.is_none() {
+            // A batch holding only its SyncMark slot has no commit record.
+            if batch.len() <= SYNC_MARK_FRAME_BYTES {
+                return Ok(());
+            }
+            self.create_segment(first_lsn, prev_crc)?;
+        } else if self.written > SEGMENT_HEADER_BYTES as u64
+            && self.written + len > self.size.max_bytes
+        {
             self.roll(first_lsn, prev_crc)?;
         }
         // The mark is sealed only now: a roll above changes the salt.
@@ -216,7 +261,8 @@ impl LogSink for Writer {
         }
         // Overwrites preallocated zeros (or extends the file, then
         // preallocates the next chunk behind the batch).
-        self.file.write_all_at(self.written, batch)?;
+        let written = self.written;
+        self.file()?.write_all_at(written, batch)?;
         self.written += len;
         self.preallocate()
     }
@@ -225,8 +271,9 @@ impl LogSink for Writer {
         Writer::trim(self)
     }
 
+    /// Without a segment (nothing written yet) there is nothing to sync.
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.as_mut().map_or(Ok(()), |f| f.sync_data())
     }
 }
 #[cfg(test)]
