@@ -17,6 +17,7 @@
 //!    (also used by recovery), then `Oracle::applied_all` publishes the
 //!    batch to readers through the applied watermark.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -112,9 +113,19 @@ pub(crate) struct Engine {
     pub(crate) closed: AtomicBool,
     /// Read-write transactions committed through this instance.
     pub(crate) commits: AtomicU64,
+    /// The database directory, when it was opened read-only.
+    pub(crate) read_only: Option<PathBuf>,
 }
 
 impl Engine {
+    /// `ReadOnly` if the database was opened for reads only.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(path) => Err(Error::ReadOnly { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+
     /// `Closed` after `close`, `Poisoned` after a failed write or sync.
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -140,6 +151,7 @@ impl Engine {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        self.check_writable()?;
         let mut frame = CommitFrameBuilder::with_capacity(encoded_bytes);
         for (key, value) in &entries {
             frame.push(key, value.as_deref())?;

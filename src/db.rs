@@ -99,17 +99,15 @@ impl Db {
     ) -> Result<Db> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        // Every directory the engine creates is durable before anything in
-        // it is acknowledged (`vfs` contract 2).
-        create_dir_durable(vfs.as_ref(), &path)?;
-        let lock_path = path.join("LOCK");
-        let lock = vfs
-            .lock(&lock_path)?
-            .ok_or(Error::Locked { path: lock_path })?;
+        let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
         let memtable = Memtable::new();
         let wal_dir = path.join("wal");
-        create_dir_durable(vfs.as_ref(), &wal_dir)?;
-        let mode = wal::RecoveryMode::Repair;
+        let mode = if options.read_only {
+            wal::RecoveryMode::ReadOnly
+        } else {
+            create_dir_durable(vfs.as_ref(), &wal_dir)?;
+            wal::RecoveryMode::Repair
+        };
         let recovered = wal::recover(vfs.as_ref(), &wal_dir, mode, &mut |rec| {
             apply_commit(
                 &memtable,
@@ -144,14 +142,16 @@ impl Db {
             always_sync,
         )
         .with_spin_limit(options.commit_spin);
+        let read_only = options.read_only;
         let inner = Inner {
-            path,
+            path: path.clone(),
             options,
             engine: Engine {
                 core,
                 wal,
                 closed: AtomicBool::new(false),
                 commits: AtomicU64::new(0),
+                read_only: read_only.then(|| path.clone()),
             },
             recovered_records: recovered.records,
             recovered_truncated_bytes: recovered.truncated_bytes,
@@ -269,11 +269,33 @@ impl Db {
     }
 }
 
+/// Takes the directory's lock: exclusive for a writer, which first creates
+/// the directory (durably) if it is missing; shared for a read-only open,
+/// which creates nothing and refuses a directory that does not exist.
+fn lock_dir(vfs: &dyn Vfs, path: &Path, read_only: bool) -> Result<Box<dyn FileLock>> {
+    let lock_path = path.join("LOCK");
+    let lock = if read_only {
+        // Listing fails with `NotFound` (naming the path) if there is no
+        // database here; nothing may be created to find out.
+        vfs.list(path)?;
+        vfs.lock_shared(&lock_path)?
+    } else {
+        // Every directory the engine creates is durable before anything in
+        // it is acknowledged (`vfs` contract 2).
+        create_dir_durable(vfs, path)?;
+        vfs.lock(&lock_path)?
+    };
+    lock.ok_or(Error::Locked { path: lock_path })
+}
+
 impl Inner {
     fn close(&self) -> Result<()> {
         let engine = &self.engine;
         if engine.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        if engine.read_only.is_some() {
+            return Ok(()); // nothing was written, nothing to seal
         }
         if engine.wal.is_poisoned() {
             return Err(Error::Poisoned);

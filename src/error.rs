@@ -55,6 +55,13 @@ pub enum Error {
     /// it is reopened (recovery then decides what reached the disk).
     #[error("database is poisoned by an earlier write or sync failure; reopen it")]
     Poisoned,
+    /// A write (`put`, `delete`, or a commit that writes) on a database
+    /// opened with `Options::read_only(true)`.
+    #[error("database {path:?} is open read-only")]
+    ReadOnly {
+        /// The database directory.
+        path: PathBuf,
+    },
     /// The database handle was closed.
     #[error("database is closed")]
     Closed,

@@ -44,6 +44,7 @@ pub struct Options {
     pub(crate) wal_preallocate_bytes: u64,
     pub(crate) commit_spin: Duration,
     pub(crate) update_timeout: Duration,
+    pub(crate) read_only: bool,
 }
 
 impl Default for Options {
@@ -54,6 +55,7 @@ impl Default for Options {
             wal_preallocate_bytes: DEFAULT_WAL_PREALLOCATE_BYTES,
             commit_spin: DEFAULT_COMMIT_SPIN,
             update_timeout: DEFAULT_UPDATE_TIMEOUT,
+            read_only: false,
         }
     }
 }
@@ -121,6 +123,28 @@ impl Options {
     pub fn update_timeout(mut self, timeout: Duration) -> Self {
         self.update_timeout = timeout;
         self
+    }
+
+    /// Opens the database for reads only (default `false`).
+    ///
+    /// A read-only open writes nothing: it creates no directory or file,
+    /// cuts no torn tail (it replays the valid prefix and ignores what
+    /// follows, as a writable open would cut it) and takes the directory's
+    /// lock shared, so any number of read-only openers (in this process or
+    /// others) may read at once while no writer has it open. It reads the
+    /// database as it is at open: commits made later by a writer are not
+    /// seen. Writes fail with [`crate::Error::ReadOnly`]. A database that
+    /// does not exist is an `Error::Io` of kind `NotFound`.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Whether the database is opened for reads only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The configured durability.

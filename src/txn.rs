@@ -144,17 +144,19 @@ impl<'db> Txn<'db> {
 
     /// Writes `value` under `key` (visible to this transaction at once, to
     /// others after commit). Refuses keys over [`crate::MAX_KEY_BYTES`],
-    /// values over [`crate::MAX_VALUE_BYTES`] and write sets over [`MAX_TXN_BYTES`].
+    /// values over [`crate::MAX_VALUE_BYTES`] and write sets over [`MAX_TXN_BYTES`],
+    /// and every write on a read-only database ([`Error::ReadOnly`]).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.write(key, Some(value))
     }
 
-    /// Deletes `key`.
+    /// Deletes `key`. Refused like [`Txn::put`].
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         self.write(key, None)
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        self.snap.db.check_writable()?;
         check_op(key, value)?;
         let old = self
             .writes

@@ -207,6 +207,10 @@ impl Vfs for FaultVfs {
         self.inner.create_dir_all(path)
     }
 
+    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.dir_exists(path)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.inner.list(dir)
     }
@@ -241,6 +245,10 @@ impl Vfs for FaultVfs {
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
         self.inner.lock(path)
+    }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+        self.inner.lock_shared(path)
     }
 }
 

@@ -100,7 +100,8 @@ struct State {
     /// Removed files whose removal is not durable yet: a power cut brings
     /// them back with these (durable) contents.
     removed: BTreeMap<PathBuf, MemFile>,
-    locks: BTreeSet<PathBuf>,
+    /// Held locks: `None` exclusive, `Some(n)` shared by `n` holders.
+    locks: BTreeMap<PathBuf, Option<usize>>,
 }
 
 impl State {
@@ -134,7 +135,7 @@ impl State {
             durable_dirs: dirs.clone(),
             dirs,
             removed: BTreeMap::new(),
-            locks: BTreeSet::new(),
+            locks: BTreeMap::new(),
         }
     }
 }
@@ -174,7 +175,7 @@ impl MemVfs {
             dirs: state.dirs.clone(),
             durable_dirs: state.durable_dirs.clone(),
             removed: state.removed.clone(),
-            locks: BTreeSet::new(),
+            locks: BTreeMap::new(),
         };
         MemVfs {
             state: Arc::new(Mutex::new(fresh)),
@@ -263,7 +264,13 @@ impl FileLock for MemLock {}
 
 impl Drop for MemLock {
     fn drop(&mut self) {
-        self.vfs.state.lock().locks.remove(&self.path);
+        let mut state = self.vfs.state.lock();
+        match state.locks.get_mut(&self.path) {
+            Some(Some(n)) if *n > 1 => *n -= 1,
+            _ => {
+                state.locks.remove(&self.path);
+            }
+        }
     }
 }
 
@@ -373,8 +380,24 @@ impl Vfs for MemVfs {
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
         let mut state = self.state.lock();
-        if !state.locks.insert(path.to_path_buf()) {
+        if state.locks.contains_key(path) {
             return Ok(None);
+        }
+        state.locks.insert(path.to_path_buf(), None);
+        Ok(Some(Box::new(MemLock {
+            vfs: self.clone(),
+            path: path.to_path_buf(),
+        })))
+    }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+        let mut state = self.state.lock();
+        match state.locks.get_mut(path) {
+            Some(None) => return Ok(None),
+            Some(Some(n)) => *n += 1,
+            None => {
+                state.locks.insert(path.to_path_buf(), Some(1));
+            }
         }
         Ok(Some(Box::new(MemLock {
             vfs: self.clone(),
@@ -569,5 +592,24 @@ mod tests {
         assert!(vfs.lock(Path::new("/LOCK")).unwrap().is_none());
         drop(first);
         assert!(vfs.lock(Path::new("/LOCK")).unwrap().is_some());
+    }
+
+    #[test]
+    fn shared_locks_exclude_only_an_exclusive_holder() {
+        let vfs = MemVfs::new();
+        let lock = Path::new("/LOCK");
+        let a = vfs.lock_shared(lock).unwrap().unwrap();
+        let b = vfs.lock_shared(lock).unwrap().unwrap();
+        assert!(vfs.lock(lock).unwrap().is_none(), "readers hold it");
+        drop(a);
+        assert!(vfs.lock(lock).unwrap().is_none(), "one reader still does");
+        drop(b);
+        let x = vfs.lock(lock).unwrap().unwrap();
+        assert!(
+            vfs.lock_shared(lock).unwrap().is_none(),
+            "a writer holds it"
+        );
+        drop(x);
+        assert!(vfs.lock_shared(lock).unwrap().is_some());
     }
 }

@@ -19,7 +19,8 @@
 //!    removed one back. `create_dir_all` makes nothing durable by itself;
 //!    [`create_dir_durable`] syncs the parent of every directory it creates.
 //! 3. `lock` returns `Ok(None)` when another holder (process or handle) has
-//!    the lock; the lock is released when the returned guard is dropped.
+//!    the lock, `lock_shared` when another holder has it exclusively; the
+//!    lock is released when the returned guard is dropped.
 
 mod fault;
 mod mem;
@@ -61,8 +62,15 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Makes the directory's entries (created or removed names) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Takes an exclusive lock named by `path` (creating the file if needed);
-    /// `Ok(None)` if somebody else holds it.
+    /// `Ok(None)` if somebody else holds it, shared or exclusive.
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>>;
+    /// Takes a shared lock named by `path`, writing nothing (the file must
+    /// exist); `Ok(None)` if somebody holds it exclusively. Any number of
+    /// shared holders may hold it at once. The default takes the exclusive
+    /// lock, which is safe but lets only one reader in at a time.
+    fn lock_shared(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+        self.lock(path)
+    }
 }
 
 /// An open file, written by appending or at offsets.

@@ -155,6 +155,15 @@ impl Vfs for OsVfs {
             Err(fs::TryLockError::Error(e)) => Err(io_context("lock", path, e)),
         }
     }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+        let file = File::open(path).map_err(ctx("open", path))?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(Box::new(OsLock(file)))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(io_context("lock_shared", path, e)),
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -180,6 +189,24 @@ mod tests {
         assert_eq!(g.file_len().unwrap(), 7);
         g.write_all_at(1, b"E").unwrap();
         assert_eq!(vfs.read_all(&path).unwrap(), b"hEad\0\0!");
+    }
+
+    #[test]
+    fn shared_locks_exclude_only_an_exclusive_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("LOCK");
+        assert!(
+            OsVfs.lock_shared(&lock).is_err(),
+            "a shared lock creates nothing"
+        );
+        let x = OsVfs.lock(&lock).unwrap().unwrap();
+        assert!(OsVfs.lock_shared(&lock).unwrap().is_none());
+        drop(x);
+        let a = OsVfs.lock_shared(&lock).unwrap().unwrap();
+        let b = OsVfs.lock_shared(&lock).unwrap().unwrap();
+        assert!(OsVfs.lock(&lock).unwrap().is_none());
+        drop((a, b));
+        assert!(OsVfs.lock(&lock).unwrap().is_some());
     }
 
     #[test]

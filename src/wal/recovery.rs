@@ -44,10 +44,6 @@ pub(crate) enum RecoveryMode {
     /// Writes, truncates, removes, creates and syncs nothing (a missing
     /// `wal/` directory is an empty log); [`Recovered::repairs`] lists what
     /// `Repair` would have done.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the read-only open comes later")
-    )]
     ReadOnly,
 }
 
