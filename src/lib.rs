@@ -45,8 +45,12 @@
 //!   commit is present and no transaction is half-visible. With
 //!   [`Durability::Buffered`] a commit is handed to the OS before `commit`
 //!   returns: a process crash loses nothing, a power cut may lose the newest
-//!   commits, but recovery always yields a prefix of the commit order.
-//! - **One process per directory**: a second open gets [`Error::Locked`].
+//!   commits (at most about [`Options::buffered_sync_interval`] plus one
+//!   sync's worth), but recovery always yields a prefix of the commit order.
+//! - **One writer per directory**: a second open gets [`Error::Locked`];
+//!   [`Options::read_only`] opens share the lock and write nothing.
+//! - **Failures never hang**: a failed sync or a panic on the commit path
+//!   poisons the database ([`Error::Poisoned`]) until it is reopened.
 //!
 //! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
 
@@ -58,6 +62,7 @@ mod memtable;
 mod mvcc;
 mod options;
 mod sync;
+mod syncer;
 mod txn;
 mod types;
 pub mod vfs;
@@ -66,8 +71,8 @@ mod wal;
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};
 pub use options::{
-    DEFAULT_COMMIT_SPIN, DEFAULT_UPDATE_TIMEOUT, DEFAULT_WAL_PREALLOCATE_BYTES,
-    DEFAULT_WAL_SEGMENT_BYTES, Durability, MAX_COMMIT_SPIN, Options,
+    DEFAULT_BUFFERED_SYNC_INTERVAL, DEFAULT_COMMIT_SPIN, DEFAULT_UPDATE_TIMEOUT,
+    DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability, MAX_COMMIT_SPIN, Options,
 };
 pub use txn::{ReadTxn, Scan, Txn};
 pub use types::{Lsn, MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, TS_LOGICAL_BITS, Ts};

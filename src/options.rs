@@ -32,6 +32,10 @@ pub const DEFAULT_COMMIT_SPIN: Duration = Duration::from_millis(1);
 /// Largest accepted [`Options::commit_spin`].
 pub const MAX_COMMIT_SPIN: Duration = Duration::from_secs(1);
 
+/// Default of [`Options::buffered_sync_interval`]: how often a background
+/// thread syncs the WAL of a [`Durability::Buffered`] database.
+pub const DEFAULT_BUFFERED_SYNC_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Default of [`Options::update_timeout`]: how long `Db::update` keeps
 /// retrying a transaction that conflicts.
 pub const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +49,7 @@ pub struct Options {
     pub(crate) commit_spin: Duration,
     pub(crate) update_timeout: Duration,
     pub(crate) read_only: bool,
+    pub(crate) buffered_sync_interval: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +61,7 @@ impl Default for Options {
             commit_spin: DEFAULT_COMMIT_SPIN,
             update_timeout: DEFAULT_UPDATE_TIMEOUT,
             read_only: false,
+            buffered_sync_interval: DEFAULT_BUFFERED_SYNC_INTERVAL,
         }
     }
 }
@@ -122,6 +128,23 @@ impl Options {
     #[must_use]
     pub fn update_timeout(mut self, timeout: Duration) -> Self {
         self.update_timeout = timeout;
+        self
+    }
+
+    /// Sets how often a background thread makes the WAL of a
+    /// [`Durability::Buffered`] database durable (default
+    /// [`DEFAULT_BUFFERED_SYNC_INTERVAL`], 200 ms; `Duration::ZERO` turns it
+    /// off, leaving only segment roll-over, [`crate::Db::sync`] and `close`).
+    ///
+    /// This bounds what a power cut can take: a commit acknowledged more
+    /// than one interval plus one `fdatasync` before the cut survives it
+    /// (PostgreSQL's `synchronous_commit = off` does the same every
+    /// `wal_writer_delay`). The sync runs beside the commit path, on its own
+    /// file handle: no committer performs it or waits for it. Ignored with
+    /// [`Durability::Sync`], where every commit is synced.
+    #[must_use]
+    pub fn buffered_sync_interval(mut self, interval: Duration) -> Self {
+        self.buffered_sync_interval = interval;
         self
     }
 

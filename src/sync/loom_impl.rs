@@ -88,7 +88,7 @@ impl<T> RwLock<T> {
 }
 
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{JoinHandle, spawn, yield_now};
+    pub(crate) use loom::thread::{Builder, JoinHandle, spawn, yield_now};
     pub(crate) fn sleep(_: std::time::Duration) {
         loom::thread::yield_now();
     }

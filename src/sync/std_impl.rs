@@ -82,5 +82,5 @@ impl<T> RwLock<T> {
 }
 
 pub(crate) mod thread {
-    pub(crate) use std::thread::{sleep, spawn, yield_now};
+    pub(crate) use std::thread::{Builder, JoinHandle, sleep, spawn, yield_now};
 }

@@ -28,7 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::format::{SEGMENT_HEADER_BYTES, SYNC_MARK_FRAME_BYTES, SegmentHeader, sync_mark};
-use super::group_commit::LogSink;
+use super::group_commit::{LogSink, SyncHandle};
+use crate::sync::Mutex;
 use crate::types::Lsn;
 use crate::vfs::{Vfs, VfsFile};
 
@@ -63,6 +64,10 @@ pub(crate) struct Writer {
     dir: PathBuf,
     /// The current segment; `None` until the first group write creates it.
     file: Option<Box<dyn VfsFile>>,
+    /// A second handle on the current segment, opened right after it was
+    /// created (so that it sees every later write-back error), through which
+    /// a background sync syncs it without the sink lock.
+    sync_file: Option<Arc<dyn SyncHandle>>,
     /// The current segment's number, or (no file yet) the next one's.
     segment_no: u64,
     /// The current segment's salt (for its SyncMarks).
@@ -89,6 +94,7 @@ impl Writer {
             vfs,
             dir: dir.to_path_buf(),
             file: None,
+            sync_file: None,
             segment_no,
             salt: 0,
             written: 0,
@@ -110,6 +116,9 @@ impl Writer {
             salt: new_salt(self.segment_no),
         };
         let (file, allocated) = open_segment(self.vfs.as_ref(), &self.dir, &header, self.size)?;
+        let path = self.dir.join(segment_name(self.segment_no));
+        let second = self.vfs.open_write(&path)?;
+        self.sync_file = Some(Arc::new(SegmentSync(Mutex::new(second))));
         self.file = Some(file);
         self.salt = header.salt;
         self.written = SEGMENT_HEADER_BYTES as u64;
@@ -147,6 +156,7 @@ impl Writer {
         // Should the creation fail, no segment is current: nothing can be
         // written into the old one after its final sync.
         self.file = None;
+        self.sync_file = None;
         self.segment_no += 1;
         self.create_segment(first_lsn, prev_crc)
     }
@@ -274,6 +284,20 @@ impl LogSink for Writer {
     /// Without a segment (nothing written yet) there is nothing to sync.
     fn sync(&mut self) -> io::Result<()> {
         self.file.as_mut().map_or(Ok(()), |f| f.sync_data())
+    }
+
+    fn sync_handle(&mut self) -> Option<Arc<dyn SyncHandle>> {
+        self.sync_file.clone()
+    }
+}
+
+/// The second handle of a segment (see `Writer::sync_file`).
+#[derive(Debug)]
+struct SegmentSync(Mutex<Box<dyn VfsFile>>);
+
+impl SyncHandle for SegmentSync {
+    fn sync(&self) -> io::Result<()> {
+        self.0.lock().sync_data()
     }
 }
 #[cfg(test)]

@@ -85,6 +85,12 @@
 //!    lock held by the panicking frame; a drop guard would run it during
 //!    the unwind, which loom cannot model (its locks poison across model
 //!    threads then).
+//! 10. **Background sync** (Buffered queues, `background.rs`): beside the
+//!     write stage, `sync_written` syncs what was written through the
+//!     sink's second handle; `durable` only ever names records a returned
+//!     sync covered, so later SyncMarks stay true. It takes `sink` only to
+//!     read the target with the handle, and `state` before and after the
+//!     sync, never both at once, and holds no lock during the sync.
 //!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
 //! taken by the leader holding the write stage, never while holding `state`;
@@ -95,6 +101,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
@@ -103,6 +110,8 @@ use crate::options::DEFAULT_COMMIT_SPIN;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::{Condvar, Mutex, MutexGuard, thread};
 use crate::types::{Lsn, Ts};
+
+mod background;
 
 /// Longest a leader waits for more commits before taking a synced batch.
 const GATHER_MAX_NANOS: u64 = 1_000_000;
@@ -130,6 +139,20 @@ pub(crate) trait LogSink: Send {
     fn trim(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// A second handle on the file being written, which syncs it without the
+    /// sink lock (the background sync of a Buffered queue); `None` if nothing
+    /// was written yet, or the sink has no such handle.
+    fn sync_handle(&mut self) -> Option<Arc<dyn SyncHandle>> {
+        None
+    }
+}
+
+/// Syncs a sink's current file from another thread (see
+/// [`LogSink::sync_handle`]): everything written to it before the call is
+/// durable when it returns `Ok`.
+pub(crate) trait SyncHandle: Send + Sync + std::fmt::Debug {
+    /// `fdatasync` through this handle.
+    fn sync(&self) -> io::Result<()>;
 }
 
 /// What the leader does with a batch's jobs once the batch is durable (or
@@ -149,6 +172,10 @@ pub(crate) struct Counters {
     pub(crate) synced_commits: u64,
     /// Time spent in successful syncs of batches, in nanoseconds.
     pub(crate) sync_nanos: u64,
+    /// Background syncs that returned (`sync_written`).
+    pub(crate) background_syncs: u64,
+    /// Every record up to here is known durable (a sync returned).
+    pub(crate) durable: Lsn,
 }
 
 /// The sticky failure (protocol step 6): which waiters get `Io` (their
@@ -363,6 +390,9 @@ pub(crate) struct GroupCommit<S, J, A> {
     arrived: AtomicU64,
     /// Bumped by every `enqueue`, for a spinning gather's stall rule.
     enqueues: AtomicU64,
+    /// The last record written through the sink (stored with the sink lock
+    /// held, after the write returned), for the background sync's target.
+    sink_written: AtomicU64,
     /// Longest spin before sleeping; zero never spins.
     spin_limit: Duration,
 }
@@ -417,6 +447,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             wakes: AtomicU64::new(0),
             arrived: AtomicU64::new(0),
             enqueues: AtomicU64::new(0),
+            sink_written: AtomicU64::new(last_lsn.0),
             spin_limit: DEFAULT_COMMIT_SPIN,
         }
     }
@@ -655,7 +686,11 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
 
     /// The counters so far.
     pub(crate) fn counters(&self) -> Counters {
-        self.state.lock().counters
+        let st = self.state.lock();
+        Counters {
+            durable: st.durable,
+            ..st.counters
+        }
     }
 
     /// The last LSN handed out.
@@ -848,6 +883,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         if !t.jobs.is_empty() {
             sink.write_batch(&mut t.batch, t.durable_before, t.first, t.prev_crc)
                 .map_err(|e| (false, e))?;
+            self.sink_written.store(t.last.0, Ordering::Release);
         }
         if !t.need_sync {
             return Ok(None);

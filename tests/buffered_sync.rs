@@ -1,0 +1,146 @@
+//! The background sync of a Buffered WAL (issue 14, item 11): a thread
+//! syncs the log every `Options::buffered_sync_interval`, so that a power
+//! cut cannot take a commit that a finished background sync covered;
+//! committers never sync (`Stats::wal_syncs` stays 0), and a failed
+//! background sync poisons the database without failing any commit that
+//! was acknowledged.
+//!
+//! No test depends on timing: each waits for the event it needs (a
+//! background sync covering its commits, seen in `Stats`), with a limit
+//! that only turns a hang into a failure.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata::vfs::{FaultVfs, MemVfs};
+use strata::{Db, Durability, Error, Options};
+
+const HANG: Duration = Duration::from_secs(60);
+
+fn options(interval: Duration) -> Options {
+    Options::default()
+        .durability(Durability::Buffered)
+        .wal_preallocate_bytes(64 * 1024)
+        .buffered_sync_interval(interval)
+}
+
+fn commit(db: &Db, i: usize) -> strata::Result<()> {
+    let mut t = db.begin();
+    t.put(format!("k{i:04}").as_bytes(), format!("v{i}").as_bytes())?;
+    t.commit().map(|_| ())
+}
+
+/// Opens `/db` on `mem` with the given background sync interval.
+fn open(mem: &MemVfs, interval: Duration) -> Db {
+    Db::open_with_vfs("/db", options(interval), Arc::new(mem.clone())).unwrap()
+}
+
+fn count(db: &Db) -> usize {
+    db.begin_read()
+        .scan(b"k".as_slice()..b"l".as_slice())
+        .unwrap()
+        .count()
+}
+
+/// Waits until a background sync covers every record written so far.
+fn wait_until_synced(db: &Db) {
+    let target = db.stats().last_lsn;
+    let started = Instant::now();
+    while db.stats().wal_synced_lsn < target {
+        assert!(
+            started.elapsed() < HANG,
+            "no background sync: {:?}",
+            db.stats()
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_power_cut_keeps_what_a_background_sync_covered() {
+    let mem = MemVfs::new();
+    let db = open(&mem, Duration::from_millis(1));
+    for i in 0..50 {
+        commit(&db, i).unwrap();
+    }
+    wait_until_synced(&db);
+    let stats = db.stats();
+    assert_eq!(stats.wal_syncs, 0, "no committer synced: {stats:?}");
+    assert!(stats.wal_background_syncs >= 1);
+    let after_cut = mem.crash();
+    drop(db);
+    let db = open(&after_cut, Duration::ZERO);
+    assert_eq!(
+        count(&db),
+        50,
+        "every commit a background sync covered survives"
+    );
+}
+
+/// What the background sync is for: without it (interval zero), nothing
+/// syncs a Buffered log but a roll, `Db::sync` or `close`, and a power cut
+/// takes every commit since.
+#[test]
+fn without_the_background_sync_a_power_cut_takes_the_unsynced_commits() {
+    let mem = MemVfs::new();
+    let db = open(&mem, Duration::ZERO);
+    for i in 0..50 {
+        commit(&db, i).unwrap();
+    }
+    assert_eq!(db.stats().wal_background_syncs, 0);
+    assert_eq!(db.stats().wal_synced_lsn, 0);
+    let after_cut = mem.crash();
+    drop(db);
+    let db = open(&after_cut, Duration::ZERO);
+    assert_eq!(count(&db), 0);
+}
+
+#[test]
+fn a_failed_background_sync_poisons_without_failing_an_acknowledged_commit() {
+    let mem = MemVfs::new();
+    let (vfs, faults) = FaultVfs::new(Arc::new(mem.clone()));
+    let db = Db::open_with_vfs("/db", options(Duration::from_millis(1)), Arc::new(vfs)).unwrap();
+    commit(&db, 0).unwrap();
+    wait_until_synced(&db);
+    faults.fail_syncs_now();
+    let started = Instant::now();
+    let mut acked = 1;
+    let err = loop {
+        assert!(started.elapsed() < HANG, "the failed sync never poisoned");
+        match commit(&db, acked) {
+            Ok(()) => acked += 1,
+            Err(e) => break e,
+        }
+    };
+    // A commit whose write returned is acknowledged (Buffered); the first
+    // refused one was never written.
+    assert!(matches!(err, Error::Poisoned), "{err:?}");
+    assert_eq!(count(&db), acked, "reads see every acknowledged commit");
+    assert!(matches!(db.sync(), Err(Error::Poisoned)));
+    let killed = mem.process_crash();
+    drop(db);
+    let db = open(&killed, Duration::ZERO);
+    assert_eq!(
+        count(&db),
+        acked,
+        "a process crash loses nothing acknowledged"
+    );
+    db.close().unwrap();
+}
+
+#[test]
+fn close_stops_the_background_sync_and_syncs_everything() {
+    let mem = MemVfs::new();
+    let db = open(&mem, Duration::from_millis(1));
+    let clone = db.clone();
+    for i in 0..20 {
+        commit(&db, i).unwrap();
+    }
+    db.close().unwrap();
+    assert!(matches!(commit(&clone, 99), Err(Error::Closed)));
+    drop(clone);
+    let db = open(&mem.crash(), Duration::ZERO);
+    assert_eq!(count(&db), 20);
+}
