@@ -946,7 +946,17 @@ mod poisoned {
         faults.fail_syncs_now();
         let mut failed = db.begin();
         failed.put(b"other", b"x").unwrap();
-        assert!(matches!(failed.commit(), Err(Error::Io(_))));
+        let err = failed.commit().unwrap_err();
+        let Error::Io(io) = &err else {
+            panic!("expected Io, got {err:?}")
+        };
+        // The error names the operation and the WAL file it failed on.
+        let msg = err.to_string();
+        assert!(
+            msg.contains("sync_data /db/wal/") && msg.contains(".wal"),
+            "{msg}"
+        );
+        assert!(io.to_string().contains("injected"), "{io}");
 
         let err = loser.commit().unwrap_err();
         assert!(matches!(err, Error::Poisoned), "{err:?}");

@@ -6,9 +6,10 @@
 //! [`FaultConfig::fail_as_full_disk_now`] makes them `StorageFull` (ENOSPC).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{FileLock, Vfs, VfsFile, parent_dir};
+use crate::error::io_context;
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,9 +103,14 @@ impl FaultConfig {
         seen.fetch_add(1, Ordering::SeqCst) >= before_failure.load(Ordering::SeqCst)
     }
 
-    fn injected(&self, what: &str) -> io::Error {
+    /// An injected failure of `what` on `path`, named like an OS error.
+    fn injected(&self, what: &'static str, path: &Path) -> io::Error {
         let kind = self.error_kind.lock().unwrap_or(io::ErrorKind::Other);
-        io::Error::new(kind, format!("injected {what} failure"))
+        io_context(
+            what,
+            path,
+            io::Error::new(kind, format!("injected {what} failure")),
+        )
     }
 }
 
@@ -133,6 +139,8 @@ impl FaultVfs {
 struct FaultFile {
     inner: Box<dyn VfsFile>,
     config: Arc<FaultConfig>,
+    /// For error messages (as `OsVfs` names the file that failed).
+    path: PathBuf,
 }
 
 impl FaultFile {
@@ -145,14 +153,14 @@ impl FaultFile {
 impl VfsFile for FaultFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if self.write_fails() {
-            return Err(self.config.injected("write"));
+            return Err(self.config.injected("write", &self.path));
         }
         self.inner.write_all(buf)
     }
 
     fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
         if self.write_fails() {
-            return Err(self.config.injected("write"));
+            return Err(self.config.injected("write", &self.path));
         }
         self.inner.write_all_at(offset, buf)
     }
@@ -160,7 +168,7 @@ impl VfsFile for FaultFile {
     fn set_len(&mut self, len: u64) -> io::Result<()> {
         let c = &self.config;
         if FaultConfig::fails(&c.set_lens, &c.set_lens_before_failure) {
-            return Err(c.injected("set_len"));
+            return Err(c.injected("set_len", &self.path));
         }
         self.inner.set_len(len)
     }
@@ -172,17 +180,18 @@ impl VfsFile for FaultFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let c = &self.config;
         if FaultConfig::fails(&c.syncs, &c.syncs_before_failure) {
-            return Err(c.injected("sync"));
+            return Err(c.injected("sync_data", &self.path));
         }
         self.inner.sync_data()
     }
 }
 
 impl FaultVfs {
-    fn wrap(&self, inner: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+    fn wrap(&self, inner: Box<dyn VfsFile>, path: &Path) -> Box<dyn VfsFile> {
         Box::new(FaultFile {
             inner,
             config: self.config.clone(),
+            path: path.to_path_buf(),
         })
     }
 
@@ -196,7 +205,7 @@ impl FaultVfs {
         });
         let c = &self.config;
         if !exists && FaultConfig::fails(&c.creates, &c.creates_before_failure) {
-            return Err(c.injected("create"));
+            return Err(c.injected("create", path));
         }
         Ok(())
     }
@@ -218,13 +227,13 @@ impl Vfs for FaultVfs {
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         self.check_create(path)?;
         let inner = self.inner.open_append(path)?;
-        Ok(self.wrap(inner))
+        Ok(self.wrap(inner, path))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         self.check_create(path)?;
         let inner = self.inner.open_write(path)?;
-        Ok(self.wrap(inner))
+        Ok(self.wrap(inner, path))
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
