@@ -172,7 +172,8 @@ impl WalBench {
             },
         );
         Ok(WalBench {
-            gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync),
+            gc: GroupCommit::new(writer, NoApply, 0, crate::Lsn::ZERO, 0, sync)
+                .with_spin_limit(crate::DEFAULT_COMMIT_SPIN),
             clock: Mutex::new(0),
         })
     }

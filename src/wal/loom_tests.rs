@@ -110,14 +110,9 @@ type Queue = GroupCommit<FakeSink, u64, Arc<Recorder>>;
 
 /// A queue over `sink` that records applied jobs in `applied`.
 fn queue(sink: FakeSink, applied: &Arc<Recorder>, always_sync: bool) -> Arc<Queue> {
-    Arc::new(Queue::new(
-        sink,
-        applied.clone(),
-        0,
-        Lsn::ZERO,
-        0,
-        always_sync,
-    ))
+    // Any spin limit: under loom a spin phase is one round (no time).
+    let spin = std::time::Duration::from_millis(1);
+    Arc::new(Queue::new(sink, applied.clone(), 0, Lsn::ZERO, 0, always_sync).with_spin_limit(spin))
 }
 
 /// The commit-order lock and clock, as the oracle keeps them.

@@ -92,32 +92,37 @@
 //!     read the target with the handle, and `state` before and after the
 //!     sync, never both at once, and holds no lock during the sync.
 //!
+//! Files: `state.rs` holds what `state` protects and its pure transitions
+//! (taking a batch, the failure ranges, which batch settles a waiter);
+//! `spin.rs` the waiting outside the lock (protocol step 8, the gather);
+//! `poison.rs` the sticky failure and the panic guard (steps 6 and 9);
+//! `background.rs` the background sync (step 10); this file the stages
+//! (enqueue, lead, write, apply, publish) and the waiter's loop.
+//!
 //! Lock order: the commit-order lock (`mvcc`) before `state`; `sink` is only
 //! taken by the leader holding the write stage, never while holding `state`;
 //! `Apply` is called without `state`, except for abandoned jobs after a
 //! failure.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::format::{CommitHeader, SYNC_MARK_FRAME_BYTES, UnsealedCommit, seal_commit};
 use crate::error::{Error, Result};
-use crate::options::DEFAULT_COMMIT_SPIN;
 use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::sync::{Condvar, Mutex, MutexGuard, thread};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::types::{Lsn, Ts};
 
 mod background;
+mod poison;
+mod spin;
+mod state;
 
-/// Longest a leader waits for more commits before taking a synced batch.
-const GATHER_MAX_NANOS: u64 = 1_000_000;
-/// A spinning gather ends early when no commit arrived for this long
-/// (decision 0009: 10 and 20 us measured alike).
-const GATHER_STALL: Duration = Duration::from_micros(15);
+use poison::Stage;
+use spin::Spin;
+use state::{Failure, MAX_CHAIN, MAX_IN_FLIGHT, Ready, SLOTS, State, Taken, slot};
 
 /// Where the leader writes batches: the segment writer, or a fake in models.
 pub(crate) trait LogSink: Send {
@@ -178,193 +183,6 @@ pub(crate) struct Counters {
     pub(crate) durable: Lsn,
 }
 
-/// The sticky failure (protocol step 6): which waiters get `Io` (their
-/// outcome is unknown) and which get `Poisoned` (their record was never
-/// taken); a waiter below both ranges is settled by a batch that will still
-/// be published, and waits for it.
-#[derive(Debug)]
-struct Failure {
-    /// A waiter that needs its record written (a Buffered commit) fails from
-    /// here: below, its record's write returned.
-    written_from: Lsn,
-    /// A waiter that needs its record synced fails from here: below, a sync
-    /// covering its record returned.
-    synced_from: Lsn,
-    /// The last record taken before the failure; later ones get `Poisoned`.
-    last: Lsn,
-    kind: io::ErrorKind,
-    message: String,
-}
-
-/// What the waiters of a batch whose write or apply stage panicked get.
-const PANIC_MESSAGE: &str =
-    "the commit path panicked; the outcome is unknown until the database is reopened";
-
-impl Failure {
-    /// The error for a waiter of record `lsn`, or `None` if its batch will
-    /// still be published (it waits for that).
-    fn error_for(&self, lsn: Lsn, need_sync: bool) -> Option<Error> {
-        if lsn > self.last {
-            return Some(Error::Poisoned);
-        }
-        let from = if need_sync {
-            self.synced_from
-        } else {
-            self.written_from
-        };
-        (lsn >= from).then(|| Error::Io(io::Error::new(self.kind, self.message.clone())))
-    }
-}
-
-/// Batches taken but not yet published, at most: one being applied while the
-/// next is written and synced.
-const MAX_IN_FLIGHT: u64 = 2;
-/// Wake slots; live batch numbers (in flight, plus the pending one) span at
-/// most `MAX_IN_FLIGHT + 1 < SLOTS`.
-const SLOTS: usize = 4;
-
-/// Batches a leader may write in a row while more commits are pending,
-/// beyond its own; bounds how long its own caller waits.
-const MAX_CHAIN: u32 = 4;
-
-/// A waiter spins for this many average syncs (within the limit): long
-/// enough to see the batch after its own published.
-const SPIN_SYNCS: u64 = 4;
-/// Spin at least this long when the limit allows it (a buffered wait, or
-/// before any sync was timed).
-const SPIN_MIN: Duration = Duration::from_micros(100);
-/// Under loom (no time), a spin phase is this many rounds.
-const LOOM_SPIN_ROUNDS: u32 = 1;
-
-/// How a spin phase ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Spin {
-    /// The waiter's record is published.
-    Settled,
-    /// Something else changed: re-evaluate under the lock.
-    Woken,
-    /// The budget is spent: sleep.
-    Expired,
-}
-
-/// A batch out of the write stage, waiting for the apply stage.
-#[derive(Debug)]
-struct Ready<J> {
-    no: u64,
-    jobs: Vec<J>,
-    last: Lsn,
-    /// Its records are acknowledged as written: its jobs are applied and
-    /// `written` is published (else its jobs are abandoned).
-    written: bool,
-    /// A sync was asked for and returned: `synced` is published.
-    synced: bool,
-    bytes: u64,
-    commits: usize,
-    /// Its write or sync failed: nothing more will be written, and the
-    /// pending jobs are abandoned after it.
-    failed: bool,
-}
-
-/// A batch taken by a leader, on its way through the write stage.
-#[derive(Debug)]
-struct Taken<J> {
-    no: u64,
-    batch: Vec<u8>,
-    jobs: Vec<J>,
-    first: Lsn,
-    prev_crc: u32,
-    last: Lsn,
-    /// What was durable when it was taken (the SyncMark it carries).
-    durable_before: Lsn,
-    need_sync: bool,
-}
-
-/// Which stage [`GroupCommit::guard_stage`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Write,
-    Apply,
-}
-
-/// A batch taken but not yet published.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    no: u64,
-    last: Lsn,
-    synced: bool,
-}
-
-#[derive(Debug)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "independent flags (stages held, closed, gathering) under one lock"
-)]
-struct State<J> {
-    pending: Vec<u8>,
-    pending_jobs: Vec<J>,
-    pending_first: Lsn,
-    pending_prev_crc: u32,
-    last_lsn: Lsn,
-    last_crc: u32,
-    /// Published: every record up to here is written and applied.
-    written: Lsn,
-    /// Published: every record up to here is synced and applied.
-    synced: Lsn,
-    /// Known on stable storage (a sync returned), maybe not yet published.
-    durable: Lsn,
-    /// A leader holds the write stage (taking, writing and syncing a batch).
-    syncing: bool,
-    /// Batches taken so far (numbered from 1).
-    batches: u64,
-    /// Batches published so far; always a prefix of the taken ones.
-    published: u64,
-    /// The last LSN of any taken batch.
-    taken: Lsn,
-    /// The last LSN a taken synced batch covers.
-    sync_covered: Lsn,
-    /// Taken, unpublished batches, oldest first (at most `MAX_IN_FLIGHT`).
-    inflight: Vec<InFlight>,
-    /// Commits in taken, unpublished batches.
-    inflight_commits: usize,
-    /// Written (and synced, if asked) batches waiting to be applied, in order.
-    ready: VecDeque<Ready<J>>,
-    /// A waiter holds the apply stage (applying `ready` batches).
-    applying: bool,
-    /// Set by `seal`: later enqueues are refused with `Error::Closed`.
-    closed: bool,
-    failure: Option<Failure>,
-    counters: Counters,
-    /// A leader is waiting for more commits before it takes the batch.
-    gathering: bool,
-    /// Moving average of a sync's duration, in nanoseconds.
-    sync_nanos: u64,
-}
-
-impl<J> State<J> {
-    /// Whether a waiter may take the next batch now.
-    fn can_lead(&self) -> bool {
-        !self.syncing && self.failure.is_none() && self.batches - self.published < MAX_IN_FLIGHT
-    }
-
-    /// The batch whose publication will settle a waiter for `lsn`: the first
-    /// in-flight batch that covers it, else the pending one.
-    fn covering_batch(&self, lsn: Lsn, need_sync: bool) -> u64 {
-        self.inflight
-            .iter()
-            .find(|b| b.last >= lsn && (b.synced || !need_sync))
-            .map_or(self.batches + 1, |b| b.no)
-    }
-}
-
-fn fresh_pending() -> Vec<u8> {
-    vec![0; SYNC_MARK_FRAME_BYTES]
-}
-
-fn slot(batch: u64) -> usize {
-    // Lossless: the remainder is below SLOTS.
-    (batch % SLOTS as u64) as usize
-}
-
 /// The commit queue in front of a [`LogSink`].
 #[derive(Debug)]
 pub(crate) struct GroupCommit<S, J, A> {
@@ -408,31 +226,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         last_crc: u32,
         always_sync: bool,
     ) -> Self {
-        let state = State {
-            pending: fresh_pending(),
-            pending_jobs: Vec::new(),
-            pending_first: Lsn::ZERO,
-            pending_prev_crc: 0,
-            last_lsn,
-            last_crc,
-            written: last_lsn,
-            synced: last_lsn,
-            durable: last_lsn,
-            syncing: false,
-            batches: 0,
-            published: 0,
-            taken: last_lsn,
-            sync_covered: last_lsn,
-            inflight: Vec::with_capacity(MAX_IN_FLIGHT as usize),
-            inflight_commits: 0,
-            ready: VecDeque::new(),
-            applying: false,
-            closed: false,
-            failure: None,
-            counters: Counters::default(),
-            gathering: false,
-            sync_nanos: 0,
-        };
+        let state = State::new(last_lsn, last_crc);
         Self {
             state: Mutex::new(state),
             batch_done: std::array::from_fn(|_| Condvar::new()),
@@ -448,11 +242,13 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             arrived: AtomicU64::new(0),
             enqueues: AtomicU64::new(0),
             sink_written: AtomicU64::new(last_lsn.0),
-            spin_limit: DEFAULT_COMMIT_SPIN,
+            spin_limit: Duration::ZERO,
         }
     }
 
-    /// Sets the longest a waiter spins before it sleeps (zero: never spins).
+    /// Sets the longest a waiter spins before it sleeps (zero, the default:
+    /// never spins). The database passes `Options::commit_spin`: the WAL
+    /// does not read options itself.
     #[must_use]
     pub(crate) fn with_spin_limit(mut self, limit: Duration) -> Self {
         self.spin_limit = limit;
@@ -560,40 +356,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 let batch = st.covering_batch(lsn, need_sync);
                 st = self.batch_done[slot(batch)].wait(st);
             }
-        }
-    }
-
-    /// How long a waiter spins before sleeping: a few average syncs, within
-    /// `[SPIN_MIN, spin_limit]` (the limit wins).
-    fn spin_budget(&self, st: &State<J>) -> Duration {
-        let syncs = Duration::from_nanos(st.sync_nanos.saturating_mul(SPIN_SYNCS));
-        syncs.max(SPIN_MIN).min(self.spin_limit)
-    }
-
-    /// Spins, yielding the CPU each round, until the record `lsn` is
-    /// published, `wakes` differs from `seen`, or `deadline` (see protocol
-    /// step 8). Called without the state lock.
-    fn spin(&self, lsn: Lsn, need_sync: bool, seen: u64, deadline: Instant) -> Spin {
-        let mut rounds = 0;
-        loop {
-            if self.written_at.load(Ordering::Acquire) >= lsn.0
-                && (!need_sync || self.synced_at.load(Ordering::Acquire) >= lsn.0)
-            {
-                return Spin::Settled;
-            }
-            if self.wakes.load(Ordering::Acquire) != seen {
-                return Spin::Woken;
-            }
-            let expired = if cfg!(loom) {
-                rounds >= LOOM_SPIN_ROUNDS
-            } else {
-                Instant::now() >= deadline
-            };
-            if expired {
-                return Spin::Expired;
-            }
-            rounds += 1;
-            thread::yield_now();
         }
     }
 
@@ -706,69 +468,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         }
     }
 
-    /// Before a synced batch is taken, waits briefly for the other open
-    /// read-write transactions to enqueue, so they share this sync instead of
-    /// the next one. The wait ends when every open writer is pending or in
-    /// flight, and after half a typical sync at most, so a lone committer
-    /// never waits and an idle open transaction costs a bounded delay. It
-    /// spins like a waiter (protocol step 8) unless spinning is off, and a
-    /// spinning gather also ends after [`GATHER_STALL`] without an arrival.
-    fn gather<'a>(&'a self, mut st: MutexGuard<'a, State<J>>) -> MutexGuard<'a, State<J>> {
-        if cfg!(loom) {
-            return st;
-        }
-        let budget = Duration::from_nanos((st.sync_nanos / 2).min(GATHER_MAX_NANOS));
-        let deadline = Instant::now() + budget;
-        while st.pending_jobs.len() + st.inflight_commits
-            < self.open_writers.load(Ordering::Relaxed)
-        {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            st.gathering = true;
-            if self.spin_limit.is_zero() {
-                st = self.arrivals.wait_timeout(st, left);
-            } else {
-                let seen = self.arrived.load(Ordering::Acquire);
-                drop(st);
-                let stalled = self.spin_gather(seen, deadline);
-                st = self.state.lock();
-                if stalled {
-                    st.gathering = false;
-                    break;
-                }
-            }
-            st.gathering = false;
-        }
-        st
-    }
-
-    /// A gathering leader's spin (as waiters spin, protocol step 8): until
-    /// `arrived` moves past `seen` (`enqueue` bumps it under the lock where
-    /// it notifies `arrivals`) or `deadline`, both `false`; or until no
-    /// commit was enqueued for [`GATHER_STALL`], `true`: the committers
-    /// still missing are not about to come.
-    fn spin_gather(&self, seen: u64, deadline: Instant) -> bool {
-        let mut enqueues = self.enqueues.load(Ordering::Relaxed);
-        let mut last_arrival = Instant::now();
-        while self.arrived.load(Ordering::Acquire) == seen {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let seen_enqueues = self.enqueues.load(Ordering::Relaxed);
-            if seen_enqueues != enqueues {
-                enqueues = seen_enqueues;
-                last_arrival = now;
-            } else if now.duration_since(last_arrival) >= GATHER_STALL {
-                return true;
-            }
-            thread::yield_now();
-        }
-        false
-    }
-
     /// Holds the write stage: takes the pending batch, writes (and syncs) it,
     /// and queues it for the apply stage. While more commits are pending it
     /// keeps the write stage for up to [`MAX_CHAIN`] more batches, waking a
@@ -813,7 +512,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if need_sync {
                 st = self.gather(st);
             }
-            let mut taken = Self::take(&mut st, need_sync);
+            let mut taken = st.take(need_sync);
             batch.set(Some((taken.first, taken.durable_before)));
             drop(st);
             let outcome = self.write_taken(&mut taken);
@@ -838,37 +537,6 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                 self.wake_next_leader(&st);
             }
             return st;
-        }
-    }
-
-    /// Takes the whole pending batch (protocol step 2).
-    /// # Preconditions
-    /// Requires: `state` held, the write stage held.
-    fn take(st: &mut State<J>, need_sync: bool) -> Taken<J> {
-        // Allocates before any bookkeeping, so that a panic (an allocation
-        // failure) leaves the state as it was.
-        let batch = std::mem::replace(&mut st.pending, fresh_pending());
-        let jobs = std::mem::take(&mut st.pending_jobs);
-        st.batches += 1;
-        st.taken = st.last_lsn;
-        if need_sync {
-            st.sync_covered = st.last_lsn;
-        }
-        st.inflight.push(InFlight {
-            no: st.batches,
-            last: st.last_lsn,
-            synced: need_sync,
-        });
-        st.inflight_commits += jobs.len();
-        Taken {
-            no: st.batches,
-            batch,
-            jobs,
-            first: st.pending_first,
-            prev_crc: st.pending_prev_crc,
-            last: st.last_lsn,
-            durable_before: st.durable,
-            need_sync,
         }
     }
 
@@ -1009,65 +677,6 @@ impl<S, J, A> GroupCommit<S, J, A> {
         for cv in &self.batch_done {
             cv.notify_all();
         }
-    }
-
-    /// Sets the sticky failure, or widens the one already set to cover `f`
-    /// too (the first error's message stays), and wakes everybody.
-    /// # Preconditions
-    /// Requires: `state` held.
-    fn fail(&self, st: &mut State<J>, f: Failure) {
-        match &mut st.failure {
-            Some(old) => {
-                old.written_from = old.written_from.min(f.written_from);
-                old.synced_from = old.synced_from.min(f.synced_from);
-                old.last = old.last.max(f.last);
-            }
-            None => st.failure = Some(f),
-        }
-        self.wake_all();
-    }
-
-    /// Runs `f`, a stage (protocol step 9); if it panics, poisons the queue
-    /// once the panic is caught (so the state guard `f` may have held is
-    /// released by then) and resumes the panic. `batch` is the stage's note
-    /// of the batch being written. Costs nothing unless `f` panics.
-    fn guard_stage<R>(
-        &self,
-        stage: Stage,
-        batch: &Cell<Option<(Lsn, Lsn)>>,
-        f: impl FnOnce() -> R,
-    ) -> R {
-        match panic::catch_unwind(AssertUnwindSafe(f)) {
-            Ok(r) => r,
-            Err(payload) => {
-                self.poison_after_panic(stage, batch.get());
-                panic::resume_unwind(payload)
-            }
-        }
-    }
-
-    /// A stage was left by a panic (protocol step 9): poisons the queue and
-    /// wakes everybody. The stage's flag stays set, so nobody enters it
-    /// again: after a write-stage panic nothing more is written (the batches
-    /// queued before it are still applied and published); after an
-    /// apply-stage panic nothing more is applied or published, and the jobs
-    /// of the batch being applied, maybe half in the memtable, are never
-    /// marked done, so readers stay on the snapshot before them.
-    fn poison_after_panic(&self, stage: Stage, batch: Option<(Lsn, Lsn)>) {
-        let mut st = self.state.lock();
-        let (written_from, synced_from) = match (stage, batch) {
-            (Stage::Write, Some((first, durable_before))) => (first, durable_before.next()),
-            (Stage::Write, None) => (st.taken.next(), st.durable.next()),
-            (Stage::Apply, _) => (st.written.next(), st.synced.next()),
-        };
-        let f = Failure {
-            written_from,
-            synced_from,
-            last: st.taken,
-            kind: io::ErrorKind::Other,
-            message: PANIC_MESSAGE.to_owned(),
-        };
-        self.fail(&mut st, f);
     }
 
     /// Runs `f` on the sink (models inspect fakes through it).
