@@ -22,6 +22,12 @@
 //! The single-threaded workload runs with WAL preallocation off, with chunks
 //! smaller than a segment, and with the default chunk.
 //!
+//! Every run starts from an empty file system, so the images also cover a
+//! brand-new database: `MemVfs` keeps a new directory's name only once its
+//! parent is synced, so an open that did not make `/db` and `/db/wal`
+//! durable loses the first acknowledged commits (this test failed so before
+//! `vfs::create_dir_durable`).
+//!
 //! With several threads the schedule is explicit, so that group commit
 //! batches (a `MemVfs` sync is instant: without this, no run shares one):
 //! each `sync_data` of the workload is held until every committer with work
