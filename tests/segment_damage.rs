@@ -283,3 +283,34 @@ fn the_only_segment_torn_or_not_starting_the_log() {
         expect_corruption(&vfs, &segment_path(1), 0, "oldest segment");
     }
 }
+
+/// Found in review: recovery removed a torn newest segment before it looked
+/// at its number, so a gap right before it went unnoticed. With segment 1
+/// deleted and a torn segment 2 left, the database opened empty, removed
+/// segment 2, and its next commit started a new log at lsn 1: the loss
+/// could never be detected again. A torn newest segment must still follow
+/// the one before it (the writer creates each right after its
+/// predecessor), and the oldest must be number 1.
+#[test]
+fn a_gap_before_a_torn_newest_segment_is_corruption() {
+    let (mem, segs) = closed_db();
+    for (shape, bytes) in torn_creations(&header(3, 1, 0)) {
+        // Only a torn segment 3 is left: segments 1 and 2 are gone.
+        let vfs = MemVfs::new();
+        vfs.write_file(&segment_path(3), bytes.clone());
+        expect_corruption(&vfs, &segment_path(3), 0, "oldest segment");
+        assert_eq!(
+            segments(&vfs),
+            vec![segment_path(3)],
+            "{shape}: nothing removed"
+        );
+
+        // Segment 1 kept, 2 and later gone, a torn segment 3 after the gap.
+        let vfs = copy_without(&mem, None);
+        for seg in &segs[1..] {
+            vfs.remove(seg).unwrap();
+        }
+        vfs.write_file(&segment_path(3), bytes);
+        expect_corruption(&vfs, &segment_path(3), 0, "missing");
+    }
+}

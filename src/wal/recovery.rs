@@ -101,13 +101,16 @@ pub(crate) fn recover(
     for (i, &no) in numbers.iter().enumerate() {
         let path = dir.join(segment_name(no));
         let is_last = i + 1 == numbers.len();
+        let previous = i.checked_sub(1).and_then(|p| numbers.get(p)).copied();
+        // Before anything else: a torn newest segment is removed below, and
+        // a gap before it must not go with it unnoticed.
+        check_number(no, previous, &path)?;
         let data = vfs.read_all(&path)?;
         let Some(header) = read_header(&data, &path, is_last)? else {
             log.remove_torn_segment(path, &data, &mut out)?;
             out.next_segment_no = no;
             break;
         };
-        let previous = i.checked_sub(1).and_then(|p| numbers.get(p)).copied();
         check_place(&header, no, previous, &out.chain, &path)?;
         out.epoch = header.epoch;
         let frames = SegmentFrames {
@@ -175,6 +178,24 @@ fn is_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
+/// Checks that segment number `no` follows `previous` (the segment before
+/// it in the directory) without a gap, and that the oldest is number 1:
+/// the writer numbers segments 1, 2, 3, ... and creates each, even one whose
+/// creation is then torn, right after the one before it. (Until segments
+/// are deleted after a flush, the oldest segment is the first ever.)
+fn check_number(no: u64, previous: Option<u64>, path: &Path) -> Result<()> {
+    let missing = match previous {
+        None if no != 1 => {
+            format!("the oldest segment is number {no}, not 1: older segments are missing")
+        }
+        Some(prev) if no != prev + 1 => {
+            format!("segment {no} follows segment {prev}: segments in between are missing")
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::corruption(path, 0, missing))
+}
+
 /// Checks that segment `no` (after segment `previous`, if any) is where
 /// the chain says it must be.
 fn check_place(
@@ -194,9 +215,6 @@ fn check_place(
         None if header.first_lsn != Lsn(1) || header.prev_crc != 0 => fail(format!(
             "the oldest segment starts at lsn {} (prev_crc {:#x}), not at lsn 1: older segments are missing",
             header.first_lsn, header.prev_crc
-        )),
-        Some(prev) if no != prev + 1 => fail(format!(
-            "segment {no} follows segment {prev}: segments in between are missing"
         )),
         Some(_)
             if header.first_lsn != chain.last_lsn.next() || header.prev_crc != chain.last_crc =>
