@@ -63,6 +63,16 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         }
     }
 
+    /// Poisons the queue after the background sync panicked (the syncer
+    /// catches the panic): as a failed sync, since what it synced is unknown.
+    pub(crate) fn poison_after_background_panic(&self) {
+        let mut st = self.state.lock();
+        if st.failure.is_none() {
+            let e = io::Error::other("the background WAL sync panicked; reopen the database");
+            self.fail_background_sync(&mut st, &e);
+        }
+    }
+
     /// Poisons the queue after a failed background sync (see `sync_written`).
     /// # Preconditions
     /// Requires: `state` held.
@@ -79,6 +89,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         // the applier of a failed batch does), so that its timestamps do
         // not stay registered in the applied watermark.
         let abandoned = std::mem::take(&mut st.pending_jobs);
+        st.pending = super::state::fresh_pending();
         self.applier.apply(abandoned, false);
     }
 }

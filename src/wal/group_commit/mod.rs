@@ -512,6 +512,14 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
             if need_sync {
                 st = self.gather(st);
             }
+            // A failure set meanwhile (by the background sync or a panic in
+            // the apply stage, while `gather` let go of the lock) ends the
+            // write stage: after a failed sync nothing more is written or
+            // synced, and the pending jobs are already abandoned.
+            if st.failure.is_some() {
+                st.syncing = false;
+                return st;
+            }
             let mut taken = st.take(need_sync);
             batch.set(Some((taken.first, taken.durable_before)));
             drop(st);
@@ -579,7 +587,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
                     let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                     st.sync_nanos = (st.sync_nanos.saturating_mul(7).saturating_add(nanos)) / 8;
                     st.counters.sync_nanos = st.counters.sync_nanos.saturating_add(nanos);
-                    st.durable = t.last;
+                    st.durable = st.durable.max(t.last);
                 }
                 (true, false)
             }
