@@ -61,3 +61,19 @@ fn conflict_first_committer_wins() {
     assert!(err.is_retryable(), "{err}");
     assert!(matches!(err, Error::Conflict { .. }));
 }
+
+/// Found in review: directory syncs made `Db::open_with_vfs("db", .., MemVfs)`
+/// fail, since the parent of a relative name is `.`, which MemVfs did not
+/// know. A relative path works, and its commits survive a power cut.
+#[test]
+fn a_relative_path_on_memvfs_opens_and_survives_a_power_cut() {
+    let mem = strata::vfs::MemVfs::new();
+    let db = Db::open_with_vfs("db", Options::default(), std::sync::Arc::new(mem.clone())).unwrap();
+    let mut t = db.begin();
+    t.put(b"k", b"v").unwrap();
+    t.commit().unwrap();
+    let db2 =
+        Db::open_with_vfs("db", Options::default(), std::sync::Arc::new(mem.crash())).unwrap();
+    assert_eq!(db2.begin_read().get(b"k").unwrap(), Some(b"v".to_vec()));
+    drop(db);
+}

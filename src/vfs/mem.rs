@@ -274,6 +274,16 @@ impl Drop for MemLock {
     }
 }
 
+/// `.` names the root of relative paths (whose parent is `""`), as
+/// `vfs::parent_dir` spells it.
+fn norm(path: &Path) -> &Path {
+    if path == Path::new(".") {
+        Path::new("")
+    } else {
+        path
+    }
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -297,10 +307,11 @@ impl Vfs for MemVfs {
     }
 
     fn dir_exists(&self, path: &Path) -> io::Result<bool> {
-        Ok(self.state.lock().dirs.contains(path))
+        Ok(self.state.lock().dirs.contains(norm(path)))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let dir = norm(dir);
         let state = self.state.lock();
         if !state.dirs.contains(dir) {
             return Err(not_found(dir));
@@ -358,6 +369,7 @@ impl Vfs for MemVfs {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let path = norm(path);
         let mut state = self.state.lock();
         if !state.dirs.contains(path) {
             return Err(not_found(path));
@@ -582,6 +594,15 @@ mod tests {
         // Existing directories are left alone, and it is idempotent.
         crate::vfs::create_dir_durable(&vfs, Path::new("/x/y/z/db")).unwrap();
         assert!(vfs.create_dir_all(Path::new("/x/y/z/db/f/g")).is_ok());
+    }
+
+    #[test]
+    fn relative_paths_have_a_root_that_can_be_synced() {
+        let vfs = MemVfs::new();
+        crate::vfs::create_dir_durable(&vfs, Path::new("db/wal")).unwrap();
+        assert!(vfs.dir_exists(Path::new(".")).unwrap());
+        vfs.sync_dir(Path::new(".")).unwrap();
+        assert!(vfs.crash().dir_exists(Path::new("db/wal")).unwrap());
     }
 
     #[test]
