@@ -18,6 +18,14 @@ use std::time::{Duration, Instant};
 use strata::vfs::{FaultVfs, FileLock, MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability, Error, Options};
 
+/// Buffered options without the background sync: its timer would take a
+/// sync the test's gate meant for another caller.
+fn buffered() -> Options {
+    Options::default()
+        .durability(Durability::Buffered)
+        .buffered_sync_interval(Duration::ZERO)
+}
+
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -248,7 +256,7 @@ mod exact_failure_ranges {
         let mem = MemVfs::new();
         let gate = Gate::new();
         let (vfs, faults) = FaultVfs::new(gated(&mem, &gate));
-        let opts = Options::default().durability(Durability::Buffered);
+        let opts = buffered();
         let db = Db::open_with_vfs("/db", opts.clone(), Arc::new(vfs)).unwrap();
         put(&db, "a0").unwrap();
 
@@ -299,7 +307,7 @@ mod exact_failure_ranges {
     fn a_failing_db_sync_gets_io_and_spares_what_was_written_before() {
         let mem = MemVfs::new();
         let (vfs, faults) = FaultVfs::new(Arc::new(mem.clone()));
-        let opts = Options::default().durability(Durability::Buffered);
+        let opts = buffered();
         let db = Db::open_with_vfs("/db", opts.clone(), Arc::new(vfs)).unwrap();
         put(&db, "a").unwrap();
         put(&db, "b").unwrap();
@@ -383,7 +391,7 @@ mod panics {
     fn a_panic_in_write_all_at_poisons_and_never_hangs() {
         let mem = MemVfs::new();
         let gate = Gate::new();
-        let opts = Options::default().durability(Durability::Buffered);
+        let opts = buffered();
         let db = Db::open_with_vfs("/db", opts, gated(&mem, &gate)).unwrap();
         put(&db, "before").unwrap();
 

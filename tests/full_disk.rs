@@ -16,10 +16,12 @@ use strata::{Db, Durability, Error, Options};
 
 const COMMITS: usize = 40;
 
+/// No Buffered background sync: which sync fails must not depend on a timer.
 fn options(durability: Durability) -> Options {
     Options::default()
         .durability(durability)
         .wal_segment_bytes(8192)
+        .buffered_sync_interval(std::time::Duration::ZERO)
 }
 
 fn wal_files(vfs: &MemVfs) -> Vec<(String, usize)> {

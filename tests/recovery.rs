@@ -117,8 +117,12 @@ fn assert_prefix_and_maybe(db: &Db, n: usize) -> bool {
 // Opening.
 // ---------------------------------------------------------------------------
 
+/// No Buffered background sync (the tests that switch to Buffered decide
+/// what is synced; a timer must not).
 fn opts() -> Options {
-    Options::default().durability(Durability::Sync)
+    Options::default()
+        .durability(Durability::Sync)
+        .buffered_sync_interval(std::time::Duration::ZERO)
 }
 
 fn small_segments() -> Options {

@@ -4,6 +4,11 @@
 //! yet). Injected errors are `ErrorKind::Other` unless
 //! [`FaultConfig::set_error_kind`] says otherwise;
 //! [`FaultConfig::fail_as_full_disk_now`] makes them `StorageFull` (ENOSPC).
+//!
+//! Counts are shared by every caller, including the background sync of a
+//! `Durability::Buffered` database (`Options::buffered_sync_interval`),
+//! which syncs on a timer: a test that counts syncs, or that expects a
+//! particular caller to meet the first failure, sets the interval to zero.
 
 use std::io;
 use std::path::{Path, PathBuf};

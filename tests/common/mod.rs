@@ -32,11 +32,14 @@ pub fn temp_dir() -> tempfile::TempDir {
 ///
 /// Preallocation stays on, with a 64 KiB chunk instead of 1 MiB: the model
 /// tests reopen (and clone crash images of) `MemVfs` hundreds of times, and
-/// copying 1 MiB zero chunks dominated their time in debug builds.
+/// copying 1 MiB zero chunks dominated their time in debug builds. The
+/// Buffered background sync is off: what a power cut keeps must not depend
+/// on when its timer fired (`tests/buffered_sync.rs` tests it).
 pub fn options(durability: Durability) -> Options {
     Options::default()
         .durability(durability)
         .wal_preallocate_bytes(64 * 1024)
+        .buffered_sync_interval(std::time::Duration::ZERO)
 }
 
 /// Opens the database in `path` on the real file system.
@@ -92,17 +95,31 @@ pub fn kv(key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
 
 /// A [`MemVfs`] whose `sync_data` takes `delay` (a slow disk): commits
 /// queue up behind each sync as they do on real hardware. The delay only
-/// shapes the load; no test may decide its outcome by it.
+/// shapes the load; no test may decide its outcome by it. While
+/// `panic_syncs` is set, every `sync_data` panics instead.
 #[derive(Debug, Clone)]
 pub struct SlowSyncVfs {
     pub mem: MemVfs,
     pub delay: std::time::Duration,
+    pub panic_syncs: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowSyncVfs {
+    /// Over `mem`, with syncs taking `delay`, not panicking.
+    pub fn new(mem: MemVfs, delay: std::time::Duration) -> Self {
+        Self {
+            mem,
+            delay,
+            panic_syncs: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct SlowSyncFile {
     inner: Box<dyn strata::vfs::VfsFile>,
     delay: std::time::Duration,
+    panic_syncs: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl strata::vfs::VfsFile for SlowSyncFile {
@@ -119,6 +136,8 @@ impl strata::vfs::VfsFile for SlowSyncFile {
         self.inner.file_len()
     }
     fn sync_data(&mut self) -> std::io::Result<()> {
+        let panic = self.panic_syncs.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(!panic, "injected panic in sync_data");
         std::thread::sleep(self.delay);
         self.inner.sync_data()
     }
@@ -139,6 +158,7 @@ impl strata::vfs::Vfs for SlowSyncVfs {
         Ok(Box::new(SlowSyncFile {
             inner,
             delay: self.delay,
+            panic_syncs: self.panic_syncs.clone(),
         }))
     }
     fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn strata::vfs::VfsFile>> {
@@ -146,6 +166,7 @@ impl strata::vfs::Vfs for SlowSyncVfs {
         Ok(Box::new(SlowSyncFile {
             inner,
             delay: self.delay,
+            panic_syncs: self.panic_syncs.clone(),
         }))
     }
     fn read_all(&self, path: &Path) -> std::io::Result<Vec<u8>> {
