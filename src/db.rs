@@ -29,6 +29,10 @@ use crate::wal::{self, GroupCommit, SegmentSize, Writer};
 /// is kept for code that names it.
 pub const UPDATE_MAX_ATTEMPTS: u32 = 64;
 
+/// How often `Db::update`, waiting for the commit it lost to, looks whether
+/// the database was poisoned meanwhile.
+const WINNER_WAIT_SLICE: Duration = Duration::from_millis(50);
+
 /// A handle to an open database. Cheap to clone; `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -110,25 +114,13 @@ impl Db {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
-        let memtable = Memtable::new();
         let wal_dir = path.join("wal");
-        let mode = if options.read_only {
-            wal::RecoveryMode::ReadOnly
-        } else {
-            create_dir_durable(vfs.as_ref(), &wal_dir)?;
-            wal::RecoveryMode::Repair
-        };
-        let recovered = wal::recover(vfs.as_ref(), &wal_dir, mode, &mut |rec| {
-            apply_commit(
-                &memtable,
-                rec.header.commit_ts,
-                rec.ops().map(|op| (op.key, op.value)),
-            );
-            Ok(())
-        })?;
-        let chain = recovered.chain;
-        // Creates no file: the first group write does (decision 0010).
-        let writer = Writer::new(
+        let memtable = Memtable::new();
+        let recovered = recover(vfs.as_ref(), &wal_dir, options.read_only, &memtable)?;
+        let background_sync = options.durability == Durability::Buffered
+            && !options.read_only
+            && !options.buffered_sync_interval.is_zero();
+        let mut writer = Writer::new(
             vfs,
             &wal_dir,
             recovered.next_segment_no,
@@ -138,37 +130,19 @@ impl Db {
                 preallocate_bytes: options.wal_preallocate_bytes,
             },
         );
-        let always_sync = options.durability == Durability::Sync;
-        let core = Arc::new(Core {
-            oracle: Oracle::new(chain.last_ts, system_millis),
-            memtable,
-        });
-        let wal = GroupCommit::new(
-            writer,
-            Applier(core.clone()),
-            recovered.epoch,
-            chain.last_lsn,
-            chain.last_crc,
-            always_sync,
-        )
-        .with_spin_limit(options.commit_spin);
-        let read_only = options.read_only;
-        let engine = Arc::new(Engine {
-            core,
-            wal,
-            closed: AtomicBool::new(false),
-            commits: AtomicU64::new(0),
-            read_only: read_only.then(|| path.clone()),
-        });
-        let interval = options.buffered_sync_interval;
-        let syncer =
-            if options.durability == Durability::Buffered && !read_only && !interval.is_zero() {
-                Some(Syncer::start(Arc::downgrade(&engine), interval)?)
-            } else {
-                None
-            };
+        if background_sync {
+            writer = writer.with_background_sync();
+        }
+        let read_only = options.read_only.then(|| path.clone());
+        let engine = Arc::new(engine(writer, &options, &recovered, memtable, read_only));
+        let syncer = if background_sync {
+            let interval = options.buffered_sync_interval;
+            Some(Syncer::start(Arc::downgrade(&engine), interval)?)
+        } else {
+            None
+        };
         let inner = Inner {
-            path: path.clone(),
+            path,
             options,
             engine,
             syncer,
@@ -213,18 +187,39 @@ impl Db {
                 other => return other,
             };
             let winner_visible = match &err {
-                Error::Conflict { committed_ts, .. } => self
-                    .inner
-                    .engine
-                    .core
-                    .oracle
-                    .wait_visible_until(*committed_ts, deadline),
+                Error::Conflict { committed_ts, .. } => {
+                    self.wait_for_winner(*committed_ts, deadline)?
+                }
                 _ => true,
             };
             if !winner_visible || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(err);
             }
             backoff.pause();
+        }
+    }
+
+    /// Waits until the commit at `ts` (one `update` lost to) is visible, or
+    /// `deadline` passes (`Ok(false)`). A winner whose apply panicked never
+    /// becomes visible, so the wait also ends, with `Poisoned`, once the
+    /// database is poisoned (checked every [`WINNER_WAIT_SLICE`]).
+    fn wait_for_winner(&self, ts: Ts, deadline: Option<Instant>) -> Result<bool> {
+        let engine = &self.inner.engine;
+        loop {
+            let slice = Instant::now().checked_add(WINNER_WAIT_SLICE);
+            let until = match (deadline, slice) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
+            };
+            if engine.core.oracle.wait_visible_until(ts, until) {
+                return Ok(true);
+            }
+            if engine.wal.is_poisoned() {
+                return Err(Error::Poisoned);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
         }
     }
 
@@ -307,6 +302,63 @@ fn lock_dir(vfs: &dyn Vfs, path: &Path, read_only: bool) -> Result<Box<dyn FileL
         vfs.lock(&lock_path)?
     };
     lock.ok_or(Error::Locked { path: lock_path })
+}
+
+/// Replays the WAL in `wal_dir` into `memtable` (creating the directory,
+/// durably, unless `read_only`).
+fn recover(
+    vfs: &dyn Vfs,
+    wal_dir: &Path,
+    read_only: bool,
+    memtable: &Memtable,
+) -> Result<wal::Recovered> {
+    let mode = if read_only {
+        wal::RecoveryMode::ReadOnly
+    } else {
+        create_dir_durable(vfs, wal_dir)?;
+        wal::RecoveryMode::Repair
+    };
+    wal::recover(vfs, wal_dir, mode, &mut |rec| {
+        apply_commit(
+            memtable,
+            rec.header.commit_ts,
+            rec.ops().map(|op| (op.key, op.value)),
+        );
+        Ok(())
+    })
+}
+
+/// The engine of a recovered database: its clock resumes after the last
+/// recovered commit and its WAL queue after the last record. `writer`
+/// creates no file until the first group write (decision 0010).
+fn engine(
+    writer: Writer,
+    options: &Options,
+    recovered: &wal::Recovered,
+    memtable: Memtable,
+    read_only: Option<PathBuf>,
+) -> Engine {
+    let chain = recovered.chain;
+    let core = Arc::new(Core {
+        oracle: Oracle::new(chain.last_ts, system_millis),
+        memtable,
+    });
+    let wal = GroupCommit::new(
+        writer,
+        Applier(core.clone()),
+        recovered.epoch,
+        chain.last_lsn,
+        chain.last_crc,
+        options.durability == Durability::Sync,
+    )
+    .with_spin_limit(options.commit_spin);
+    Engine {
+        core,
+        wal,
+        closed: AtomicBool::new(false),
+        commits: AtomicU64::new(0),
+        read_only,
+    }
 }
 
 impl Inner {

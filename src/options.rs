@@ -138,6 +138,9 @@ impl Options {
     ///
     /// This bounds what a power cut can take: a commit acknowledged more
     /// than one interval plus one `fdatasync` before the cut survives it
+    /// (intervals run from the start of one sync to the start of the next;
+    /// should a sync take longer than the interval, the next starts as soon
+    /// as it returns, and the bound is two syncs)
     /// (PostgreSQL's `synchronous_commit = off` does the same every
     /// `wal_writer_delay`). The sync runs beside the commit path, on its own
     /// file handle: no committer performs it or waits for it. Ignored with

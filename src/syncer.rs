@@ -11,8 +11,9 @@
 //! never keeps a database alive and is never the one to drop it. It ends
 //! by itself once the WAL is poisoned (a failed sync poisons it too).
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::commit::Engine;
 use crate::sync::{Condvar, Mutex, thread};
@@ -57,23 +58,46 @@ impl Syncer {
     }
 }
 
+/// Syncs every `interval`, counted from the start of one sync to the start
+/// of the next: a commit acknowledged after a sync read its target is
+/// covered by the next sync, which starts at most `interval` after that one
+/// did and returns one `fdatasync` later (or, when a sync takes longer than
+/// the interval, right after it: two syncs).
 fn run(engine: &Weak<Engine>, stop: &Stop, interval: Duration) {
+    // `None`: an interval past the end of time, which never comes.
+    let mut next = Instant::now().checked_add(interval);
     loop {
         {
             let mut stopped = stop.stopped.lock();
-            if !*stopped {
-                // A spurious or early wake-up only syncs a little sooner.
-                stopped = stop.cond.wait_timeout(stopped, interval);
-            }
-            if *stopped {
-                return;
+            loop {
+                if *stopped {
+                    return;
+                }
+                let Some(at) = next else {
+                    stopped = stop.cond.wait(stopped);
+                    continue;
+                };
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                stopped = stop.cond.wait_timeout(stopped, left);
             }
         }
+        next = Instant::now().checked_add(interval);
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        if engine.wal.sync_written().is_err() {
-            return; // poisoned: nothing more will be written
+        // A panic here (in the VFS's sync, say) must not leave a Buffered
+        // database without its bound and without anybody knowing: it
+        // poisons the database, as a failed sync does.
+        match panic::catch_unwind(AssertUnwindSafe(|| engine.wal.sync_written())) {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return, // poisoned: nothing more will be written
+            Err(_) => {
+                engine.wal.poison_after_background_panic();
+                return;
+            }
         }
     }
 }

@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,4 +145,31 @@ fn close_stops_the_background_sync_and_syncs_everything() {
     drop(clone);
     let db = open(&mem.crash(), Duration::ZERO);
     assert_eq!(count(&db), 20);
+}
+
+/// Found in review: a panic in the background sync (in the VFS's sync, say)
+/// killed its thread silently, and the database went on acknowledging
+/// Buffered commits with no bound on what a power cut takes. It poisons
+/// the database now, as a failed sync does.
+#[test]
+fn a_panic_in_the_background_sync_poisons() {
+    let vfs = common::SlowSyncVfs::new(MemVfs::new(), Duration::ZERO);
+    let panics = vfs.panic_syncs.clone();
+    let db = Db::open_with_vfs("/db", options(Duration::from_millis(1)), Arc::new(vfs)).unwrap();
+    commit(&db, 0).unwrap();
+    wait_until_synced(&db);
+    panics.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let mut acked = 1;
+    let err = loop {
+        assert!(started.elapsed() < HANG, "the panic never poisoned");
+        match commit(&db, acked) {
+            Ok(()) => acked += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Poisoned), "{err:?}");
+    assert_eq!(count(&db), acked, "reads keep working");
+    panics.store(false, std::sync::atomic::Ordering::SeqCst);
+    db.close().unwrap_err();
 }

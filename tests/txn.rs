@@ -406,10 +406,10 @@ mod lost_update {
     fn update_on_one_hot_key_with_slow_syncs_never_gives_up() {
         const THREADS: u64 = 8;
         const INCREMENTS: u64 = 100;
-        let vfs = common::SlowSyncVfs {
-            mem: strata::vfs::MemVfs::new(),
-            delay: std::time::Duration::from_millis(3),
-        };
+        let vfs = common::SlowSyncVfs::new(
+            strata::vfs::MemVfs::new(),
+            std::time::Duration::from_millis(3),
+        );
         let opts =
             common::options(Durability::Sync).update_timeout(std::time::Duration::from_secs(3600));
         let db = Db::open_with_vfs("/db", opts, std::sync::Arc::new(vfs)).unwrap();
@@ -441,6 +441,40 @@ mod lost_update {
             .unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
         assert_eq!(runs, 1);
+    }
+
+    /// Found in review: `update` waited for the commit it lost to for as
+    /// long as its timeout allowed, but a winner whose apply panicked never
+    /// becomes visible. Once the database is poisoned, `update` returns
+    /// `Poisoned` instead of waiting. (A made-up conflict whose winner never
+    /// comes stands in for that winner here.)
+    #[test]
+    fn update_stops_waiting_for_the_winner_once_the_database_is_poisoned() {
+        let (vfs, faults) =
+            strata::vfs::FaultVfs::new(std::sync::Arc::new(strata::vfs::MemVfs::new()));
+        let opts =
+            common::options(Durability::Sync).update_timeout(std::time::Duration::from_secs(3600));
+        let db = Db::open_with_vfs("/db", opts, std::sync::Arc::new(vfs)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let updater = std::thread::Builder::new().spawn(move || {
+            let result = db.update(|t| -> strata::Result<()> {
+                faults.fail_syncs_now();
+                let mut other = db.begin();
+                other.put(b"other", b"x")?;
+                assert!(matches!(other.commit(), Err(Error::Io(_))));
+                Err(Error::Conflict {
+                    key: b"k".to_vec(),
+                    read_ts: t.read_ts(),
+                    committed_ts: Ts::MAX,
+                })
+            });
+            tx.send(result).unwrap();
+        });
+        assert!(updater.is_ok(), "spawn a thread");
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("update kept waiting for a winner on a poisoned database");
+        assert!(matches!(result, Err(Error::Poisoned)), "{result:?}");
     }
 
     /// A conflict the closure makes up (no commit behind its timestamp)

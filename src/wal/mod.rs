@@ -23,5 +23,5 @@ mod loom_tests;
 
 pub(crate) use format::CommitFrameBuilder;
 pub(crate) use group_commit::{Apply, GroupCommit};
-pub(crate) use recovery::{RecoveryMode, recover};
+pub(crate) use recovery::{Recovered, RecoveryMode, recover};
 pub(crate) use writer::{SegmentSize, Writer};

@@ -68,6 +68,8 @@ pub(crate) struct Writer {
     /// created (so that it sees every later write-back error), through which
     /// a background sync syncs it without the sink lock.
     sync_file: Option<Arc<dyn SyncHandle>>,
+    /// Whether segments get that second handle (a background sync will use it).
+    second_handle: bool,
     /// The current segment's number, or (no file yet) the next one's.
     segment_no: u64,
     /// The current segment's salt (for its SyncMarks).
@@ -95,6 +97,7 @@ impl Writer {
             dir: dir.to_path_buf(),
             file: None,
             sync_file: None,
+            second_handle: false,
             segment_no,
             salt: 0,
             written: 0,
@@ -102,6 +105,14 @@ impl Writer {
             size,
             epoch,
         }
+    }
+
+    /// Opens a second handle on every segment it creates, for a background
+    /// sync ([`LogSink::sync_handle`]); without it the sink offers none.
+    #[must_use]
+    pub(crate) fn with_background_sync(mut self) -> Writer {
+        self.second_handle = true;
+        self
     }
 
     /// Creates segment `self.segment_no`, whose first record will be
@@ -115,10 +126,15 @@ impl Writer {
             prev_crc,
             salt: new_salt(self.segment_no),
         };
-        let (file, allocated) = open_segment(self.vfs.as_ref(), &self.dir, &header, self.size)?;
-        let path = self.dir.join(segment_name(self.segment_no));
-        let second = self.vfs.open_write(&path)?;
-        self.sync_file = Some(Arc::new(SegmentSync(Mutex::new(second))));
+        let (file, allocated, second) = open_segment(
+            self.vfs.as_ref(),
+            &self.dir,
+            &header,
+            self.size,
+            self.second_handle,
+        )?;
+        self.sync_file =
+            second.map(|f| Arc::new(SegmentSync(Mutex::new(f))) as Arc<dyn SyncHandle>);
         self.file = Some(file);
         self.salt = header.salt;
         self.written = SEGMENT_HEADER_BYTES as u64;
@@ -187,8 +203,14 @@ fn preallocated_end(from: u64, size: SegmentSize) -> u64 {
         .max(from)
 }
 
+/// A new segment: its handle, its length, and (if asked for) a second
+/// handle opened right after its creation.
+type NewSegment = (Box<dyn VfsFile>, u64, Option<Box<dyn VfsFile>>);
+
 /// Creates a segment file: header, then its first chunk of zeros, synced,
-/// then its name made durable. Returns the file and its length. If any
+/// then its name made durable; then, with `second_handle`, opens the second
+/// handle (before anything is written into the segment, so that it sees
+/// every later write-back error). Returns the file and its length. If any
 /// step fails, the file is removed again (best effort: the error returned
 /// is the step's; should the removal fail too, recovery removes a newest
 /// segment whose header did not reach the disk).
@@ -197,14 +219,20 @@ fn open_segment(
     dir: &Path,
     header: &SegmentHeader,
     size: SegmentSize,
-) -> io::Result<(Box<dyn VfsFile>, u64)> {
+    second_handle: bool,
+) -> io::Result<NewSegment> {
     let path = dir.join(segment_name(header.segment_no));
     let file = vfs.open_write(&path)?;
-    write_segment_start(vfs, dir, file, header, size).inspect_err(|_| {
-        if vfs.remove(&path).is_ok() {
-            let _ = vfs.sync_dir(dir);
-        }
-    })
+    write_segment_start(vfs, dir, file, header, size)
+        .and_then(|(file, end)| {
+            let second = second_handle.then(|| vfs.open_write(&path)).transpose()?;
+            Ok((file, end, second))
+        })
+        .inspect_err(|_| {
+            if vfs.remove(&path).is_ok() {
+                let _ = vfs.sync_dir(dir);
+            }
+        })
 }
 
 /// The steps of [`open_segment`] after the file exists.
