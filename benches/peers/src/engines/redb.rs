@@ -125,6 +125,8 @@ impl Engine for RedbEngine {
     }
 
     fn close(self) -> Result<()> {
+        // Non-durable commits persist only with a later durable one.
+        self.sync()?;
         drop(self.db);
         Ok(())
     }
