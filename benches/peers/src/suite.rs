@@ -63,7 +63,10 @@ pub fn run(plan: &Plan) -> Result<()> {
                 ),
             ));
         }
-        for engine in &plan.engines {
+        // Each repetition starts one engine later, so a slow spell of a
+        // shared disk does not always land on the same engine.
+        let shift = rep % plan.engines.len().max(1);
+        for engine in plan.engines[shift..].iter().chain(&plan.engines[..shift]) {
             eprintln!("rep {rep}: {engine}");
             let dir = base.path().join(format!("{engine}-{rep}"));
             runs.push((rep, spawn_child(engine, &dir, &plan.settings)));
@@ -80,7 +83,7 @@ pub fn run(plan: &Plan) -> Result<()> {
         .map(|(e, rs)| (e, report::medians(&rs)))
         .collect();
     let report = SuiteReport {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: command_line(),
         started_unix,
         git_commit: git_commit(),
         machine: Machine::probe(base.path()),
@@ -148,6 +151,15 @@ fn spawn_child(engine: &str, dir: &Path, settings: &Settings) -> ChildReport {
         serde_json::from_slice(&output.stdout).context("child's JSON report")
     })();
     result.unwrap_or_else(|e| failed(format!("{e:#}")))
+}
+
+/// The command line, with the binary's path shortened to its name.
+fn command_line() -> String {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some(exe) = args.first_mut() {
+        "strata-peers".clone_into(exe);
+    }
+    args.join(" ")
 }
 
 /// `git describe --always --dirty` of the Strata checkout, or "unknown".
