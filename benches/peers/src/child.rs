@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::as_f64;
 use crate::engines::{Engine, OpenConfig};
 use crate::keys::ENTRY_BYTES;
+use crate::limits;
 use crate::model::{ChildReport, Metric, Settings};
 use crate::sysinfo::{disk_bytes, peak_rss_bytes};
 use crate::workloads::{basic, txn, ycsb};
@@ -67,7 +68,7 @@ pub fn run<E: Engine>(name: &str, dir: &Path, settings: &Settings) -> Result<Chi
     engine.close()?;
 
     let engine = E::open(dir, &config(true))?;
-    durable_phases(&engine, settings, &mut report);
+    durable_phases(&engine, dir, settings, &mut report);
     engine.close()?;
     let size = as_f64(disk_bytes(dir)?);
     record(&mut report, "disk/final", Ok(Metric::cost(size, "bytes")));
@@ -105,8 +106,14 @@ fn reads_and_ycsb<E: Engine>(engine: &E, s: &Settings, report: &mut ChildReport)
     }
 }
 
-/// Durable read-2-write-2 and hot-key contention, on the durable open.
-fn durable_phases<E: Engine>(engine: &E, s: &Settings, report: &mut ChildReport) {
+/// Durable read-2-write-2 and hot-key contention, on the durable open,
+/// after a short fdatasync probe in the engine's directory: the disk is
+/// shared and its speed drifts, and this says what it was in this slot.
+fn durable_phases<E: Engine>(engine: &E, dir: &Path, s: &Settings, report: &mut ChildReport) {
+    if s.wants("r2w2") || s.wants("contention") {
+        let probe = limits::fdatasync_probe(&dir.join("slot-probe"), s.secs.min(1.0));
+        record(report, "slot-fdatasync", probe);
+    }
     if s.wants("r2w2") {
         for &threads in &s.r2w2_threads {
             let result = txn::read2_write2(engine, s.n, threads, s.secs);

@@ -128,7 +128,7 @@ fn timed_scans(n: u64, secs: f64, scan: impl Fn(&Key) -> usize) -> Metric {
 }
 
 /// One thread appends [`PROBE_BYTES`] and calls `fdatasync`, in a loop.
-fn fdatasync_probe(path: &Path, secs: f64) -> Result<Metric> {
+pub fn fdatasync_probe(path: &Path, secs: f64) -> Result<Metric> {
     let mut file = OpenOptions::new()
         .create_new(true)
         .append(true)
