@@ -122,9 +122,10 @@ fn plan(args: SuiteArgs) -> Result<suite::Plan> {
     if threads.into_iter().any(|&t| t == 0 || t > MAX_THREADS) {
         bail!("thread counts must be between 1 and {MAX_THREADS}");
     }
-    let engines = args.engines.unwrap_or_else(engines::default_engines);
+    let available = engines::default_engines();
+    let engines = args.engines.unwrap_or_else(|| available.clone());
     for engine in &engines {
-        if !engines::ALL.contains(&engine.as_str()) {
+        if !available.contains(engine) {
             engines::unknown::<()>(engine)?;
         }
     }

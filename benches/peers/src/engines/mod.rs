@@ -34,8 +34,8 @@ pub const ALL: &[&str] = &[
     "lmdb",
 ];
 
-/// The engines run when `--engines` is not given: all but RocksDB unless
-/// the `rocksdb` feature is on.
+/// The engines this build has, run when `--engines` is not given: all but
+/// RocksDB unless the `rocksdb` feature is on.
 pub fn default_engines() -> Vec<String> {
     ALL.iter()
         .filter(|name| cfg!(feature = "rocksdb") || !name.starts_with("rocksdb"))
