@@ -50,30 +50,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut runs = Vec::new();
-    for rep in 0..plan.reps {
-        if plan.settings.wants("limits") {
-            eprintln!("rep {rep}: limits");
-            runs.push((
-                rep,
-                spawn_child(
-                    "limits",
-                    &base.path().join(format!("limits-{rep}")),
-                    &plan.settings,
-                ),
-            ));
-        }
-        // Each repetition starts one engine later, so a slow spell of a
-        // shared disk does not always land on the same engine.
-        let shift = rep % plan.engines.len().max(1);
-        for engine in plan.engines[shift..].iter().chain(&plan.engines[..shift]) {
-            eprintln!("rep {rep}: {engine}");
-            let dir = base.path().join(format!("{engine}-{rep}"));
-            runs.push((rep, spawn_child(engine, &dir, &plan.settings)));
-            // Free the disk for the next engine; sizes were measured in the child.
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
+    let runs = run_children(plan, base.path());
     let mut by_engine: BTreeMap<String, Vec<&ChildReport>> = BTreeMap::new();
     for (_, r) in &runs {
         by_engine.entry(r.engine.clone()).or_default().push(r);
@@ -103,6 +80,30 @@ pub fn run(plan: &Plan) -> Result<()> {
         bail!("{lost} increments were lost (see the contention tables)");
     }
     Ok(())
+}
+
+/// Runs the limits and every engine, `--reps` times, each in a child
+/// process on its own directory under `base`.
+fn run_children(plan: &Plan, base: &Path) -> Vec<(usize, ChildReport)> {
+    let mut runs = Vec::new();
+    for rep in 0..plan.reps {
+        if plan.settings.wants("limits") {
+            eprintln!("rep {rep}: limits");
+            let dir = base.join(format!("limits-{rep}"));
+            runs.push((rep, spawn_child("limits", &dir, &plan.settings)));
+        }
+        // Each repetition starts one engine later, so a slow spell of a
+        // shared disk does not always land on the same engine.
+        let shift = rep % plan.engines.len().max(1);
+        for engine in plan.engines[shift..].iter().chain(&plan.engines[..shift]) {
+            eprintln!("rep {rep}: {engine}");
+            let dir = base.join(format!("{engine}-{rep}"));
+            runs.push((rep, spawn_child(engine, &dir, &plan.settings)));
+            // Free the disk for the next engine; sizes were measured in the child.
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    runs
 }
 
 /// Writes peers.json and peers.md into `out`, and the summary to stdout.
