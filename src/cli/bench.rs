@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use strata::{Db, Durability, MAX_COMMIT_SPIN, MAX_VALUE_BYTES, Options};
 
+use super::compare::{self, PeersFile};
 use super::report::{Kind, Report, Row};
 use super::runner::{Measured, as_f64};
 use super::workload::{
@@ -84,6 +85,8 @@ impl Settings {
 /// Runs `strata bench`.
 pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
     let settings = Settings::new(args)?;
+    // Read the saved peers first, so a bad file fails before the run.
+    let peers = args.compare.as_deref().map(PeersFile::load).transpose()?;
     let mut builder = tempfile::Builder::new();
     builder.prefix("strata-bench-");
     let workdir = match &args.dir {
@@ -159,6 +162,9 @@ pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
     durable.close()?;
 
     print!("{}", report.render());
+    if let Some(peers) = &peers {
+        print!("{}", compare::render(&report, peers));
+    }
     workdir.close()?;
     Ok(())
 }

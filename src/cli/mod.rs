@@ -7,6 +7,7 @@
 //! thread outlives its subcommand).
 
 mod bench;
+mod compare;
 mod report;
 mod runner;
 mod workload;
@@ -67,6 +68,12 @@ pub(crate) struct BenchArgs {
     /// (`Options::commit_spin`; 0 never spins).
     #[arg(long, value_name = "MICROS", default_value_t = DEFAULT_COMMIT_SPIN_MICROS)]
     pub(crate) commit_spin_us: u64,
+
+    /// After the report, print Strata's figures as ratios to the best peer's
+    /// in FILE, a peers.json saved by the peers suite (`benches/peers`), for
+    /// the workloads both measure.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) compare: Option<PathBuf>,
 }
 
 /// `Options::commit_spin`'s default, in whole microseconds (for `--help`).
