@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::sync::Mutex;
-use crate::vfs::OsVfs;
+use crate::vfs::{OsVfs, Vfs};
 use crate::wal::format::{
     CommitFrameBuilder, CommitHeader, HeaderError, SEGMENT_HEADER_BYTES, SegmentHeader,
     seal_commit, sync_mark,
@@ -216,5 +216,155 @@ impl MemtableBench {
     /// The value visible at `ts`.
     pub fn get(&self, key: &[u8], ts: u64) -> Option<Vec<u8>> {
         self.0.get(key, crate::Ts::from(ts)).flatten()
+    }
+}
+
+/// A version for the table helpers: `(key, ts, Some(value) | None = tombstone)`.
+pub type TableVersion = (Vec<u8>, u64, Option<Vec<u8>>);
+
+/// What reading a table file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SstRead {
+    /// The file opened and every version read back, forwards.
+    Versions(Vec<TableVersion>),
+    /// Open or a read said `Corruption` (or `UnsupportedFormat`).
+    Damaged,
+}
+
+fn sst_versions_forward(
+    t: &Arc<crate::sst::Table>,
+    limit: usize,
+) -> crate::Result<Vec<TableVersion>> {
+    let mut it = t.iter();
+    it.seek_to_first();
+    let mut out = Vec::new();
+    while it.valid() && out.len() < limit {
+        let value = (it.kind() == Some(crate::sst::EntryKind::Value)).then(|| it.value().to_vec());
+        out.push((it.key().to_vec(), it.ts().get(), value));
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
+}
+
+/// Opens `data` as a table file (in memory) and reads it forwards, then
+/// backwards, then with a point get per version found; the backward read
+/// and the gets must agree with the forward read. Panics only if the
+/// reader contradicts itself (which the fuzz target reports).
+pub fn read_sst(data: &[u8]) -> SstRead {
+    let vfs = crate::vfs::MemVfs::new();
+    let path = Path::new("fuzz.sst");
+    let written = vfs.open_write(path).and_then(|mut f| f.write_all(data));
+    if written.is_err() {
+        return SstRead::Damaged;
+    }
+    let Ok(table) = crate::sst::Table::open(&vfs, path).map(Arc::new) else {
+        return SstRead::Damaged;
+    };
+    let Ok(forward) = sst_versions_forward(&table, 100_000) else {
+        return SstRead::Damaged;
+    };
+    let mut it = table.iter();
+    it.seek_to_last();
+    let mut backward = Vec::new();
+    while it.valid() && backward.len() < forward.len() + 1 {
+        let value = (it.kind() == Some(crate::sst::EntryKind::Value)).then(|| it.value().to_vec());
+        backward.push((it.key().to_vec(), it.ts().get(), value));
+        it.prev();
+    }
+    assert!(
+        it.status().is_ok(),
+        "a table that read forwards fails backwards"
+    );
+    backward.reverse();
+    assert_eq!(backward, forward, "backward and forward reads differ");
+    for (k, ts, v) in &forward {
+        let found = table.get(k, crate::Ts::from(*ts));
+        let expect = Some(match v {
+            Some(v) => crate::sst::Found::Value(v.clone()),
+            None => crate::sst::Found::Tombstone,
+        });
+        assert_eq!(found.ok(), Some(expect), "a get disagrees with the scan");
+    }
+    SstRead::Versions(forward)
+}
+
+/// Builds a table file in memory from `versions` (sorted and deduplicated
+/// here) with data blocks of about `block_bytes`; `None` if there is none.
+pub fn build_sst(versions: &[TableVersion], block_bytes: usize) -> Option<Vec<u8>> {
+    let mut sorted = std::collections::BTreeMap::new();
+    for (k, ts, v) in versions {
+        sorted.insert((k.clone(), std::cmp::Reverse(*ts)), v.clone());
+    }
+    let vfs = crate::vfs::MemVfs::new();
+    let path = Path::new("build.sst");
+    let opts = crate::sst::TableOptions {
+        block_bytes,
+        ..crate::sst::TableOptions::default()
+    };
+    let mut b = crate::sst::TableBuilder::create(&vfs, path, opts).ok()?;
+    for ((k, ts), v) in &sorted {
+        b.add(k, crate::Ts::from(ts.0), v.as_deref()).ok()?;
+    }
+    b.finish(0).ok()?;
+    vfs.read_all(path).ok()
+}
+
+/// Runs the block validator and a cursor (seeks, both directions) over
+/// arbitrary block contents; returns whether the validator accepted it.
+/// Panics if a validated block's cursor reports damage or disorder.
+pub fn decode_block(contents: &[u8], probe: &[u8]) -> bool {
+    crate::sst::fuzz_block(contents, probe)
+}
+
+/// A table on the OS file system, for benchmarks.
+#[derive(Debug)]
+pub struct TableBench(Arc<crate::sst::Table>);
+
+impl TableBench {
+    /// Builds `path` from versions already in table order (key ascending,
+    /// ts descending) and opens it; returns the table and its file size.
+    pub fn build(
+        path: &Path,
+        versions: impl IntoIterator<Item = TableVersion>,
+    ) -> crate::Result<(TableBench, u64)> {
+        let mut b =
+            crate::sst::TableBuilder::create(&OsVfs, path, crate::sst::TableOptions::default())?;
+        for (k, ts, v) in versions {
+            b.add(&k, crate::Ts::from(ts), v.as_deref())?;
+        }
+        let built = b.finish(0)?;
+        let t = crate::sst::Table::open(&OsVfs, path)?;
+        Ok((TableBench(Arc::new(t)), built.file_size))
+    }
+
+    /// The value of `key` visible at `ts` (`None`: absent or deleted).
+    pub fn get(&self, key: &[u8], ts: u64) -> crate::Result<Option<Vec<u8>>> {
+        Ok(match self.0.get(key, crate::Ts::from(ts))? {
+            Some(crate::sst::Found::Value(v)) => Some(v),
+            Some(crate::sst::Found::Tombstone) | None => None,
+        })
+    }
+
+    /// Whether the bloom filter admits `key`.
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        self.0.may_contain(key)
+    }
+
+    /// Reads `n` versions from the first at or after `key`; returns the
+    /// value bytes read.
+    pub fn scan(&self, key: &[u8], n: usize) -> crate::Result<usize> {
+        let mut it = self.0.iter();
+        it.seek(key, crate::Ts::MAX);
+        let mut bytes = 0;
+        for _ in 0..n {
+            if !it.valid() {
+                break;
+            }
+            bytes += it.value().len();
+            it.next();
+        }
+        it.status()?;
+        Ok(bytes)
     }
 }

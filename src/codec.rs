@@ -1,4 +1,4 @@
-//! Fixed-width little-endian encoding helpers. Pure, allocation-free, and
+//! Little-endian fixed-width and LEB128 varint encoding helpers. Pure, allocation-free, and
 //! bounds-checked: a short buffer yields `None`, never a panic.
 
 /// A forward reader over a byte slice.
@@ -46,11 +46,38 @@ impl<'a> Cursor<'a> {
         Some(u64::from_le_bytes(self.array()?))
     }
 
+    /// An unsigned LEB128 `u32`: at most 5 bytes, and the fifth holds at
+    /// most the top 4 bits, so every value has exactly one accepted
+    /// encoding length bound and nothing overflows.
+    pub(crate) fn varint32(&mut self) -> Option<u32> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let b = self.u8()?;
+            if i == 4 && b > 0x0f {
+                return None;
+            }
+            v |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
     /// A `u32` length followed by that many bytes.
     pub(crate) fn len_prefixed(&mut self) -> Option<&'a [u8]> {
         let len = usize::try_from(self.u32()?).ok()?;
         self.bytes(len)
     }
+}
+
+/// Appends `v` as unsigned LEB128 (1 to 5 bytes).
+pub(crate) fn put_varint32(buf: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
 }
 
 /// Appends a length that the caller has already checked against a limit
@@ -64,6 +91,43 @@ pub(crate) fn put_len(buf: &mut Vec<u8>, len: usize) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn varints_round_trip_and_reject_overlong_or_short_input() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX >> 4,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint32(&mut buf, v);
+            let mut c = Cursor::new(&buf);
+            assert_eq!(c.varint32(), Some(v), "{v}");
+            assert_eq!(c.remaining(), 0);
+        }
+        assert_eq!(Cursor::new(&[0x80]).varint32(), None, "cut short");
+        assert_eq!(
+            Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0x10]).varint32(),
+            None,
+            "33 bits"
+        );
+        assert_eq!(
+            Cursor::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0]).varint32(),
+            None,
+            "6 bytes"
+        );
+        assert_eq!(
+            Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).varint32(),
+            Some(u32::MAX)
+        );
+    }
 
     #[test]
     fn cursor_reads_fields_and_stops_at_the_end() {

@@ -7,13 +7,10 @@
 //! `commit::Engine::commit` (the commit path, `commit.rs`).
 
 use std::collections::BTreeMap;
-use std::collections::btree_map;
-use std::iter::Peekable;
-use std::ops::{Bound, RangeBounds};
 
 use crate::commit::Engine;
 use crate::error::{Error, Result};
-use crate::memtable;
+use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::wal::format::op_encoded_len;
 
@@ -36,8 +33,11 @@ impl<'db> Snapshot<'db> {
         self.db.core.memtable.get(key, self.read_ts).flatten()
     }
 
-    fn iter(&self, start: Bound<&[u8]>) -> memtable::Iter<'db> {
-        self.db.core.memtable.iter(start, self.read_ts)
+    fn source(&self) -> ScanSource<'db> {
+        ScanSource {
+            memtable: &self.db.core.memtable,
+            read_ts: self.read_ts,
+        }
     }
 }
 
@@ -91,15 +91,16 @@ impl<'db> ReadTxn<'db> {
         Ok(self.snap.get(key))
     }
 
-    /// Entries of the snapshot whose keys fall in `range`, ascending.
-    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Scan<'_>> {
-        let (start, end) = owned_bounds(&range);
-        let storage = self.snap.iter(as_ref_bound(&start));
-        Ok(Scan {
-            storage: storage.peekable(),
-            writes: None,
-            end,
-        })
+    /// Rows of the snapshot whose keys fall in `range`, ascending (or
+    /// descending, from the back: the [`Scan`] is double-ended). `..` scans
+    /// everything.
+    pub fn scan<K, R: ScanRange<K>>(&self, range: R) -> Result<Scan<'_>> {
+        Ok(Scan::new(self.snap.source(), range.into_bounds(), None))
+    }
+
+    /// Rows of the snapshot whose keys start with `prefix`, ascending.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
+        Ok(Scan::new(self.snap.source(), prefix_bounds(prefix), None))
     }
 }
 
@@ -177,19 +178,25 @@ impl<'db> Txn<'db> {
         Ok(())
     }
 
-    /// Entries whose keys fall in `range`, ascending, as this transaction sees
-    /// them: the snapshot overlaid with its own puts and deletes.
-    pub fn scan<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Scan<'_>> {
-        let (start, end) = owned_bounds(&range);
-        let storage = self.snap.iter(as_ref_bound(&start));
-        let writes: btree_map::Range<'_, Vec<u8>, Option<Vec<u8>>> = self
-            .writes
-            .range::<[u8], _>((as_ref_bound(&start), Bound::Unbounded));
-        Ok(Scan {
-            storage: storage.peekable(),
-            writes: Some(writes.peekable()),
-            end,
-        })
+    /// Rows whose keys fall in `range`, ascending (or descending, from the
+    /// back), as this transaction sees them: the snapshot overlaid with its
+    /// own puts and deletes. `..` scans everything.
+    pub fn scan<K, R: ScanRange<K>>(&self, range: R) -> Result<Scan<'_>> {
+        Ok(Scan::new(
+            self.snap.source(),
+            range.into_bounds(),
+            Some(&self.writes),
+        ))
+    }
+
+    /// Rows whose keys start with `prefix`, ascending, as this transaction
+    /// sees them.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
+        Ok(Scan::new(
+            self.snap.source(),
+            prefix_bounds(prefix),
+            Some(&self.writes),
+        ))
     }
 
     /// Commits and returns the commit timestamp. A transaction that wrote
@@ -230,81 +237,6 @@ fn check_op(key: &[u8], value: Option<&[u8]>) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-    let own = |b: Bound<&K>| match b {
-        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
-        Bound::Unbounded => Bound::Unbounded,
-    };
-    (own(range.start_bound()), own(range.end_bound()))
-}
-
-fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-    match b {
-        Bound::Included(k) => Bound::Included(k.as_slice()),
-        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-        Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-type WriteIter<'a> = Peekable<btree_map::Range<'a, Vec<u8>, Option<Vec<u8>>>>;
-
-/// Iterator returned by [`Txn::scan`] and [`ReadTxn::scan`]: `(key, value)`
-/// pairs in ascending key order.
-///
-/// It merges the snapshot's entries with a transaction's own writes (which
-/// win on equal keys; an own delete hides the key), up to the end bound.
-/// It borrows the transaction, and streams: entries are read as it advances.
-pub struct Scan<'a> {
-    storage: Peekable<memtable::Iter<'a>>,
-    writes: Option<WriteIter<'a>>,
-    end: Bound<Vec<u8>>,
-}
-
-impl Scan<'_> {
-    fn before_end(&self, key: &[u8]) -> bool {
-        match &self.end {
-            Bound::Included(e) => key <= e.as_slice(),
-            Bound::Excluded(e) => key < e.as_slice(),
-            Bound::Unbounded => true,
-        }
-    }
-}
-
-impl Iterator for Scan<'_> {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let own_key = self
-                .writes
-                .as_mut()
-                .and_then(|w| w.peek().map(|(k, _)| k.as_slice()));
-            let stored_key = self.storage.peek().map(|(k, _)| k.as_slice());
-            let take_own = match (own_key, stored_key) {
-                (None, None) => return None,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(o), Some(s)) => o <= s,
-            };
-            let item = if take_own {
-                let (key, value) = self.writes.as_mut()?.next()?;
-                if stored_key == Some(key.as_slice()) {
-                    self.storage.next(); // shadowed by the transaction's own write
-                }
-                value.as_ref().map(|v| (key.clone(), v.clone()))
-            } else {
-                self.storage.next()
-            };
-            match item {
-                Some((key, value)) if self.before_end(&key) => return Some(Ok((key, value))),
-                Some(_) => return None,
-                None => {} // own delete: skip the key
-            }
-        }
-    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -14,6 +14,10 @@
 //! of a whole commit is not this module's business: readers only ask for
 //! `read_ts <= applied watermark` (see `mvcc`).
 
+mod cursor;
+
+pub(crate) use cursor::MemCursor;
+
 use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
 use std::ops::Bound;
@@ -184,26 +188,6 @@ impl Memtable {
         (entry.key().user_key() == key).then_some(entry.key().ts)
     }
 
-    /// Visible (non-deleted) entries at `read_ts`, ascending from `start`.
-    pub(crate) fn iter(&self, start: Bound<&[u8]>, read_ts: Ts) -> Iter<'_> {
-        let cur = match start {
-            Bound::Included(k) => self.seek(k, Ts::MAX),
-            Bound::Excluded(k) => self.seek(k, Ts::ZERO).and_then(|e| {
-                if e.key().user_key() == k {
-                    e.next()
-                } else {
-                    Some(e)
-                }
-            }),
-            Bound::Unbounded => self.map.front(),
-        };
-        Iter {
-            mem: self,
-            cur,
-            read_ts,
-        }
-    }
-
     /// Bytes inserted so far (keys, values and per-entry overhead).
     pub(crate) fn approximate_bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -212,39 +196,6 @@ impl Memtable {
     /// Number of versions.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-}
-
-/// Iterator over the versions visible at one read ts, skipping deletes.
-pub(crate) struct Iter<'a> {
-    mem: &'a Memtable,
-    cur: Option<Entry<'a, VersionKey, Stored>>,
-    read_ts: Ts,
-}
-
-impl Iterator for Iter<'_> {
-    type Item = (Vec<u8>, Vec<u8>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let entry = self.cur.take()?;
-            let version = entry.key();
-            if version.ts > self.read_ts {
-                // Newer than the snapshot: seek to this key's first visible version.
-                self.cur = self.mem.seek(version.user_key(), self.read_ts);
-                continue;
-            }
-            // The newest visible version; older ones of this key are skipped by
-            // seeking past (key, ts 0).
-            let next = self.mem.seek(version.user_key(), Ts::ZERO);
-            self.cur = match next {
-                Some(e) if e.key().user_key() == version.user_key() => e.next(),
-                other => other,
-            };
-            if let Some(value) = entry.value() {
-                return Some((version.user_key().to_vec(), value.to_vec()));
-            }
-        }
     }
 }
 
@@ -303,44 +254,15 @@ mod tests {
             assert_eq!(m.newest_ts(k), Some(ts(100)));
             assert_eq!(m.get(k, ts(9 + i as u64)), None);
         }
-        let all: Vec<Vec<u8>> = m.iter(Bound::Unbounded, ts(99)).map(|(k, _)| k).collect();
-        assert_eq!(all, keys, "ascending by bytes whatever the storage");
-    }
-
-    #[test]
-    fn iter_yields_each_key_once_at_its_visible_version() {
-        let m = Memtable::new();
-        for (k, t, v) in [
-            (&b"a"[..], 10, Some(&b"a10"[..])),
-            (b"a", 20, Some(b"a20")),
-            (b"b", 25, Some(b"b25")),
-            (b"c", 5, Some(b"c5")),
-            (b"c", 12, None),
-            (b"d", 1, Some(b"d1")),
-        ] {
-            m.insert(k, ts(t), v);
+        let mut c = MemCursor::new(&m);
+        c.seek_to_first();
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        while c.valid() {
+            if all.last().map(Vec::as_slice) != Some(c.key()) {
+                all.push(c.key().to_vec());
+            }
+            c.next();
         }
-        let at = |read, start| -> Vec<(Vec<u8>, Vec<u8>)> { m.iter(start, ts(read)).collect() };
-        let kv = |k: &[u8], v: &[u8]| (k.to_vec(), v.to_vec());
-        assert_eq!(
-            at(15, Bound::Unbounded),
-            vec![kv(b"a", b"a10"), kv(b"d", b"d1")]
-        );
-        assert_eq!(
-            at(30, Bound::Unbounded),
-            vec![kv(b"a", b"a20"), kv(b"b", b"b25"), kv(b"d", b"d1")]
-        );
-        assert_eq!(
-            at(11, Bound::Included(b"b")),
-            vec![kv(b"c", b"c5"), kv(b"d", b"d1")]
-        );
-        assert_eq!(
-            at(30, Bound::Excluded(b"a")),
-            vec![kv(b"b", b"b25"), kv(b"d", b"d1")]
-        );
-        assert_eq!(
-            at(30, Bound::Excluded(b"aa")),
-            vec![kv(b"b", b"b25"), kv(b"d", b"d1")]
-        );
+        assert_eq!(all, keys, "ascending by bytes whatever the storage");
     }
 }

@@ -13,7 +13,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{FileLock, Vfs, VfsFile, parent_dir};
+use super::{FileLock, Mapped, Vfs, VfsFile, parent_dir};
 use crate::error::io_context;
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -243,6 +243,10 @@ impl Vfs for FaultVfs {
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.inner.read_all(path)
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        self.inner.map(path)
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

@@ -24,6 +24,7 @@
 
 mod fault;
 mod mem;
+mod mmap;
 mod os;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 pub use fault::{FaultConfig, FaultVfs};
 pub use mem::MemVfs;
+pub use mmap::Mapped;
 pub use os::OsVfs;
 
 /// A file system, as Strata uses it.
@@ -70,6 +72,12 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// lock, which is safe but lets only one reader in at a time.
     fn lock_shared(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
         self.lock(path)
+    }
+    /// A read-only view of a finished file that nobody writes again (a
+    /// sorted table): the OS maps it, other file systems may copy it. The
+    /// default reads the whole file into a shared buffer.
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        Ok(Mapped::Shared(self.read_all(path)?.into()))
     }
 }
 

@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::{FileLock, Vfs, VfsFile};
+use super::{FileLock, Mapped, Vfs, VfsFile};
 use crate::error::io_context;
 
 /// Adds the operation and the path to an error (the closure runs only on
@@ -121,6 +121,10 @@ impl Vfs for OsVfs {
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path).map_err(ctx("read", path))
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        Mapped::map_path(path).map_err(ctx("map", path))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

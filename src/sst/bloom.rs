@@ -1,0 +1,154 @@
+//! The table's bloom filter over its distinct user keys
+//! (`docs/format/sst.md`, "filter block contents"): `bits | probes |
+//! hash_version`, double hashing of a stable 64-bit key hash. It never says
+//! "absent" for a key that was added.
+
+use crate::codec::Cursor;
+
+/// Default bits per key: about 0.8% false positives with 7 probes.
+pub(crate) const DEFAULT_BITS_PER_KEY: usize = 10;
+/// The only hash this version defines.
+const HASH_VERSION: u8 = 1;
+
+/// The filter's key hash, version 1: FNV-1a 64 then the splitmix64
+/// finaliser. Stable across builds and platforms (it is on disk).
+pub(crate) fn hash64(key: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn probe_bits(hash: u64, probes: u8, bits: u32) -> impl Iterator<Item = u32> {
+    let h1 = hash as u32;
+    let h2 = ((hash >> 32) as u32) | 1;
+    (0..u32::from(probes)).map(move |j| h1.wrapping_add(j.wrapping_mul(h2)) % bits)
+}
+
+/// Collects key hashes and writes the filter block's contents.
+#[derive(Debug, Default)]
+pub(crate) struct BloomBuilder {
+    hashes: Vec<u64>,
+}
+
+impl BloomBuilder {
+    /// Adds a distinct user key (the caller adds each key once).
+    pub(crate) fn add(&mut self, key: &[u8]) {
+        self.hashes.push(hash64(key));
+    }
+
+    /// The filter's contents for `bits_per_key` bits per key added.
+    pub(crate) fn finish(&self, bits_per_key: usize) -> Vec<u8> {
+        let bits_per_key = bits_per_key.clamp(1, 64);
+        // ln 2 * bits per key probes minimise false positives.
+        let probes = ((bits_per_key * 69 + 50) / 100).clamp(1, 30) as u8;
+        let bytes = (self.hashes.len() * bits_per_key).div_ceil(8).max(8);
+        let nbits = (bytes * 8) as u32;
+        let mut out = vec![0u8; bytes];
+        for &h in &self.hashes {
+            for bit in probe_bits(h, probes, nbits) {
+                if let Some(byte) = out.get_mut((bit / 8) as usize) {
+                    *byte |= 1 << (bit % 8);
+                }
+            }
+        }
+        out.push(probes);
+        out.push(HASH_VERSION);
+        out
+    }
+}
+
+/// A decoded filter, borrowing the block's contents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bloom<'a> {
+    bits: &'a [u8],
+    probes: u8,
+}
+
+impl<'a> Bloom<'a> {
+    pub(crate) fn decode(contents: &'a [u8]) -> Result<Bloom<'a>, &'static str> {
+        let split = contents
+            .len()
+            .checked_sub(2)
+            .ok_or("filter shorter than its trailer")?;
+        let (bits, tail) = contents.split_at(split);
+        let mut c = Cursor::new(tail);
+        let probes = c.u8().ok_or("short filter")?;
+        let version = c.u8().ok_or("short filter")?;
+        if version != HASH_VERSION {
+            return Err("unknown filter hash version");
+        }
+        if bits.is_empty() || !(1..=30).contains(&probes) || bits.len() > (u32::MAX / 8) as usize {
+            return Err("filter of an impossible shape");
+        }
+        Ok(Bloom { bits, probes })
+    }
+
+    /// False only if `key` was certainly never added.
+    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
+        self.may_contain_hash(hash64(key))
+    }
+
+    pub(crate) fn may_contain_hash(&self, hash: u64) -> bool {
+        let nbits = (self.bits.len() * 8) as u32;
+        probe_bits(hash, self.probes, nbits).all(|bit| {
+            self.bits
+                .get((bit / 8) as usize)
+                .is_some_and(|b| b & (1 << (bit % 8)) != 0)
+        })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_the_specified_one() {
+        // FNV-1a of the empty input is the offset basis; then the finaliser.
+        let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        assert_eq!(hash64(b""), x);
+        assert_ne!(hash64(b"a"), hash64(b"b"));
+    }
+
+    #[test]
+    fn no_false_negatives_and_about_the_expected_false_positive_rate() {
+        let mut b = BloomBuilder::default();
+        let keys: Vec<Vec<u8>> = (0..10_000u32)
+            .map(|i| format!("key{i:08}").into_bytes())
+            .collect();
+        for k in &keys {
+            b.add(k);
+        }
+        let contents = b.finish(DEFAULT_BITS_PER_KEY);
+        let f = Bloom::decode(&contents).unwrap();
+        assert!(keys.iter().all(|k| f.may_contain(k)), "a false negative");
+        let false_positives = (0..10_000u32)
+            .filter(|i| f.may_contain(format!("other{i:08}").as_bytes()))
+            .count();
+        // 0.8% expected; 2% leaves room for the hash's imperfection.
+        assert!(false_positives < 200, "{false_positives} of 10000");
+    }
+
+    #[test]
+    fn an_empty_filter_and_bad_shapes() {
+        let contents = BloomBuilder::default().finish(10);
+        let f = Bloom::decode(&contents).unwrap();
+        assert!(!f.may_contain(b"x"));
+        assert!(Bloom::decode(&[1]).is_err());
+        assert!(Bloom::decode(&[0, 7, 1][1..]).is_err(), "no bits");
+        assert!(Bloom::decode(&[0, 0, 1]).is_err(), "no probes");
+        assert!(Bloom::decode(&[0, 7, 2]).is_err(), "unknown hash");
+    }
+}

@@ -1,0 +1,444 @@
+//! [`Table`]: an open, mapped, verified table, and [`TableIter`], a cursor
+//! over its versions in both directions (`docs/format/sst.md`, "What
+//! readers do").
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::block::{BlockCursor, EntryKind, cmp_version, validate};
+use super::bloom::Bloom;
+use super::format::{
+    BlockKind, FORMAT_VERSION, Footer, FooterError, Handle, Properties, verify_block,
+};
+use crate::codec::Cursor;
+use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::types::Ts;
+use crate::vfs::{Mapped, Vfs};
+
+/// What a table says about a key at a read ts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// The newest version at or below the read ts is this value.
+    Value(Vec<u8>),
+    /// ... is a delete.
+    Tombstone,
+}
+
+/// An open table. Immutable; shared by every view that lists it.
+#[derive(Debug)]
+pub(crate) struct Table {
+    path: PathBuf,
+    bytes: Mapped,
+    /// Contents ranges of the index and filter blocks.
+    index: (usize, usize),
+    filter: (usize, usize),
+    /// Where the data blocks end (the filter block's offset).
+    data_end: usize,
+    props: Properties,
+    /// One bit per data block offset slot: set once the block at that
+    /// index ordinal passed its checksum and structure checks.
+    verified: Box<[AtomicU64]>,
+}
+
+impl Table {
+    /// Maps and checks the table at `path`: footer, index, filter and
+    /// properties (data blocks are checked at first use).
+    pub(crate) fn open(vfs: &dyn Vfs, path: &Path) -> Result<Table> {
+        let bytes = vfs.map(path)?;
+        let corrupt = |offset: usize, what: &str| Error::corruption(path, offset as u64, what);
+        let footer_at = bytes.len().saturating_sub(super::format::FOOTER_BYTES);
+        let footer = Footer::decode(&bytes).map_err(|e| match e {
+            FooterError::NotATable => corrupt(footer_at, "not a table (no footer magic)"),
+            FooterError::Checksum => corrupt(footer_at, "footer checksum mismatch"),
+            FooterError::BadVersion => corrupt(footer_at, "footer names format version 0"),
+            FooterError::Unsupported(found) => Error::UnsupportedFormat {
+                file: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            },
+        })?;
+        let block = |h: Handle, kind: BlockKind, name: &str| -> Result<(usize, usize)> {
+            let (start, end) = h.span(footer_at).ok_or_else(|| {
+                corrupt(footer_at, &format!("{name} block handle past the footer"))
+            })?;
+            let raw = bytes.get(start..end).unwrap_or_default();
+            let contents = verify_block(raw, kind)
+                .map_err(|w| corrupt(start, &format!("{name} block: {w}")))?;
+            Ok((start, start + contents.len()))
+        };
+        let index = block(footer.index, BlockKind::Index, "index")?;
+        let filter = block(footer.filter, BlockKind::Filter, "filter")?;
+        let props_range = block(footer.properties, BlockKind::Properties, "properties")?;
+        let slice = |r: (usize, usize)| bytes.get(r.0..r.1).unwrap_or_default();
+        let props = Properties::decode(slice(props_range))
+            .map_err(|w| corrupt(props_range.0, &format!("properties: {w}")))?;
+        Bloom::decode(slice(filter)).map_err(|w| corrupt(filter.0, &format!("filter: {w}")))?;
+        let summary = validate(slice(index), &[EntryKind::Handle])
+            .map_err(|w| corrupt(index.0, &format!("index block: {w}")))?;
+        if summary.restarts != summary.entries {
+            return Err(corrupt(
+                index.0,
+                "index block with an entry that is not a restart",
+            ));
+        }
+        if summary.entries as u64 != props.data_blocks {
+            return Err(corrupt(
+                index.0,
+                "index entries differ from the data block count",
+            ));
+        }
+        if summary.first.0 < props.smallest_key || summary.last.0 != props.largest_key {
+            return Err(corrupt(
+                index.0,
+                "index keys differ from the properties' key range",
+            ));
+        }
+        let data_end = usize::try_from(footer.filter.offset).unwrap_or(usize::MAX);
+        let words = summary.entries.div_ceil(64);
+        Ok(Table {
+            path: path.to_path_buf(),
+            bytes,
+            index,
+            filter,
+            data_end,
+            props,
+            verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn properties(&self) -> &Properties {
+        &self.props
+    }
+
+    pub(crate) fn file_size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn slice(&self, r: (usize, usize)) -> &[u8] {
+        self.bytes.get(r.0..r.1).unwrap_or_default()
+    }
+
+    fn index_contents(&self) -> &[u8] {
+        self.slice(self.index)
+    }
+
+    /// False only if the table certainly holds no version of `key`.
+    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
+        Bloom::decode(self.slice(self.filter)).map_or(true, |f| f.may_contain(key))
+    }
+
+    /// The data block an index entry names, checked at its first use.
+    /// `ordinal` is the index entry's position; `last` its version.
+    fn data_block(
+        &self,
+        handle: Handle,
+        ordinal: usize,
+        last: (&[u8], Ts),
+    ) -> Result<(usize, usize)> {
+        let corrupt = |offset: u64, what: &str| Error::corruption(&self.path, offset, what);
+        let (start, end) = handle
+            .span(self.data_end)
+            .ok_or_else(|| corrupt(handle.offset, "data block handle past the data"))?;
+        let contents_end = end - super::format::BLOCK_TRAILER_BYTES;
+        let (word, bit) = (ordinal / 64, 1u64 << (ordinal % 64));
+        let seen = self
+            .verified
+            .get(word)
+            .map_or(0, |w| w.load(Ordering::Relaxed));
+        if seen & bit == 0 {
+            let raw = self.bytes.get(start..end).unwrap_or_default();
+            let contents = verify_block(raw, BlockKind::Data)
+                .map_err(|w| corrupt(handle.offset, &format!("data block: {w}")))?;
+            let summary = validate(contents, &[EntryKind::Value, EntryKind::Tombstone])
+                .map_err(|w| corrupt(handle.offset, &format!("data block: {w}")))?;
+            if (summary.last.0.as_slice(), summary.last.1) != last {
+                return Err(corrupt(
+                    handle.offset,
+                    "data block ends elsewhere than its index entry says",
+                ));
+            }
+            if let Some(w) = self.verified.get(word) {
+                w.fetch_or(bit, Ordering::Relaxed);
+            }
+        }
+        Ok((start, contents_end))
+    }
+
+    /// The version of `key` visible at `read_ts`, if this table holds one.
+    pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Result<Option<Found>> {
+        if !self.may_contain(key) {
+            return Ok(None);
+        }
+        let mut it = TableIter::new_borrowed(self);
+        it.seek(key, read_ts);
+        it.status()?;
+        if !it.valid() || it.key() != key {
+            return Ok(None);
+        }
+        Ok(Some(match it.kind() {
+            Some(EntryKind::Value) => Found::Value(it.value().to_vec()),
+            _ => Found::Tombstone,
+        }))
+    }
+
+    /// A cursor over every version, not yet positioned.
+    pub(crate) fn iter(self: &Arc<Self>) -> TableIter<Arc<Table>> {
+        TableIter::new(Arc::clone(self))
+    }
+}
+
+/// A cursor over a table's versions, in version order, both directions.
+/// `T` is how it holds the table: `Arc<Table>` to outlive the caller's
+/// borrow, `&Table` for a lookup.
+#[derive(Debug)]
+pub(crate) struct TableIter<T: AsRef<Table>> {
+    table: T,
+    index: BlockCursor,
+    /// The index ordinal and contents range of the current data block.
+    block: Option<(usize, (usize, usize))>,
+    /// The index cursor's entry number (every index entry is a restart,
+    /// which `Table::open` checks, so seeks can count it).
+    ordinal: usize,
+    cur: BlockCursor,
+    err: Option<Error>,
+}
+
+impl AsRef<Table> for Table {
+    fn as_ref(&self) -> &Table {
+        self
+    }
+}
+
+impl<'a> TableIter<&'a Table> {
+    fn new_borrowed(table: &'a Table) -> Self {
+        TableIter::new(table)
+    }
+}
+
+impl<T: AsRef<Table>> TableIter<T> {
+    fn new(table: T) -> Self {
+        let index = BlockCursor::new(table.as_ref().index_contents());
+        TableIter {
+            table,
+            index,
+            block: None,
+            ordinal: 0,
+            cur: BlockCursor::default(),
+            err: None,
+        }
+    }
+
+    /// `Err` once the cursor stopped on damage (it is then not valid).
+    pub(crate) fn status(&self) -> Result<()> {
+        match &self.err {
+            None => Ok(()),
+            Some(Error::Corruption { file, offset, what }) => Err(Error::Corruption {
+                file: file.clone(),
+                offset: *offset,
+                what: what.clone(),
+            }),
+            Some(e) => Err(Error::corruption(
+                &self.table.as_ref().path,
+                0,
+                e.to_string(),
+            )),
+        }
+    }
+
+    pub(crate) fn valid(&self) -> bool {
+        self.err.is_none() && self.block.is_some() && self.cur.is_valid()
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        self.cur.key()
+    }
+
+    pub(crate) fn ts(&self) -> Ts {
+        self.cur.ts()
+    }
+
+    pub(crate) fn kind(&self) -> Option<EntryKind> {
+        self.cur.kind()
+    }
+
+    /// The current value (empty for a tombstone).
+    pub(crate) fn value(&self) -> &[u8] {
+        match self.block {
+            Some((_, r)) => self.cur.value(self.table.as_ref().slice(r)),
+            None => &[],
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.err = Some(e);
+        self.block = None;
+    }
+
+    fn index_damage(&mut self) {
+        let t = self.table.as_ref();
+        let e = Error::corruption(&t.path, t.index.0 as u64, "index block does not decode");
+        self.fail(e);
+    }
+
+    /// Loads the data block the index cursor is on; `false` if there is
+    /// none (before the first or past the last) or it is damaged.
+    fn load_block(&mut self) -> bool {
+        if self.index.is_corrupt() {
+            self.index_damage();
+            return false;
+        }
+        if !self.index.is_valid() {
+            self.block = None;
+            return false;
+        }
+        let t = self.table.as_ref();
+        let idx = t.index_contents();
+        let handle = Handle::decode(&mut Cursor::new(self.index.value(idx)));
+        let Some(handle) = handle else {
+            self.index_damage();
+            return false;
+        };
+        let ordinal = self.ordinal;
+        match t.data_block(handle, ordinal, (self.index.key(), self.index.ts())) {
+            Ok(range) => {
+                self.cur = BlockCursor::new(t.slice(range));
+                self.block = Some((ordinal, range));
+                true
+            }
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
+    fn check_cur(&mut self) {
+        if self.cur.is_corrupt() {
+            let t = self.table.as_ref();
+            let offset = self.block.map_or(0, |(_, r)| r.0 as u64);
+            let e = Error::corruption(&t.path, offset, "data block does not decode");
+            self.fail(e);
+        }
+    }
+
+    /// Moves the index cursor to the first entry `>= (key, ts)` and tracks
+    /// its ordinal.
+    fn index_seek(&mut self, key: &[u8], ts: Ts) {
+        let idx = self.table.as_ref().index_contents();
+        self.ordinal = self.index.seek_ordinal(idx, key, ts);
+    }
+
+    pub(crate) fn seek_to_first(&mut self) {
+        let idx = self.table.as_ref().index_contents();
+        self.index.seek_to_first(idx);
+        self.ordinal = 0;
+        if self.load_block() {
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
+            self.cur.seek_to_first(c);
+            self.check_cur();
+        }
+    }
+
+    pub(crate) fn seek_to_last(&mut self) {
+        let idx = self.table.as_ref().index_contents();
+        self.index.seek_to_last(idx);
+        self.ordinal = usize::try_from(self.table.as_ref().props.data_blocks)
+            .unwrap_or(1)
+            .saturating_sub(1);
+        if self.load_block() {
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
+            self.cur.seek_to_last(c);
+            self.check_cur();
+        }
+    }
+
+    /// Moves to the first version `>= (key, ts)`.
+    pub(crate) fn seek(&mut self, key: &[u8], ts: Ts) {
+        if self.err.is_some() {
+            return;
+        }
+        self.index_seek(key, ts);
+        if self.load_block() {
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
+            self.cur.seek(c, key, ts);
+            self.check_cur();
+        }
+    }
+
+    /// Moves to the last version `<= (key, ts)`.
+    pub(crate) fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
+        self.seek(key, ts);
+        if self.err.is_some() {
+            return;
+        }
+        if !self.valid() {
+            self.seek_to_last();
+        } else if cmp_version(self.key(), self.ts(), key, ts) == std::cmp::Ordering::Greater {
+            self.prev();
+        }
+    }
+
+    pub(crate) fn next(&mut self) {
+        if !self.valid() {
+            return;
+        }
+        let c = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
+        self.cur.next(c);
+        self.check_cur();
+        if self.err.is_none() && !self.cur.is_valid() {
+            let idx = self.table.as_ref().index_contents();
+            self.index.next(idx);
+            self.ordinal += 1;
+            if self.load_block() {
+                let c = self
+                    .table
+                    .as_ref()
+                    .slice(self.block.map_or((0, 0), |b| b.1));
+                self.cur.seek_to_first(c);
+                self.check_cur();
+            }
+        }
+    }
+
+    pub(crate) fn prev(&mut self) {
+        if !self.valid() {
+            return;
+        }
+        let c = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
+        self.cur.prev(c);
+        self.check_cur();
+        if self.err.is_none() && !self.cur.is_valid() {
+            let idx = self.table.as_ref().index_contents();
+            self.index.prev(idx);
+            self.ordinal = self.ordinal.wrapping_sub(1);
+            if self.load_block() {
+                let c = self
+                    .table
+                    .as_ref()
+                    .slice(self.block.map_or((0, 0), |b| b.1));
+                self.cur.seek_to_last(c);
+                self.check_cur();
+            }
+        }
+    }
+}

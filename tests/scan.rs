@@ -1,0 +1,222 @@
+//! Scans through the public API: `..` without annotations, prefixes, both
+//! directions (and both at once), own writes overlaid, empty and inverted
+//! ranges, and the end bound that stops a scan before the tombstones
+//! behind it. A model (`BTreeMap`) is the oracle for the random cases.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use common::{collect, kv, mem_db};
+use proptest::prelude::*;
+use strata::{Db, Durability};
+
+fn fill(db: &Db, rows: &[(&str, &str)]) {
+    let mut t = db.begin();
+    for (k, v) in rows {
+        t.put(k.as_bytes(), v.as_bytes()).unwrap();
+    }
+    t.commit().unwrap();
+}
+
+#[test]
+fn a_full_scan_needs_no_type_annotation_and_the_old_spelling_still_compiles() {
+    let (_vfs, db) = mem_db(Durability::Sync);
+    fill(&db, &[("a", "1"), ("b", "2")]);
+    let r = db.begin_read();
+    let all = collect(r.scan(..).unwrap());
+    assert_eq!(all, vec![kv("a", "1"), kv("b", "2")]);
+    assert_eq!(collect(r.scan::<&[u8], _>(..).unwrap()), all);
+    let t = db.begin();
+    assert_eq!(collect(t.scan(..).unwrap()), all);
+}
+
+#[test]
+fn scans_run_backwards_and_from_both_ends_without_repeating_a_row() {
+    let (_vfs, db) = mem_db(Durability::Sync);
+    fill(
+        &db,
+        &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")],
+    );
+    let r = db.begin_read();
+    let back: Vec<_> = r.scan(..).unwrap().rev().map(Result::unwrap).collect();
+    assert_eq!(
+        back,
+        vec![
+            kv("e", "5"),
+            kv("d", "4"),
+            kv("c", "3"),
+            kv("b", "2"),
+            kv("a", "1")
+        ]
+    );
+    let mut s = r.scan(b"b".as_slice()..=b"d".as_slice()).unwrap();
+    assert_eq!(s.next().unwrap().unwrap(), kv("b", "2"));
+    assert_eq!(s.next_back().unwrap().unwrap(), kv("d", "4"));
+    assert_eq!(s.next_back().unwrap().unwrap(), kv("c", "3"));
+    assert!(s.next().is_none(), "the ends met");
+    assert!(s.next_back().is_none());
+}
+
+#[test]
+fn a_prefix_scan_yields_exactly_the_keys_with_the_prefix_in_both_directions() {
+    let (_vfs, db) = mem_db(Durability::Sync);
+    fill(
+        &db,
+        &[
+            ("ab", "1"),
+            ("ab\u{7f}", "2"),
+            ("abc", "3"),
+            ("ac", "4"),
+            ("a", "5"),
+        ],
+    );
+    let mut t = db.begin();
+    t.put(b"ab\xff", b"6").unwrap();
+    t.put(b"ab\xff\xff", b"7").unwrap();
+    t.delete(b"abc").unwrap();
+    let got = collect(t.scan_prefix(b"ab").unwrap());
+    let keys: Vec<Vec<u8>> = got.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            b"ab".to_vec(),
+            b"ab\x7f".to_vec(),
+            b"ab\xff".to_vec(),
+            b"ab\xff\xff".to_vec()
+        ]
+    );
+    let back: Vec<_> = t
+        .scan_prefix(b"ab")
+        .unwrap()
+        .rev()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(back, got.into_iter().rev().collect::<Vec<_>>());
+    assert_eq!(db.begin_read().scan_prefix(b"zz").unwrap().count(), 0);
+}
+
+#[test]
+fn empty_and_inverted_ranges_yield_nothing_and_never_panic() {
+    let (_vfs, db) = mem_db(Durability::Sync);
+    fill(&db, &[("a", "1"), ("m", "2"), ("z", "3")]);
+    let mut t = db.begin();
+    t.put(b"n", b"own").unwrap();
+    let ranges: Vec<KeyRange<'_>> = vec![
+        (Bound::Included(b"z"), Bound::Included(b"a")),
+        (Bound::Excluded(b"m"), Bound::Excluded(b"m")),
+        (Bound::Included(b"m"), Bound::Excluded(b"m")),
+        (Bound::Excluded(b"m"), Bound::Included(b"m")),
+    ];
+    for r in ranges {
+        assert_eq!(t.scan(r).unwrap().count(), 0, "{r:?}");
+        assert_eq!(t.scan(r).unwrap().rev().count(), 0, "{r:?}");
+        assert_eq!(db.begin_read().scan(r).unwrap().count(), 0, "{r:?}");
+    }
+}
+
+#[test]
+fn scans_around_many_tombstones_yield_exactly_the_live_rows() {
+    // 50,000 deleted keys right after the range. The scan's end bound is
+    // passed down, so the one-row scan stops at the first tombstone's key
+    // (that it takes no steps past it is counted by the unit test
+    // `iter::tests::a_scan_stops_at_its_end_bound_without_walking_the_tombstones_beyond`);
+    // here, the rows are exact in both directions.
+    let (_vfs, db) = mem_db(Durability::Buffered);
+    fill(&db, &[("a", "1")]);
+    let mut t = db.begin();
+    for i in 0..50_000u32 {
+        t.put(format!("b{i:06}").as_bytes(), b"x").unwrap();
+    }
+    t.commit().unwrap();
+    let mut t = db.begin();
+    for i in 0..50_000u32 {
+        t.delete(format!("b{i:06}").as_bytes()).unwrap();
+    }
+    t.commit().unwrap();
+    let r = db.begin_read();
+    assert_eq!(
+        collect(r.scan(..b"b".as_slice()).unwrap()),
+        vec![kv("a", "1")]
+    );
+    assert_eq!(collect(r.scan(..).unwrap()), vec![kv("a", "1")]);
+    assert_eq!(r.scan(..).unwrap().rev().count(), 1);
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// Writes `k` (a put of `v`, or a delete) in `t` and in the model.
+fn write(t: &mut strata::Txn<'_>, model: &mut Model, k: &[u8], v: Option<&Vec<u8>>) {
+    if let Some(v) = v {
+        t.put(k, v).unwrap();
+        model.insert(k.to_vec(), v.clone());
+    } else {
+        t.delete(k).unwrap();
+        model.remove(k);
+    }
+}
+
+fn key() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c']), 0..4)
+}
+
+fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    prop_oneof![
+        Just(Bound::Unbounded),
+        key().prop_map(Bound::Included),
+        key().prop_map(Bound::Excluded),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn scans_from_either_end_match_the_model(
+        committed in prop::collection::vec((key(), prop::option::weighted(0.7, key())), 0..40),
+        own in prop::collection::vec((key(), prop::option::weighted(0.7, key())), 0..10),
+        start in bound(),
+        end in bound(),
+        ends in prop::collection::vec(any::<bool>(), 0..60),
+    ) {
+        let (_vfs, db) = mem_db(Durability::Buffered);
+        let mut model = Model::new();
+        for chunk in committed.chunks(7) {
+            let mut t = db.begin();
+            for (k, v) in chunk {
+                write(&mut t, &mut model, k, v.as_ref());
+            }
+            t.commit().unwrap();
+        }
+        let mut t = db.begin();
+        for (k, v) in &own {
+            write(&mut t, &mut model, k, v.as_ref());
+        }
+        let range = (start.clone(), end.clone());
+        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
+        // Interleaved ends: fronts ascending, backs descending, together
+        // every row exactly once.
+        let mut s = t.scan(range).unwrap();
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        for from_front in ends {
+            let row = if from_front { s.next() } else { s.next_back() };
+            match row {
+                Some(r) => if from_front { front.push(r.unwrap()) } else { back.push(r.unwrap()) },
+                None => break,
+            }
+        }
+        front.extend(s.by_ref().map(Result::unwrap));
+        back.reverse();
+        front.extend(back);
+        prop_assert_eq!(front, expect);
+    }
+}
