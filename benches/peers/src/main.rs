@@ -7,6 +7,7 @@
 //! cargo run --release --manifest-path benches/peers/Cargo.toml -- suite --n 100000 --secs 2
 //! ```
 
+mod cgroup;
 mod child;
 mod engines;
 mod keys;
@@ -80,6 +81,11 @@ struct SuiteArgs {
     /// Client threads of the YCSB workloads.
     #[arg(long, default_value_t = 2)]
     ycsb_threads: usize,
+    /// Run each engine in a memory cgroup of this many MiB, page cache
+    /// included (root only), so that a data set larger than memory is one:
+    /// an engine that needs more is killed, and reported so.
+    #[arg(long)]
+    memory_limit_mb: Option<u64>,
 }
 
 /// Options of the hidden `child` subcommand.
@@ -137,6 +143,7 @@ fn plan(args: SuiteArgs) -> Result<suite::Plan> {
         r2w2_threads: args.r2w2_threads,
         contention_threads: args.contention_threads,
         ycsb_threads: args.ycsb_threads,
+        memory_limit_bytes: args.memory_limit_mb.map(|mb| mb << 20),
     };
     let dir = args.dir.unwrap_or_else(std::env::temp_dir);
     Ok(suite::Plan {

@@ -22,6 +22,10 @@ pub struct Settings {
     pub contention_threads: Vec<usize>,
     /// Client threads of the YCSB workloads.
     pub ycsb_threads: usize,
+    /// Memory limit of each engine's process, page cache included
+    /// (`--memory-limit-mb`; none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_bytes: Option<u64>,
 }
 
 impl Settings {

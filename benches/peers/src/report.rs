@@ -266,6 +266,13 @@ pub fn markdown(report: &SuiteReport) -> String {
         s.cache_bytes >> 20,
         s.ycsb_threads
     );
+    if let Some(limit) = s.memory_limit_bytes {
+        let _ = writeln!(
+            out,
+            "- memory limit: {} MiB per engine process, page cache included (a memory cgroup)",
+            limit >> 20
+        );
+    }
     let versions: Vec<String> = report
         .versions
         .iter()

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
+use crate::cgroup::MemoryCage;
 use crate::model::{ChildReport, Settings};
 use crate::report::{self, SuiteReport};
 use crate::sysinfo::Machine;
@@ -47,6 +48,9 @@ pub fn run(plan: &Plan) -> Result<()> {
         .prefix("strata-peers-")
         .tempdir_in(&plan.dir)
         .with_context(|| format!("temporary directory in {}", plan.dir.display()))?;
+    // The checkout as the run starts (a commit made while it runs must not
+    // be named as the code measured).
+    let git_commit = git_commit();
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -62,7 +66,7 @@ pub fn run(plan: &Plan) -> Result<()> {
     let report = SuiteReport {
         command: command_line(),
         started_unix,
-        git_commit: git_commit(),
+        git_commit,
         machine: Machine::probe(base.path()),
         settings: plan.settings.clone(),
         versions: versions(),
@@ -132,7 +136,14 @@ fn spawn_child(engine: &str, dir: &Path, settings: &Settings) -> ChildReport {
     let result = (|| -> Result<ChildReport> {
         std::fs::create_dir_all(dir)?;
         let exe = std::env::current_exe().context("current_exe")?;
-        let output = Command::new(exe)
+        let cage = match settings.memory_limit_bytes {
+            Some(bytes) if engine != "limits" => {
+                let name = format!("strata-peers-{}-{engine}", std::process::id());
+                Some(MemoryCage::new(&name, bytes)?)
+            }
+            _ => None,
+        };
+        let child = Command::new(exe)
             .arg("child")
             .args([
                 "--engine",
@@ -143,11 +154,26 @@ fn spawn_child(engine: &str, dir: &Path, settings: &Settings) -> ChildReport {
             .arg("--dir")
             .arg(dir)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .output()
+            .spawn()
             .context("spawn child")?;
+        if let Some(cage) = &cage {
+            // Before the child loads anything (it parses its settings first).
+            cage.add(child.id())?;
+        }
+        let output = child.wait_with_output().context("wait for child")?;
         if !output.status.success() {
-            bail!("child exited with {}", output.status);
+            let peak = cage.as_ref().and_then(MemoryCage::peak_bytes);
+            match (settings.memory_limit_bytes, peak) {
+                (Some(limit), Some(peak)) if peak / 20 >= limit / 21 => bail!(
+                    "child exited with {}: out of memory under the {} MiB limit (peak {} MiB)",
+                    output.status,
+                    limit >> 20,
+                    peak >> 20
+                ),
+                _ => bail!("child exited with {}", output.status),
+            }
         }
         serde_json::from_slice(&output.stdout).context("child's JSON report")
     })();
