@@ -2,6 +2,7 @@
 //! [`Lsn`] (a WAL log sequence number). They never mix silently.
 
 use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Number of low bits of a [`Ts`] that hold the hybrid logical clock's counter.
 pub const TS_LOGICAL_BITS: u32 = 16;
@@ -26,6 +27,28 @@ impl Ts {
     #[must_use]
     pub const fn from_unix_millis(ms: u64) -> Ts {
         Ts(ms << TS_LOGICAL_BITS)
+    }
+
+    /// The first timestamp of the millisecond `time` falls in, for reading
+    /// "as of" a time of day: every commit made before `time` (to the
+    /// millisecond) has a smaller or equal timestamp. Times before the Unix
+    /// epoch give [`Ts::ZERO`]; times beyond the clock's range (year 10889)
+    /// give [`Ts::MAX`].
+    #[must_use]
+    pub fn from_time(time: SystemTime) -> Ts {
+        let ms = time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if ms > (u64::MAX >> TS_LOGICAL_BITS) {
+            return Ts::MAX;
+        }
+        Ts::from_unix_millis(ms)
+    }
+
+    /// The wall-clock time (to the millisecond) this timestamp names.
+    #[must_use]
+    pub fn time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.unix_millis())
     }
 
     /// The wall-clock millisecond (since the Unix epoch) this timestamp names.
@@ -119,5 +142,25 @@ mod tests {
         assert_eq!(ts.logical(), 7);
         assert_eq!(u64::from(Ts::from(42_u64)), 42);
         assert!(Ts::from_unix_millis(2) > Ts::from_unix_millis(1).next());
+    }
+
+    #[test]
+    fn ts_converts_to_and_from_a_time_of_day() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_583_200_123) + Duration::from_micros(456);
+        let ts = Ts::from_time(t);
+        assert_eq!(ts, Ts::from_unix_millis(1_764_583_200_123));
+        assert_eq!(
+            ts.time(),
+            UNIX_EPOCH + Duration::from_millis(1_764_583_200_123)
+        );
+        // Any timestamp within the millisecond names the same time.
+        assert_eq!(Ts::from(ts.get() + 9).time(), ts.time());
+        assert!(Ts::from_time(t + Duration::from_millis(1)) > Ts::from(ts.get() + 9));
+        assert_eq!(Ts::from_time(UNIX_EPOCH - Duration::from_secs(1)), Ts::ZERO);
+        assert_eq!(
+            Ts::from_time(UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+            Ts::MAX
+        );
+        assert!(Ts::MAX.time() > SystemTime::now());
     }
 }
