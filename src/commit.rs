@@ -25,13 +25,15 @@ use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, WriteKeys};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::types::Ts;
+use crate::view::Views;
 use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
 
-/// What readers and the commit path share: time, visibility and the versions.
+/// What readers and the commit path share: time, visibility and the views
+/// of the versions.
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(crate) oracle: Oracle,
-    pub(crate) memtable: Memtable,
+    pub(crate) views: Views,
 }
 
 /// The write set of a committing transaction: sorted, one entry per key.
@@ -80,8 +82,12 @@ pub(crate) struct Applier(pub(crate) Arc<Core>);
 impl Apply<CommitJob> for Applier {
     fn apply(&self, jobs: Vec<CommitJob>, durable: bool) {
         if durable {
+            // The apply stage is the only writer of the active memtable, and
+            // a view's memtable is replaced only between batches (flush
+            // freezes it here), so one view serves the whole batch.
+            let view = self.0.views.current();
             for job in &jobs {
-                apply_commit(&self.0.memtable, job.ts, job.writes.ops());
+                apply_commit(&view.mem, job.ts, job.writes.ops());
             }
         }
         // Published together: the watermark lock is taken once per batch.
@@ -159,7 +165,8 @@ impl Engine {
         let mut frame = frame.finish();
         let set = Arc::new(WriteSet::new(entries));
         let keys: Arc<dyn WriteKeys> = set.clone();
-        let newest = |key: &[u8]| self.core.memtable.newest_ts(key);
+        let view = self.core.views.current();
+        let newest = |key: &[u8]| view.newest_in_memory(key);
         let (ts, lsn) = self
             .core
             .oracle

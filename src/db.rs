@@ -21,6 +21,7 @@ use crate::syncer::Syncer;
 use crate::txn::{ReadTxn, Txn};
 use crate::types::Ts;
 use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
+use crate::view::{View, Views};
 use crate::wal::{self, GroupCommit, SegmentSize, Writer};
 
 /// How often `Db::update` used to run a conflicting transaction before it
@@ -239,6 +240,7 @@ impl Db {
         let inner = &self.inner;
         let engine = &inner.engine;
         let c = engine.wal.counters();
+        let (memtable_bytes, memtable_versions) = engine.core.views.current().memtable_usage();
         Stats {
             commits: engine.commits.load(Ordering::Relaxed),
             conflicts: engine.core.oracle.conflicts(),
@@ -252,8 +254,8 @@ impl Db {
             } else {
                 c.synced_commits as f64 / c.syncs as f64
             },
-            memtable_bytes: engine.core.memtable.approximate_bytes(),
-            memtable_versions: engine.core.memtable.len() as u64,
+            memtable_bytes,
+            memtable_versions,
             recovered_records: inner.recovered_records,
             recovered_truncated_bytes: inner.recovered_truncated_bytes,
             read_ts: engine.core.oracle.read_ts(),
@@ -341,7 +343,7 @@ fn engine(
     let chain = recovered.chain;
     let core = Arc::new(Core {
         oracle: Oracle::new(chain.last_ts, system_millis),
-        memtable,
+        views: Views::new(View::of_memtable(memtable)),
     });
     let wal = GroupCommit::new(
         writer,

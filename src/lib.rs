@@ -58,9 +58,6 @@ mod codec;
 mod commit;
 mod db;
 mod error;
-// The merged read path over memtables and tables (issue 16); the engine
-// switches to it once views exist.
-#[allow(dead_code)]
 mod iter;
 mod memtable;
 mod mvcc;
@@ -75,6 +72,7 @@ mod syncer;
 mod txn;
 mod types;
 pub mod vfs;
+mod view;
 mod wal;
 
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};

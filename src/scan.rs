@@ -13,9 +13,9 @@ use std::iter::Peekable;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
 use crate::error::Result;
-use crate::iter::{Direction, MergeIter, Row, Source, VisibleIter};
-use crate::memtable::{MemCursor, Memtable};
+use crate::iter::{Direction, MergeIter, Row, VisibleIter};
 use crate::types::Ts;
+use crate::view::View;
 
 /// A key range `scan` accepts: every standard range of keys (`a..b`, `a..`,
 /// `..=b`, `(Bound, Bound)`, ...) and `..` for everything, which needs no
@@ -90,7 +90,7 @@ fn is_empty(start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
 /// Where a scan reads its snapshot from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ScanSource<'a> {
-    pub(crate) memtable: &'a Memtable,
+    pub(crate) view: &'a View,
     pub(crate) read_ts: Ts,
 }
 
@@ -180,10 +180,8 @@ impl<'a> Scan<'a> {
     }
 
     fn storage(&self, direction: Direction) -> Storage<'a> {
-        let children: Vec<Box<dyn Source + 'a>> =
-            vec![Box::new(MemCursor::new(self.source.memtable))];
         VisibleIter::new(
-            MergeIter::new(children),
+            MergeIter::new(self.source.view.sources()),
             self.source.read_ts,
             self.start.clone(),
             self.end.clone(),

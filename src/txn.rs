@@ -11,31 +11,39 @@ use std::collections::BTreeMap;
 use crate::commit::Engine;
 use crate::error::{Error, Result};
 use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
+use crate::sync::Arc;
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
+use crate::view::View;
 use crate::wal::format::op_encoded_len;
 
-/// A registered snapshot; releases itself when dropped.
+/// A registered snapshot and the view it reads; releases itself when
+/// dropped.
 #[derive(Debug)]
 struct Snapshot<'db> {
     db: &'db Engine,
     read_ts: Ts,
+    /// Taken after the read ts registered, so it holds every commit the
+    /// snapshot sees (`view` invariant 3).
+    view: Arc<View>,
 }
 
 impl<'db> Snapshot<'db> {
     fn new(db: &'db Engine) -> Self {
+        let read_ts = db.core.oracle.begin_snapshot();
         Snapshot {
             db,
-            read_ts: db.core.oracle.begin_snapshot(),
+            read_ts,
+            view: db.core.views.current(),
         }
     }
 
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.db.core.memtable.get(key, self.read_ts).flatten()
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.view.get(key, self.read_ts)
     }
 
-    fn source(&self) -> ScanSource<'db> {
+    fn source(&self) -> ScanSource<'_> {
         ScanSource {
-            memtable: &self.db.core.memtable,
+            view: &self.view,
             read_ts: self.read_ts,
         }
     }
@@ -88,7 +96,7 @@ impl<'db> ReadTxn<'db> {
 
     /// The value of `key` in the snapshot.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.snap.get(key))
+        self.snap.get(key)
     }
 
     /// Rows of the snapshot whose keys fall in `range`, ascending (or
@@ -139,7 +147,7 @@ impl<'db> Txn<'db> {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(key) {
             Some(own) => Ok(own.clone()),
-            None => Ok(self.snap.get(key)),
+            None => self.snap.get(key),
         }
     }
 

@@ -174,7 +174,7 @@ impl Table {
         if !self.may_contain(key) {
             return Ok(None);
         }
-        let mut it = TableIter::new_borrowed(self);
+        let mut it = TableIter::borrowed(self);
         it.seek(key, read_ts);
         it.status()?;
         if !it.valid() || it.key() != key {
@@ -215,7 +215,8 @@ impl AsRef<Table> for Table {
 }
 
 impl<'a> TableIter<&'a Table> {
-    fn new_borrowed(table: &'a Table) -> Self {
+    /// A cursor that borrows the table (a view holds it alive).
+    pub(crate) fn borrowed(table: &'a Table) -> Self {
         TableIter::new(table)
     }
 }

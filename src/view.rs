@@ -1,0 +1,139 @@
+//! Views (LevelDB's and RocksDB's "super-version"): the memtables and
+//! tables that together hold every version, as one immutable value a
+//! snapshot pins for its whole life.
+//!
+//! Invariants:
+//! 1. **Newer sources hold newer versions.** For any key, every version in
+//!    a source listed earlier (`mem`, then `imm` newest first, then the
+//!    tables of level 0 newest first, then the deeper levels) has a larger
+//!    commit ts than every version of that key in a source listed later.
+//!    Commits are applied in ts order into the active memtable, a memtable
+//!    is frozen whole and flushed whole, and compaction merges neighbours.
+//!    So a point read stops at the first source that has a version at or
+//!    below its read ts.
+//! 2. **A view never changes.** Flush and compaction install a new view;
+//!    a snapshot keeps the one it took, so it keeps reading exactly its
+//!    snapshot, and a table stays mapped while any view lists it
+//!    (`docs/unsafe.md`).
+//! 3. **A view taken after a snapshot registered holds every commit the
+//!    snapshot can see.** Versions only move (memtable -> table, tables ->
+//!    compacted table) through one `install` that publishes the new place
+//!    and drops the old one together, and nothing at or above the GC
+//!    watermark (which the snapshot holds at or below its read ts) is ever
+//!    dropped.
+//!
+//! Today a view is one active memtable; flush (issue 16) adds frozen
+//! memtables and tables.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::iter::Source;
+use crate::memtable::{MemCursor, Memtable};
+use crate::sst::{Found, Table};
+use crate::sync::RwLock;
+use crate::types::Ts;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct View {
+    /// The memtable commits are applied to.
+    pub(crate) mem: Arc<Memtable>,
+    /// Frozen memtables waiting for their flush, newest first.
+    pub(crate) imm: Vec<Arc<Memtable>>,
+    /// Tables per level: level 0 newest first (key ranges may overlap);
+    /// deeper levels sorted by key, with disjoint ranges.
+    pub(crate) levels: Vec<Vec<Arc<Table>>>,
+}
+
+impl View {
+    /// A view of one (recovered or empty) memtable.
+    pub(crate) fn of_memtable(mem: Memtable) -> View {
+        View {
+            mem: Arc::new(mem),
+            imm: Vec::new(),
+            levels: Vec::new(),
+        }
+    }
+
+    /// The memtables, newest first.
+    fn memtables(&self) -> impl Iterator<Item = &Memtable> {
+        std::iter::once(self.mem.as_ref()).chain(self.imm.iter().map(AsRef::as_ref))
+    }
+
+    /// The value of `key` at `read_ts` (`None`: absent or deleted).
+    pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Result<Option<Vec<u8>>> {
+        for mem in self.memtables() {
+            if let Some(found) = mem.get(key, read_ts) {
+                return Ok(found);
+            }
+        }
+        for (level, tables) in self.levels.iter().enumerate() {
+            let candidates: Box<dyn Iterator<Item = &Arc<Table>>> = if level == 0 {
+                Box::new(tables.iter())
+            } else {
+                Box::new(covering(tables, key).into_iter())
+            };
+            for t in candidates {
+                match t.get(key, read_ts)? {
+                    Some(Found::Value(v)) => return Ok(Some(v)),
+                    Some(Found::Tombstone) => return Ok(None),
+                    None => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The commit ts of the newest version of `key` held in memory (the
+    /// conflict check's lookup).
+    pub(crate) fn newest_in_memory(&self, key: &[u8]) -> Option<Ts> {
+        self.memtables().find_map(|m| m.newest_ts(key))
+    }
+
+    /// One cursor per source, newest first, for a merging iterator.
+    pub(crate) fn sources(&self) -> Vec<Box<dyn Source + '_>> {
+        let mut out: Vec<Box<dyn Source + '_>> = Vec::new();
+        for mem in self.memtables() {
+            out.push(Box::new(MemCursor::new(mem)));
+        }
+        for t in self.levels.iter().flatten() {
+            out.push(Box::new(crate::sst::TableIter::borrowed(t)));
+        }
+        out
+    }
+
+    /// Bytes and versions held by the memtables.
+    pub(crate) fn memtable_usage(&self) -> (u64, u64) {
+        self.memtables().fold((0, 0), |(b, v), m| {
+            (b + m.approximate_bytes(), v + m.len() as u64)
+        })
+    }
+}
+
+/// The table of a sorted, disjoint level whose key range holds `key`.
+fn covering<'a>(tables: &'a [Arc<Table>], key: &[u8]) -> Option<&'a Arc<Table>> {
+    let i = tables.partition_point(|t| t.properties().largest_key.as_slice() < key);
+    tables
+        .get(i)
+        .filter(|t| t.properties().smallest_key.as_slice() <= key)
+}
+
+/// The current view, replaced whole by flush and compaction.
+#[derive(Debug)]
+pub(crate) struct Views {
+    current: RwLock<Arc<View>>,
+}
+
+impl Views {
+    pub(crate) fn new(view: View) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(view)),
+        }
+    }
+
+    /// The view to read (a snapshot takes it after registering its read ts).
+    pub(crate) fn current(&self) -> Arc<View> {
+        Arc::clone(&self.current.read())
+    }
+}
