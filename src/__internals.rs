@@ -186,7 +186,8 @@ impl WalBench {
         let lsn = {
             let mut clock = self.clock.lock();
             *clock += 1;
-            self.gc.enqueue(&mut frame, crate::Ts::from(*clock), ())?
+            self.gc
+                .enqueue(&mut frame, crate::Ts::from(*clock), |_| ())?
         };
         self.gc.wait(lsn, false)
     }

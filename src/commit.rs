@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, WriteKeys};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::types::Ts;
+use crate::types::{Lsn, Ts};
 use crate::view::Views;
 use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
 
@@ -71,6 +71,9 @@ impl WriteKeys for WriteSet {
 #[derive(Debug)]
 pub(crate) struct CommitJob {
     pub(crate) ts: Ts,
+    /// Its WAL record's position, so a memtable knows exactly which
+    /// records it holds (what a flush covers).
+    pub(crate) lsn: Lsn,
     pub(crate) writes: Arc<WriteSet>,
 }
 
@@ -87,7 +90,7 @@ impl Apply<CommitJob> for Applier {
             // freezes it here), so one view serves the whole batch.
             let view = self.0.views.current();
             for job in &jobs {
-                apply_commit(&view.mem, job.ts, job.writes.ops());
+                apply_commit(&view.mem, job.ts, job.lsn, job.writes.ops());
             }
         }
         // Published together: the watermark lock is taken once per batch.
@@ -104,11 +107,13 @@ pub(crate) type Wal = GroupCommit<Writer, CommitJob, Applier>;
 pub(crate) fn apply_commit<'a>(
     memtable: &Memtable,
     commit_ts: Ts,
+    lsn: Lsn,
     ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
 ) {
     for (key, value) in ops {
         memtable.insert(key, commit_ts, value);
     }
+    memtable.applied_through(lsn);
 }
 
 /// An open database as transactions see it.
@@ -171,11 +176,11 @@ impl Engine {
             .core
             .oracle
             .commit(read_ts, &keys, &newest, |ts| {
-                let job = CommitJob {
+                self.wal.enqueue(&mut frame, ts, |lsn| CommitJob {
                     ts,
+                    lsn,
                     writes: set.clone(),
-                };
-                self.wal.enqueue(&mut frame, ts, job)
+                })
             })
             // The conflict check runs before the enqueue that would refuse a
             // poisoned database; retrying could never succeed there, so a

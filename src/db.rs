@@ -324,6 +324,7 @@ fn recover(
         apply_commit(
             memtable,
             rec.header.commit_ts,
+            rec.header.lsn,
             rec.ops().map(|op| (op.key, op.value)),
         );
         Ok(())

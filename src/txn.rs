@@ -7,11 +7,11 @@
 //! `commit::Engine::commit` (the commit path, `commit.rs`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::commit::Engine;
 use crate::error::{Error, Result};
 use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
-use crate::sync::Arc;
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::view::View;
 use crate::wal::format::op_encoded_len;

@@ -137,3 +137,41 @@ impl Views {
         Arc::clone(&self.current.read())
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::types::Lsn;
+    use crate::vfs::MemVfs;
+    use crate::{Db, Options};
+
+    fn commit(db: &Db, key: &[u8]) {
+        let mut t = db.begin();
+        t.put(key, b"v").unwrap();
+        t.commit().unwrap();
+    }
+
+    #[test]
+    fn the_memtable_knows_the_last_wal_record_it_holds_across_reopens() {
+        let vfs = Arc::new(MemVfs::new());
+        let open = || Db::open_with_vfs("/db", Options::default(), vfs.clone()).unwrap();
+        let last = |db: &Db| db.inner.engine.core.views.current().mem.last_lsn();
+        let db = open();
+        assert_eq!(last(&db), Lsn(0));
+        for k in [b"a", b"b", b"c"] {
+            commit(&db, k);
+        }
+        assert_eq!(last(&db), Lsn(3));
+        // A read-only transaction and an empty commit write no record.
+        db.begin().commit().unwrap();
+        assert_eq!(last(&db), Lsn(3));
+        db.close().unwrap();
+        let db = open();
+        assert_eq!(last(&db), Lsn(3), "recovery notes each replayed record");
+        commit(&db, b"d");
+        assert_eq!(last(&db), Lsn(4));
+        db.close().unwrap();
+    }
+}

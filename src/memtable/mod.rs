@@ -9,6 +9,11 @@
 //!    because commit timestamps are.
 //! 3. `approximate_bytes` counts key + value + per-entry overhead of every
 //!    insert, for the flush trigger and the memory budget.
+//! 4. `last_lsn` is the WAL record of the last commit inserted whole: the
+//!    commit path and recovery apply commits in lsn order, one at a time
+//!    per memtable, and note it after the commit's last insert, so a frozen
+//!    memtable holds exactly the records after its predecessor's `last_lsn`
+//!    up to its own (what its flush covers).
 //!
 //! Concurrency: lock-free; any number of inserters and readers. Visibility
 //! of a whole commit is not this module's business: readers only ask for
@@ -26,7 +31,7 @@ use crossbeam_skiplist::SkipMap;
 use crossbeam_skiplist::map::Entry;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::types::Ts;
+use crate::types::{Lsn, Ts};
 
 /// Bytes charged per entry beyond key and value (skiplist node, tower, boxes).
 pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 80;
@@ -146,6 +151,9 @@ type Stored = Option<Box<[u8]>>;
 pub(crate) struct Memtable {
     map: SkipMap<VersionKey, Stored>,
     bytes: AtomicU64,
+    /// The highest WAL lsn whose commit has been inserted whole (commits are
+    /// applied in lsn order, so every record up to it is in).
+    last_lsn: AtomicU64,
 }
 
 impl Memtable {
@@ -186,6 +194,17 @@ impl Memtable {
     pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
         let entry = self.seek(key, Ts::MAX)?;
         (entry.key().user_key() == key).then_some(entry.key().ts)
+    }
+
+    /// Notes that the commit of WAL record `lsn` is inserted whole.
+    pub(crate) fn applied_through(&self, lsn: Lsn) {
+        self.last_lsn.fetch_max(lsn.0, Ordering::Release);
+    }
+
+    /// The highest WAL lsn whose commit this memtable holds (0: none).
+    #[allow(dead_code, reason = "flush records it as the flushed lsn (issue 16)")]
+    pub(crate) fn last_lsn(&self) -> Lsn {
+        Lsn(self.last_lsn.load(Ordering::Acquire))
     }
 
     /// Bytes inserted so far (keys, values and per-entry overhead).

@@ -126,7 +126,7 @@ fn commit(gc: &Queue, order: &Order, applied: &Recorder) -> Result<Lsn, Error> {
         // The clock counts successful enqueues.
         let mut clock = order.lock();
         let ts = *clock + 1;
-        let lsn = gc.enqueue(&mut frame, Ts::from(ts), ts)?;
+        let lsn = gc.enqueue(&mut frame, Ts::from(ts), |_| ts)?;
         *clock = ts;
         (lsn, ts)
     };
@@ -375,7 +375,8 @@ fn enqueue(gc: &Queue, order: &Order) -> Lsn {
     let mut frame = frame.finish();
     let mut clock = order.lock();
     *clock += 1;
-    gc.enqueue(&mut frame, Ts::from(*clock), *clock).unwrap()
+    let ts = *clock;
+    gc.enqueue(&mut frame, Ts::from(ts), |_| ts).unwrap()
 }
 
 /// Buffered queue whose syncs fail: two commits (enqueued first, so that

@@ -261,7 +261,12 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// # Preconditions
     /// Requires the commit-order lock held, and `commit_ts` above every
     /// earlier enqueued commit's.
-    pub(crate) fn enqueue(&self, frame: &mut UnsealedCommit, commit_ts: Ts, job: J) -> Result<Lsn> {
+    pub(crate) fn enqueue(
+        &self,
+        frame: &mut UnsealedCommit,
+        commit_ts: Ts,
+        job: impl FnOnce(Lsn) -> J,
+    ) -> Result<Lsn> {
         let mut st = self.state.lock();
         if st.failure.is_some() {
             return Err(Error::Poisoned);
@@ -283,7 +288,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
         let st = &mut *st;
         st.last_crc = seal_commit(frame, &header, &mut st.pending);
         st.last_lsn = lsn;
-        st.pending_jobs.push(job);
+        st.pending_jobs.push(job(lsn));
         self.enqueues.fetch_add(1, Ordering::Relaxed);
         if st.gathering
             && st.pending_jobs.len() + st.inflight_commits
