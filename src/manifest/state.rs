@@ -279,6 +279,13 @@ mod tests {
         }
     }
 
+    fn remove(tables: &[(u8, u64)]) -> Edit {
+        Edit {
+            removed: tables.to_vec(),
+            ..Edit::default()
+        }
+    }
+
     #[test]
     fn tables_are_kept_in_level_order() {
         let s = state_with(&[
@@ -344,20 +351,8 @@ mod tests {
             ),
             (add(7, table(4, b"a", b"b")), "level 7"),
             (add(0, table(0, b"a", b"b")), "number 0"),
-            (
-                Edit {
-                    removed: vec![(0, 3)],
-                    ..Edit::default()
-                },
-                "removes table 3 from level 0",
-            ),
-            (
-                Edit {
-                    removed: vec![(0, 2), (0, 2)],
-                    ..Edit::default()
-                },
-                "removes table 2 from level 0",
-            ),
+            (remove(&[(0, 3)]), "removes table 3 from level 0"),
+            (remove(&[(0, 2), (0, 2)]), "removes table 2 from level 0"),
             (
                 add(1, table(4, b"a", b"c")),
                 "tables 4 and 3 overlap in level 1",
