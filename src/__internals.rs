@@ -369,3 +369,109 @@ impl TableBench {
         Ok(bytes)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Manifest (fuzz target `manifest_decode`).
+// ---------------------------------------------------------------------------
+
+/// How replaying a manifest file's bytes ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestScan {
+    /// Damage a torn write cannot explain, at `offset`.
+    Corrupt {
+        /// Where.
+        offset: u64,
+    },
+    /// A newer format version (with a valid header checksum).
+    Unsupported,
+    /// The state the valid records hold.
+    Replayed {
+        /// Valid records, the snapshot included.
+        records: u64,
+        /// The end of the last valid record.
+        valid_len: u64,
+        /// Where a torn last record starts, if one does.
+        torn_at: Option<u64>,
+        /// The state, as the payload of a snapshot record (equal states
+        /// give equal bytes).
+        snapshot: Vec<u8>,
+    },
+}
+
+/// Replays `data` as the bytes of manifest file `number`, the way recovery does.
+pub fn scan_manifest(data: &[u8], number: u64) -> ManifestScan {
+    match crate::manifest::replay(data, number) {
+        Ok(r) => ManifestScan::Replayed {
+            records: r.records,
+            valid_len: r.valid_len,
+            torn_at: r.torn_at,
+            snapshot: r.state.snapshot().encode().unwrap_or_default(),
+        },
+        Err(crate::manifest::ReplayError::Corrupt { offset, .. }) => {
+            ManifestScan::Corrupt { offset }
+        }
+        Err(crate::manifest::ReplayError::Version(_)) => ManifestScan::Unsupported,
+    }
+}
+
+/// The manifest number `data`, as the contents of `CURRENT`, names.
+pub fn decode_current(data: &[u8]) -> Option<u64> {
+    crate::manifest::decode_current(data).ok()
+}
+
+/// The contents of a `CURRENT` naming manifest `number`.
+pub fn encode_current(number: u64) -> Vec<u8> {
+    crate::manifest::encode_current(number)
+}
+
+/// A valid manifest, number 1: the snapshot a new database's manifest
+/// starts with, then one edit per op that the state before it accepts
+/// (others are left out). `(kind, a, b)` with `kind < 128` adds a table
+/// to level `kind % 7` with keys `[min(a, b)]..=[max(a, b)]` and raises
+/// the counters; with `kind >= 128` it removes table `a % tables` (when
+/// there is one). Returns the bytes and the number of records.
+pub fn build_manifest(ops: &[(u8, u8, u8)]) -> (Vec<u8>, u64) {
+    use crate::manifest::{Edit, ManifestState, NUM_LEVELS, TableRecord};
+    let mut state = ManifestState::new();
+    let snapshot = Edit {
+        next_file_number: Some(2),
+        ..state.snapshot()
+    };
+    if state.apply(&snapshot).is_err() {
+        return (Vec::new(), 0);
+    }
+    let mut records = vec![snapshot];
+    for &(kind, a, b) in ops {
+        let mut edit = Edit::default();
+        if kind < 128 {
+            let number = state.next_file_number();
+            let table = TableRecord {
+                number,
+                file_size: 1 + u64::from(a),
+                smallest_key: vec![a.min(b)],
+                largest_key: vec![a.max(b)],
+                min_ts: crate::Ts::from(u64::from(b)),
+                max_ts: crate::Ts::from(u64::from(b) + u64::from(a)),
+                entries: 1 + u64::from(b),
+                tombstones: u64::from(b / 2),
+                max_lsn: crate::Lsn(u64::from(a)),
+            };
+            edit.added.push((kind % NUM_LEVELS as u8, table));
+            edit.next_file_number = Some(number + 1);
+            edit.flushed_lsn = Some(crate::Lsn(state.flushed_lsn().0 + u64::from(a)));
+            edit.max_ts = Some(crate::Ts::from(state.max_ts().get() + u64::from(b)));
+        } else {
+            let tables: Vec<(u8, u64)> = state.tables().map(|(l, t)| (l, t.number)).collect();
+            if let Some(&pick) = tables.get(usize::from(a) % tables.len().max(1)) {
+                edit.removed.push(pick);
+            }
+            edit.clean_close = (b % 2 == 0).then_some(crate::Lsn(u64::from(b)));
+        }
+        if state.apply(&edit).is_ok() {
+            records.push(edit);
+        }
+    }
+    let count = records.len() as u64;
+    let bytes = crate::manifest::encode_manifest(1, &records).unwrap_or_default();
+    (bytes, count)
+}

@@ -51,8 +51,9 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
-    /// A previous WAL write or fsync failed; the database refuses writes until
-    /// it is reopened (recovery then decides what reached the disk).
+    /// A previous WAL or manifest write or fsync failed; the database
+    /// refuses writes until it is reopened (recovery then decides what
+    /// reached the disk).
     #[error("database is poisoned by an earlier write or sync failure; reopen it")]
     Poisoned,
     /// A write (`put`, `delete`, or a commit that writes) on a database

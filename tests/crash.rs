@@ -219,6 +219,10 @@ impl Vfs for ProbeVfs {
         self.mem.remove(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.mem.rename(from, to)
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.mem.sync_dir(path)
     }

@@ -1,7 +1,7 @@
 //! Fault injection over another [`Vfs`]: fail the n-th sync, write,
-//! `set_len` or file creation (appending and positional writes count alike;
-//! a creation is `open_write`/`open_append` of a name that does not exist
-//! yet). Injected errors are `ErrorKind::Other` unless
+//! `set_len`, file creation or rename (appending and positional writes
+//! count alike; a creation is `open_write`/`open_append` of a name that
+//! does not exist yet; a failed rename changes nothing). Injected errors are `ErrorKind::Other` unless
 //! [`FaultConfig::set_error_kind`] says otherwise;
 //! [`FaultConfig::fail_as_full_disk_now`] makes them `StorageFull` (ENOSPC).
 //!
@@ -42,6 +42,11 @@ pub struct FaultConfig {
     pub creates: AtomicU64,
     /// Number of `set_len` calls seen so far.
     pub set_lens: AtomicU64,
+    /// `Vfs::rename` calls that succeed before every later one fails
+    /// (`u64::MAX`: never fail). A failed rename renames nothing.
+    pub renames_before_failure: AtomicU64,
+    /// Number of renames seen so far.
+    pub renames: AtomicU64,
     /// The kind of every injected error (`None`: `ErrorKind::Other`); see
     /// [`FaultConfig::set_error_kind`].
     error_kind: Mutex<Option<io::ErrorKind>>,
@@ -60,6 +65,8 @@ impl FaultConfig {
             set_lens_before_failure: AtomicU64::new(u64::MAX),
             creates: AtomicU64::new(0),
             set_lens: AtomicU64::new(0),
+            renames_before_failure: AtomicU64::new(u64::MAX),
+            renames: AtomicU64::new(0),
             error_kind: Mutex::new(None),
         }
     }
@@ -86,6 +93,12 @@ impl FaultConfig {
     pub fn fail_set_lens_now(&self) {
         self.set_lens_before_failure
             .store(self.set_lens.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Makes every rename from now on fail.
+    pub fn fail_renames_now(&self) {
+        self.renames_before_failure
+            .store(self.renames.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     /// Makes every injected error from now on of kind `kind`.
@@ -257,6 +270,14 @@ impl Vfs for FaultVfs {
         self.inner.remove(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let c = &self.config;
+        if FaultConfig::fails(&c.renames, &c.renames_before_failure) {
+            return Err(c.injected("rename", from));
+        }
+        self.inner.rename(from, to)
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
     }
@@ -318,6 +339,23 @@ mod tests {
         assert_eq!(config.creates.load(Ordering::SeqCst), 3);
         assert_eq!(config.set_lens.load(Ordering::SeqCst), 1);
         assert_eq!(mem.read_all(Path::new("/d/old")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn renames_fail_after_their_budget_and_rename_nothing() {
+        let mem = MemVfs::new();
+        mem.create_dir_all(Path::new("/d")).unwrap();
+        let (vfs, config) = FaultVfs::new(Arc::new(mem.clone()));
+        vfs.open_write(Path::new("/d/a")).unwrap();
+        vfs.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+        config.fail_renames_now();
+        let e = vfs
+            .rename(Path::new("/d/b"), Path::new("/d/c"))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+        assert!(e.to_string().contains("injected rename failure"), "{e}");
+        assert_eq!(mem.list(Path::new("/d")).unwrap(), ["b"]);
+        assert_eq!(config.renames.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! would find after a power cut at this instant: durable names only (inside
 //! directories whose own names are durable), each with its durable
 //! contents, and removed files whose removal was not yet durable, back.
+//! A rename is a removal of the old name plus a creation of the new one
+//! that replaces the target: until the directory sync, a power cut leaves
+//! the old name (if it was durable) and the old target (if any), whole;
+//! after it, the new name with the renamed file's durable contents.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -368,6 +372,45 @@ impl Vfs for MemVfs {
         Ok(())
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if !state.files.contains_key(from) {
+            return Err(not_found(from));
+        }
+        let to_dir = parent_dir(to);
+        if !state.dirs.contains(norm(&to_dir)) {
+            return Err(not_found(&to_dir));
+        }
+        if state.dirs.contains(to) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("{} is a directory", to.display()),
+            ));
+        }
+        if from == to {
+            return Ok(());
+        }
+        let Some(mut file) = state.files.remove(from) else {
+            return Err(not_found(from));
+        };
+        // Until the directories are synced, a power cut leaves the old
+        // state: `from` back (if its name was durable), and `to` as it was
+        // (its old file if that name was durable, else absent). A removal
+        // that is already pending keeps the older, durable, file.
+        if file.name_durable && !state.removed.contains_key(from) {
+            state.removed.insert(from.to_path_buf(), file.clone());
+        }
+        if let Some(old) = state.files.remove(to)
+            && old.name_durable
+            && !state.removed.contains_key(to)
+        {
+            state.removed.insert(to.to_path_buf(), old);
+        }
+        file.name_durable = false;
+        state.files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
         let mut state = self.state.lock();
@@ -581,6 +624,91 @@ mod tests {
         vfs.open_write(g).unwrap();
         vfs.remove(g).unwrap();
         assert!(vfs.crash().read_all(g).is_err());
+    }
+
+    /// A durable file `path` holding `data` (synced, name dir-synced).
+    fn durable_file(vfs: &MemVfs, path: &Path, data: &[u8]) {
+        let mut f = vfs
+            .open_write(path)
+            .expect("MemVfs file operations succeed");
+        f.write_all(data).expect("MemVfs file operations succeed");
+        f.sync_data().expect("MemVfs file operations succeed");
+        vfs.sync_dir(&parent_dir(path))
+            .expect("MemVfs file operations succeed");
+    }
+
+    #[test]
+    fn a_rename_over_a_file_is_durable_only_after_the_directory_is_synced() {
+        let (vfs, a, _f) = durable_new_file();
+        let b = Path::new("/db/b");
+        durable_file(&vfs, &a, b"new");
+        durable_file(&vfs, b, b"old");
+        vfs.rename(&a, b).unwrap();
+        assert_eq!(vfs.read_all(b).unwrap(), b"new");
+        assert!(vfs.read_all(&a).is_err());
+        assert_eq!(vfs.list(Path::new("/db")).unwrap(), ["b"]);
+        // A power cut before the directory sync: the old state, whole.
+        let before = vfs.crash();
+        assert_eq!(before.read_all(b).unwrap(), b"old");
+        assert_eq!(before.read_all(&a).unwrap(), b"new");
+        assert_eq!(vfs.process_crash().read_all(b).unwrap(), b"new");
+        vfs.sync_dir(Path::new("/db")).unwrap();
+        let after = vfs.crash();
+        assert_eq!(after.read_all(b).unwrap(), b"new");
+        assert!(after.read_all(&a).is_err(), "the old name is gone for good");
+    }
+
+    /// The `CURRENT` install pattern: a temporary file whose name was never
+    /// made durable, synced, renamed over the pointer, directory synced.
+    #[test]
+    fn a_never_durable_name_renamed_over_a_file_leaves_old_or_new_never_neither() {
+        let vfs = MemVfs::new();
+        crate::vfs::create_dir_durable(&vfs, Path::new("/db")).unwrap();
+        let (tmp, current) = (Path::new("/db/CURRENT.tmp"), Path::new("/db/CURRENT"));
+        durable_file(&vfs, current, b"one");
+        let mut f = vfs.open_write(tmp).unwrap();
+        f.write_all(b"two").unwrap();
+        f.sync_data().unwrap();
+        f.write_all(b" unsynced").unwrap();
+        drop(f);
+        vfs.rename(tmp, current).unwrap();
+        let before = vfs.crash();
+        assert_eq!(before.read_all(current).unwrap(), b"one");
+        assert!(before.read_all(tmp).is_err(), "its name was never durable");
+        vfs.sync_dir(Path::new("/db")).unwrap();
+        let after = vfs.crash();
+        assert_eq!(
+            after.read_all(current).unwrap(),
+            b"two",
+            "synced bytes only"
+        );
+        assert_eq!(after.list(Path::new("/db")).unwrap(), ["CURRENT"]);
+    }
+
+    #[test]
+    fn a_rename_to_a_new_name_and_bad_renames() {
+        let (vfs, a, _f) = durable_new_file();
+        durable_file(&vfs, &a, b"x");
+        let c = Path::new("/db/c");
+        vfs.rename(&a, c).unwrap();
+        let before = vfs.crash();
+        assert!(before.read_all(c).is_err(), "the new name is not durable");
+        assert_eq!(before.read_all(&a).unwrap(), b"x");
+        vfs.sync_dir(Path::new("/db")).unwrap();
+        assert_eq!(vfs.crash().read_all(c).unwrap(), b"x");
+        let kind = |r: io::Result<()>| r.unwrap_err().kind();
+        assert_eq!(kind(vfs.rename(&a, c)), io::ErrorKind::NotFound);
+        assert_eq!(
+            kind(vfs.rename(c, Path::new("/nowhere/c"))),
+            io::ErrorKind::NotFound
+        );
+        vfs.create_dir_all(Path::new("/db/d")).unwrap();
+        assert_eq!(
+            kind(vfs.rename(c, Path::new("/db/d"))),
+            io::ErrorKind::IsADirectory
+        );
+        vfs.rename(c, c).unwrap();
+        assert_eq!(vfs.read_all(c).unwrap(), b"x");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The one file-system seam. Every file operation in Strata goes through a
 //! [`Vfs`], so tests can run the engine on [`MemVfs`] (which models power
 //! loss: only synced bytes and dir-synced names survive a crash) or on
-//! [`FaultVfs`] (which injects write, sync, `set_len` and creation failures).
+//! [`FaultVfs`] (which injects write, sync, `set_len`, creation and rename failures).
 //!
 //! Contract every implementation keeps:
 //! 1. `VfsFile::write_all` appends (writes at the current end of the file);
@@ -18,6 +18,13 @@
 //!    directory: a power cut before it may lose a new name or bring a
 //!    removed one back. `create_dir_all` makes nothing durable by itself;
 //!    [`create_dir_durable`] syncs the parent of every directory it creates.
+//!    `rename(from, to)` replaces `to` atomically (a reader sees the old
+//!    file or the new one under `to`, never neither, never a mix): the new
+//!    name, and the removal of `from`, are durable only after `sync_dir` on
+//!    their parents. A power cut before that leaves the old state or the new
+//!    one; [`MemVfs`] leaves the old state, the stricter case for callers.
+//!    An open handle on `from` is not guaranteed to follow the rename
+//!    (`MemVfs` handles name their path): close it first.
 //! 3. `lock` returns `Ok(None)` when another holder (process or handle) has
 //!    the lock, `lock_shared` when another holder has it exclusively; the
 //!    lock is released when the returned guard is dropped.
@@ -61,6 +68,10 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Renames the file `from` to `to`, atomically replacing `to` if it
+    /// exists (POSIX `rename`). Not durable until the parent directories
+    /// are synced (contract 2).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (created or removed names) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Takes an exclusive lock named by `path` (creating the file if needed);

@@ -140,6 +140,10 @@ impl Vfs for OsVfs {
         fs::remove_file(path).map_err(ctx("remove", path))
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to).map_err(ctx("rename", from))
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)
             .and_then(|dir| dir.sync_all())
@@ -211,6 +215,23 @@ mod tests {
         assert!(OsVfs.lock(&lock).unwrap().is_none());
         drop((a, b));
         assert!(OsVfs.lock(&lock).unwrap().is_some());
+    }
+
+    #[test]
+    fn rename_replaces_the_target_and_names_the_source_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let mut f = OsVfs.open_write(&a).unwrap();
+        f.write_all(b"new").unwrap();
+        drop(f);
+        OsVfs.open_write(&b).unwrap().write_all(b"old").unwrap();
+        OsVfs.rename(&a, &b).unwrap();
+        OsVfs.sync_dir(dir.path()).unwrap();
+        assert_eq!(OsVfs.read_all(&b).unwrap(), b"new");
+        assert_eq!(OsVfs.list(dir.path()).unwrap(), ["b"]);
+        let e = OsVfs.rename(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().starts_with("rename "), "{e}");
     }
 
     #[test]

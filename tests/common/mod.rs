@@ -178,6 +178,9 @@ impl strata::vfs::Vfs for SlowSyncVfs {
     fn remove(&self, path: &Path) -> std::io::Result<()> {
         self.mem.remove(path)
     }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.mem.rename(from, to)
+    }
     fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
         self.mem.sync_dir(path)
     }
