@@ -19,7 +19,7 @@ use crate::options::{Durability, Options};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::syncer::Syncer;
 use crate::txn::{ReadTxn, Txn};
-use crate::types::Ts;
+use crate::types::{Lsn, Ts};
 use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
 use crate::view::{View, Views};
 use crate::wal::{self, GroupCommit, SegmentSize, Writer};
@@ -320,7 +320,8 @@ fn recover(
         create_dir_durable(vfs, wal_dir)?;
         wal::RecoveryMode::Repair
     };
-    wal::recover(vfs, wal_dir, mode, &mut |rec| {
+    // Nothing is in tables yet: the whole log is replayed.
+    wal::recover(vfs, wal_dir, mode, Lsn::ZERO, &mut |rec| {
         apply_commit(
             memtable,
             rec.header.commit_ts,

@@ -81,11 +81,20 @@ pub(crate) struct Recovered {
     pub(crate) repairs: Vec<Repair>,
 }
 
-/// Replays every segment in `dir`.
+/// Replays every segment in `dir`, handing `sink` each commit record above
+/// `flushed` (those at or below it are already in tables: they are read and
+/// chain-checked, not replayed).
+///
+/// With `flushed` at 0 the log must start at the first record ever (lsn 1,
+/// segment 1). Above 0, older segments may have been deleted after their
+/// flush, so the oldest segment may have any number and must start at or
+/// below `flushed + 1`: a log that does not reach back that far lost
+/// records that are in no table, which is `Corruption`, never skipped.
 pub(crate) fn recover(
     vfs: &dyn Vfs,
     dir: &Path,
     mode: RecoveryMode,
+    flushed: Lsn,
     sink: &mut dyn FnMut(&CommitRecord<'_>) -> Result<()>,
 ) -> Result<Recovered> {
     let numbers = segment_numbers(vfs, dir, mode)?;
@@ -104,23 +113,36 @@ pub(crate) fn recover(
         let previous = i.checked_sub(1).and_then(|p| numbers.get(p)).copied();
         // Before anything else: a torn newest segment is removed below, and
         // a gap before it must not go with it unnoticed.
-        check_number(no, previous, &path)?;
+        check_number(no, previous, flushed, &path)?;
         let data = vfs.read_all(&path)?;
         let Some(header) = read_header(&data, &path, is_last)? else {
             log.remove_torn_segment(path, &data, &mut out)?;
             out.next_segment_no = no;
             break;
         };
-        check_place(&header, no, previous, &out.chain, &path)?;
+        check_place(&header, (no, previous), flushed, &out.chain, &path)?;
+        if previous.is_none() {
+            // The chain continues from the last record before this segment
+            // (deleted after its flush, or none).
+            out.chain.last_lsn = Lsn(header.first_lsn.0.saturating_sub(1));
+            out.chain.last_crc = header.prev_crc;
+        }
         out.epoch = header.epoch;
         let frames = SegmentFrames {
             start: SEGMENT_HEADER_BYTES,
             salt: header.salt,
             epoch: header.epoch,
         };
-        let before = out.chain.last_lsn;
-        let scanned = scan_frames(&data, frames, &mut out.chain, is_last, sink);
-        out.records += out.chain.last_lsn.0 - before.0;
+        let mut replayed = 0;
+        let mut above_floor = |rec: &CommitRecord<'_>| {
+            if rec.header.lsn <= flushed {
+                return Ok(());
+            }
+            replayed += 1;
+            sink(rec)
+        };
+        let scanned = scan_frames(&data, frames, &mut out.chain, is_last, &mut above_floor);
+        out.records += replayed;
         log.finish_segment(path, &data, scanned, is_last, &mut out)?;
         out.next_segment_no = no + 1;
     }
@@ -179,13 +201,13 @@ fn is_zero(bytes: &[u8]) -> bool {
 }
 
 /// Checks that segment number `no` follows `previous` (the segment before
-/// it in the directory) without a gap, and that the oldest is number 1:
-/// the writer numbers segments 1, 2, 3, ... and creates each, even one whose
-/// creation is then torn, right after the one before it. (Until segments
-/// are deleted after a flush, the oldest segment is the first ever.)
-fn check_number(no: u64, previous: Option<u64>, path: &Path) -> Result<()> {
+/// it in the directory) without a gap, and, while nothing is flushed, that
+/// the oldest is number 1: the writer numbers segments 1, 2, 3, ... and
+/// creates each, even one whose creation is then torn, right after the one
+/// before it; only a flush lets the oldest ones go.
+fn check_number(no: u64, previous: Option<u64>, flushed: Lsn, path: &Path) -> Result<()> {
     let missing = match previous {
-        None if no != 1 => {
+        None if no != 1 && flushed == Lsn::ZERO => {
             format!("the oldest segment is number {no}, not 1: older segments are missing")
         }
         Some(prev) if no != prev + 1 => {
@@ -200,8 +222,8 @@ fn check_number(no: u64, previous: Option<u64>, path: &Path) -> Result<()> {
 /// the chain says it must be.
 fn check_place(
     header: &SegmentHeader,
-    no: u64,
-    previous: Option<u64>,
+    (no, previous): (u64, Option<u64>),
+    flushed: Lsn,
     chain: &Chain,
     path: &Path,
 ) -> Result<()> {
@@ -210,11 +232,20 @@ fn check_place(
         return fail("segment number does not match file name".into());
     }
     match previous {
-        // Until segments are deleted after a flush, the oldest one is the
-        // first ever, so a deleted oldest segment cannot pass unnoticed.
-        None if header.first_lsn != Lsn(1) || header.prev_crc != 0 => fail(format!(
-            "the oldest segment starts at lsn {} (prev_crc {:#x}), not at lsn 1: older segments are missing",
-            header.first_lsn, header.prev_crc
+        // While nothing is flushed the oldest segment is the first ever, so
+        // a deleted oldest segment cannot pass unnoticed.
+        None if flushed == Lsn::ZERO && (header.first_lsn != Lsn(1) || header.prev_crc != 0) => {
+            fail(format!(
+                "the oldest segment starts at lsn {} (prev_crc {:#x}), not at lsn 1: older segments are missing",
+                header.first_lsn, header.prev_crc
+            ))
+        }
+        // After a flush, the log must still hold every record above it.
+        None if header.first_lsn > flushed.next() => fail(format!(
+            "the oldest segment starts at lsn {}, but only records up to lsn {flushed} are in tables: records {} to {} are missing",
+            header.first_lsn,
+            flushed.next(),
+            Lsn(header.first_lsn.0 - 1)
         )),
         Some(_)
             if header.first_lsn != chain.last_lsn.next() || header.prev_crc != chain.last_crc =>
@@ -342,7 +373,7 @@ mod tests {
     }
 
     fn run(vfs: &MemVfs, mode: RecoveryMode) -> Recovered {
-        recover(vfs, Path::new(DIR), mode, &mut |_| Ok(())).unwrap()
+        recover(vfs, Path::new(DIR), mode, Lsn::ZERO, &mut |_| Ok(())).unwrap()
     }
 
     /// A database of 30 commits in 4 KiB segments, left by a process crash
@@ -425,5 +456,92 @@ mod tests {
             vfs.list(Path::new(DIR)).is_err(),
             "the directory was created"
         );
+    }
+    /// The segments of a closed 30-commit log, oldest first, with the first
+    /// lsn each starts at.
+    fn segments(vfs: &MemVfs) -> Vec<(String, Lsn)> {
+        let mut names = vfs.list(Path::new(DIR)).unwrap();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let data = vfs.read_all(&Path::new(DIR).join(&n)).unwrap();
+                let header = SegmentHeader::decode(&data).unwrap();
+                (n, header.first_lsn)
+            })
+            .collect()
+    }
+
+    fn replay(vfs: &MemVfs, flushed: Lsn) -> Result<(Recovered, Vec<Lsn>)> {
+        let mut seen = Vec::new();
+        let out = recover(
+            vfs,
+            Path::new(DIR),
+            RecoveryMode::ReadOnly,
+            flushed,
+            &mut |r| {
+                seen.push(r.header.lsn);
+                Ok(())
+            },
+        )?;
+        Ok((out, seen))
+    }
+
+    /// After a flush, the oldest segments may be gone: recovery replays only
+    /// the records above the flushed lsn, continues the chain from the
+    /// oldest segment left, and refuses a log that does not reach back to
+    /// the flushed lsn.
+    #[test]
+    fn a_log_whose_flushed_segments_are_gone_replays_what_is_above_the_flushed_lsn() {
+        let vfs = MemVfs::new();
+        let options = Options::default().wal_segment_bytes(4096);
+        let db = Db::open_with_vfs("/db", options, Arc::new(vfs.clone())).unwrap();
+        for i in 0..30_u32 {
+            let mut t = db.begin();
+            t.put(&i.to_le_bytes(), &[7; 600]).unwrap();
+            t.commit().unwrap();
+        }
+        db.close().unwrap();
+        let segs = segments(&vfs);
+        assert!(segs.len() >= 4, "{segs:?}");
+        // Everything, from lsn 1, with nothing flushed.
+        let (all, seen) = replay(&vfs, Lsn::ZERO).unwrap();
+        assert_eq!((all.records, seen.len()), (30, 30));
+        // Records at or below the floor are read (the chain is checked) but
+        // not replayed.
+        let (out, seen) = replay(&vfs, Lsn(12)).unwrap();
+        assert_eq!(seen, (13..=30).map(Lsn).collect::<Vec<_>>());
+        assert_eq!((out.records, out.chain), (18, all.chain));
+        // The two oldest segments deleted, as after a flush of their records.
+        for (name, _) in &segs[..2] {
+            vfs.remove(&Path::new(DIR).join(name)).unwrap();
+        }
+        let start = segs[2].1;
+        let flushed = Lsn(start.0 - 1);
+        let (out, seen) = replay(&vfs, flushed).unwrap();
+        assert_eq!(seen, (start.0..=30).map(Lsn).collect::<Vec<_>>());
+        assert_eq!(out.chain, all.chain, "the same last record, crc and ts");
+        assert_eq!(out.next_segment_no, all.next_segment_no);
+        // A floor above the oldest segment's start skips the rest of it.
+        let (_, seen) = replay(&vfs, Lsn(start.0 + 1)).unwrap();
+        assert_eq!(seen.first(), Some(&Lsn(start.0 + 2)));
+        // A floor below it: records in no table and in no segment.
+        match replay(&vfs, Lsn(flushed.0 - 1)) {
+            Err(Error::Corruption { what, .. }) => {
+                assert!(what.contains("are missing"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing flushed: the oldest segment must be the first ever.
+        assert!(matches!(
+            replay(&vfs, Lsn::ZERO),
+            Err(Error::Corruption { .. })
+        ));
+        // A gap between the segments left is corruption whatever the floor.
+        vfs.remove(&Path::new(DIR).join(&segs[3].0)).unwrap();
+        assert!(matches!(
+            replay(&vfs, flushed),
+            Err(Error::Corruption { .. })
+        ));
     }
 }
