@@ -16,9 +16,13 @@
 //! SI and serializability; a serializable mode would be a separate option.
 //!
 //! Pieces: `clock` (hybrid logical clock), `watermark` (applied watermark),
-//! `snapshot` (registry -> GC watermark), `oracle` (commit order, conflicts).
+//! `snapshot` (registry -> GC watermark), `oracle` (commit order, conflicts),
+//! `conflict` (the recent-writes index the conflict check asks after the
+//! memtables, once versions are flushed).
 
 mod clock;
+#[allow(dead_code, reason = "flush consults it (decision 0017)")]
+mod conflict;
 mod oracle;
 mod snapshot;
 mod watermark;
@@ -27,4 +31,6 @@ mod watermark;
 mod loom_tests;
 
 pub(crate) use clock::system_millis;
+#[allow(unused_imports, reason = "flush consults it (decision 0017)")]
+pub(crate) use conflict::RecentWrites;
 pub(crate) use oracle::{Oracle, WriteKeys};
