@@ -21,8 +21,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::flush::FlushSignal;
 use crate::memtable::Memtable;
-use crate::mvcc::{Oracle, WriteKeys};
+use crate::mvcc::{Oracle, RecentWrites, WriteKeys};
+use crate::store::Store;
+use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use crate::view::Views;
@@ -34,6 +37,41 @@ use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
 pub(crate) struct Core {
     pub(crate) oracle: Oracle,
     pub(crate) views: Views,
+    /// Newest commit ts of keys flushed while above the GC watermark.
+    pub(crate) recent: RecentWrites,
+    /// The active memtable is frozen once it holds this many bytes.
+    pub(crate) memtable_limit: u64,
+    /// At most this many frozen memtables wait for flush; past it the
+    /// active one keeps growing (the flusher is behind).
+    pub(crate) max_frozen: usize,
+    pub(crate) flush_signal: Arc<FlushSignal>,
+    /// Held by the apply stage while it applies a batch, and by `Db::flush`
+    /// to freeze: a memtable is frozen only between whole commits.
+    pub(crate) apply_lock: Mutex<()>,
+}
+
+impl Core {
+    /// Freezes the active memtable if it is full (and the flusher keeps
+    /// up), and wakes the flusher. Only the apply stage (or an open,
+    /// before any commit) calls it: the only inserter, between batches.
+    pub(crate) fn freeze_if_full(&self) {
+        let view = self.views.current();
+        if view.mem.approximate_bytes() >= self.memtable_limit && view.imm.len() < self.max_frozen {
+            drop(view);
+            self.views.freeze();
+            self.flush_signal.notify();
+        }
+    }
+
+    /// The newest commit ts of `key` the conflict check must know: in a
+    /// memtable of the current view, else in the recent-writes index
+    /// (`mvcc::conflict`). Called under the commit-order lock.
+    pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
+        self.views
+            .current()
+            .newest_in_memory(key)
+            .or_else(|| self.recent.newest(key))
+    }
 }
 
 /// The write set of a committing transaction: sorted, one entry per key.
@@ -88,10 +126,13 @@ impl Apply<CommitJob> for Applier {
             // The apply stage is the only writer of the active memtable, and
             // a view's memtable is replaced only between batches (flush
             // freezes it here), so one view serves the whole batch.
+            let _between_batches = self.0.apply_lock.lock();
             let view = self.0.views.current();
             for job in &jobs {
                 apply_commit(&view.mem, job.ts, job.lsn, job.writes.ops());
             }
+            drop(view);
+            self.0.freeze_if_full();
         }
         // Published together: the watermark lock is taken once per batch.
         self.0.oracle.applied_all(jobs.iter().map(|job| job.ts));
@@ -121,6 +162,8 @@ pub(crate) fn apply_commit<'a>(
 pub(crate) struct Engine {
     pub(crate) core: Arc<Core>,
     pub(crate) wal: Wal,
+    /// Files beside the WAL: the manifest and the tables.
+    pub(crate) store: Store,
     pub(crate) closed: AtomicBool,
     /// Read-write transactions committed through this instance.
     pub(crate) commits: AtomicU64,
@@ -170,8 +213,7 @@ impl Engine {
         let mut frame = frame.finish();
         let set = Arc::new(WriteSet::new(entries));
         let keys: Arc<dyn WriteKeys> = set.clone();
-        let view = self.core.views.current();
-        let newest = |key: &[u8]| view.newest_in_memory(key);
+        let newest = |key: &[u8]| self.core.newest_ts(key);
         let (ts, lsn) = self
             .core
             .oracle

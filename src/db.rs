@@ -13,9 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::commit::{Applier, Core, Engine, apply_commit};
 use crate::error::{Error, Result};
+use crate::flush::{FlushSignal, Flusher};
+use crate::manifest::WalExtent;
 use crate::memtable::Memtable;
+use crate::mvcc::RecentWrites;
 use crate::mvcc::{Oracle, system_millis};
 use crate::options::{Durability, Options};
+use crate::store::{Opened, Store};
+use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::syncer::Syncer;
 use crate::txn::{ReadTxn, Txn};
@@ -34,6 +39,10 @@ pub const UPDATE_MAX_ATTEMPTS: u32 = 64;
 /// the database was poisoned meanwhile.
 const WINNER_WAIT_SLICE: Duration = Duration::from_millis(50);
 
+/// Frozen memtables waiting for flush before the active one is left to
+/// grow instead (the flusher is behind; smooth write slowdown comes next).
+const MAX_FROZEN_MEMTABLES: usize = 4;
+
 /// A handle to an open database. Cheap to clone; `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -49,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) engine: Arc<Engine>,
     /// The background sync of a Buffered WAL (`syncer.rs`), if running.
     syncer: Option<Syncer>,
+    /// The memtable flusher (`flush.rs`), in writable opens.
+    flusher: Option<Flusher>,
     recovered_records: u64,
     recovered_truncated_bytes: u64,
     _lock: Box<dyn FileLock>,
@@ -98,6 +109,17 @@ pub struct Stats {
     /// Background syncs of a Buffered WAL that returned
     /// (`Options::buffered_sync_interval`); they are not in `wal_syncs`.
     pub wal_background_syncs: u64,
+    /// Sorted tables in the current view.
+    pub tables: u64,
+    /// Frozen memtables waiting for their flush.
+    pub frozen_memtables: u64,
+    /// Memtables flushed to tables since open.
+    pub flushes: u64,
+    /// Bytes of the tables those flushes wrote.
+    pub flushed_bytes: u64,
+    /// Keys in the recent-writes index (flushed while above the GC
+    /// watermark; the conflict check asks it).
+    pub recent_writes: u64,
 }
 
 impl Db {
@@ -116,8 +138,23 @@ impl Db {
         let path = path.as_ref().to_path_buf();
         let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
         let wal_dir = path.join("wal");
+        let opened = Store::open(vfs.clone(), &path, options.read_only)?;
         let memtable = Memtable::new();
-        let recovered = recover(vfs.as_ref(), &wal_dir, options.read_only, &memtable)?;
+        let flushed = opened.state.flushed_lsn();
+        let recovered = recover(
+            vfs.as_ref(),
+            &wal_dir,
+            options.read_only,
+            flushed,
+            &memtable,
+        )?;
+        opened.store.check_wal(
+            &opened.state,
+            WalExtent {
+                oldest_lsn: recovered.oldest_lsn,
+                last_lsn: recovered.chain.last_lsn,
+            },
+        )?;
         let background_sync = options.durability == Durability::Buffered
             && !options.read_only
             && !options.buffered_sync_interval.is_zero();
@@ -135,7 +172,18 @@ impl Db {
             writer = writer.with_background_sync();
         }
         let read_only = options.read_only.then(|| path.clone());
-        let engine = Arc::new(engine(writer, &options, &recovered, memtable, read_only));
+        let engine = Arc::new(engine(
+            writer, &options, &recovered, memtable, opened, read_only,
+        ));
+        let flusher = if options.read_only {
+            None
+        } else {
+            let signal = engine.core.flush_signal.clone();
+            let flusher = Flusher::start(Arc::downgrade(&engine), signal)?;
+            // A recovered memtable over its limit is flushed right away.
+            engine.core.freeze_if_full();
+            Some(flusher)
+        };
         let syncer = if background_sync {
             let interval = options.buffered_sync_interval;
             Some(Syncer::start(Arc::downgrade(&engine), interval)?)
@@ -147,6 +195,7 @@ impl Db {
             options,
             engine,
             syncer,
+            flusher,
             recovered_records: recovered.records,
             recovered_truncated_bytes: recovered.truncated_bytes,
             _lock: lock,
@@ -229,6 +278,32 @@ impl Db {
         f(&self.begin_read())
     }
 
+    /// Freezes the active memtable and waits until every frozen memtable
+    /// is written to a sorted table and recorded in the manifest. Commits
+    /// made while it runs may land in either memtable; every commit
+    /// acknowledged before the call is in a table when it returns.
+    ///
+    /// Errors: [`Error::Closed`], [`Error::ReadOnly`], [`Error::Poisoned`]
+    /// (also when this flush failed: a failed flush poisons the database).
+    pub fn flush(&self) -> Result<()> {
+        let engine = &self.inner.engine;
+        engine.check_open()?;
+        engine.check_writable()?;
+        let core = &engine.core;
+        {
+            let _between_batches = core.apply_lock.lock();
+            if core.views.current().mem.len() > 0 {
+                core.views.freeze();
+            }
+        }
+        core.flush_signal.notify();
+        let finished = || core.views.current().imm.is_empty() || engine.wal.is_poisoned();
+        if !core.flush_signal.wait_until(finished) {
+            return Err(Error::Closed);
+        }
+        engine.check_open()
+    }
+
     /// Makes every commit so far durable (useful with [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
         self.inner.engine.check_open()?;
@@ -240,7 +315,8 @@ impl Db {
         let inner = &self.inner;
         let engine = &inner.engine;
         let c = engine.wal.counters();
-        let (memtable_bytes, memtable_versions) = engine.core.views.current().memtable_usage();
+        let view = engine.core.views.current();
+        let (memtable_bytes, memtable_versions) = view.memtable_usage();
         Stats {
             commits: engine.commits.load(Ordering::Relaxed),
             conflicts: engine.core.oracle.conflicts(),
@@ -264,6 +340,11 @@ impl Db {
             last_lsn: engine.wal.last_lsn().0,
             wal_synced_lsn: c.durable.0,
             wal_background_syncs: c.background_syncs,
+            tables: view.table_count() as u64,
+            frozen_memtables: view.imm.len() as u64,
+            flushes: engine.store.flushes.load(Ordering::Relaxed),
+            flushed_bytes: engine.store.flushed_bytes.load(Ordering::Relaxed),
+            recent_writes: engine.core.recent.len() as u64,
         }
     }
 
@@ -312,6 +393,7 @@ fn recover(
     vfs: &dyn Vfs,
     wal_dir: &Path,
     read_only: bool,
+    flushed: Lsn,
     memtable: &Memtable,
 ) -> Result<wal::Recovered> {
     let mode = if read_only {
@@ -320,8 +402,8 @@ fn recover(
         create_dir_durable(vfs, wal_dir)?;
         wal::RecoveryMode::Repair
     };
-    // Nothing is in tables yet: the whole log is replayed.
-    wal::recover(vfs, wal_dir, mode, Lsn::ZERO, &mut |rec| {
+    // Records at or below `flushed` are in tables: read, not replayed.
+    wal::recover(vfs, wal_dir, mode, flushed, &mut |rec| {
         apply_commit(
             memtable,
             rec.header.commit_ts,
@@ -340,12 +422,21 @@ fn engine(
     options: &Options,
     recovered: &wal::Recovered,
     memtable: Memtable,
+    opened: Opened,
     read_only: Option<PathBuf>,
 ) -> Engine {
     let chain = recovered.chain;
+    // Above every ts issued before: the WAL's, and the tables' (whose WAL
+    // records may be gone), so a clock stepped back never reissues one.
+    let last_ts = chain.last_ts.max(opened.state.max_ts());
     let core = Arc::new(Core {
-        oracle: Oracle::new(chain.last_ts, system_millis),
-        views: Views::new(View::of_memtable(memtable)),
+        oracle: Oracle::new(last_ts, system_millis),
+        views: Views::new(View::new(memtable, opened.levels)),
+        recent: RecentWrites::default(),
+        memtable_limit: options.memtable_limit(),
+        max_frozen: MAX_FROZEN_MEMTABLES,
+        flush_signal: Arc::new(FlushSignal::default()),
+        apply_lock: Mutex::new(()),
     });
     let wal = GroupCommit::new(
         writer,
@@ -359,6 +450,7 @@ fn engine(
     Engine {
         core,
         wal,
+        store: opened.store,
         closed: AtomicBool::new(false),
         commits: AtomicU64::new(0),
         read_only,
@@ -374,13 +466,19 @@ impl Inner {
         if let Some(syncer) = &self.syncer {
             syncer.stop();
         }
+        if let Some(flusher) = &self.flusher {
+            flusher.stop();
+        }
         if engine.read_only.is_some() {
             return Ok(()); // nothing was written, nothing to seal
         }
         if engine.wal.is_poisoned() {
             return Err(Error::Poisoned);
         }
-        engine.wal.seal()
+        engine.wal.seal()?;
+        engine
+            .store
+            .clean_close(engine.wal.last_lsn(), engine.core.oracle.read_ts())
     }
 }
 

@@ -58,6 +58,7 @@ mod codec;
 mod commit;
 mod db;
 mod error;
+mod flush;
 mod iter;
 // Not used by `Db` yet (issue 16 wires it into open, flush and close), so
 // most of it is dead code in a plain build; how much depends on the cfg
@@ -76,6 +77,7 @@ mod scan;
 // them once flush and the manifest land (issue 16).
 #[allow(dead_code)]
 mod sst;
+mod store;
 mod sync;
 mod syncer;
 mod txn;
@@ -87,8 +89,9 @@ mod wal;
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};
 pub use options::{
-    DEFAULT_BUFFERED_SYNC_INTERVAL, DEFAULT_COMMIT_SPIN, DEFAULT_UPDATE_TIMEOUT,
-    DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability, MAX_COMMIT_SPIN, Options,
+    DEFAULT_BUFFERED_SYNC_INTERVAL, DEFAULT_COMMIT_SPIN, DEFAULT_MEMORY_BUDGET,
+    DEFAULT_UPDATE_TIMEOUT, DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability,
+    MAX_COMMIT_SPIN, MIN_MEMORY_BUDGET, Options,
 };
 pub use scan::{Scan, ScanRange};
 pub use txn::{ReadTxn, Txn};

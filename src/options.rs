@@ -40,6 +40,17 @@ pub const DEFAULT_BUFFERED_SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// retrying a transaction that conflicts.
 pub const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default for [`Options::memory_budget`]: 256 MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// Smallest [`Options::memory_budget`] accepted: 64 KiB (tests use tiny
+/// budgets to make flushes frequent).
+pub const MIN_MEMORY_BUDGET: u64 = 64 * 1024;
+
+/// The active memtable is frozen and flushed once it holds this fraction
+/// (1/4) of the memory budget.
+const MEMTABLE_SHARE_DIVISOR: u64 = 4;
+
 /// Options for [`crate::Db::open`]; `Options::default()` then builder-style setters.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -50,6 +61,7 @@ pub struct Options {
     pub(crate) update_timeout: Duration,
     pub(crate) read_only: bool,
     pub(crate) buffered_sync_interval: Duration,
+    pub(crate) memory_budget: u64,
 }
 
 impl Default for Options {
@@ -62,6 +74,7 @@ impl Default for Options {
             update_timeout: DEFAULT_UPDATE_TIMEOUT,
             read_only: false,
             buffered_sync_interval: DEFAULT_BUFFERED_SYNC_INTERVAL,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -179,11 +192,34 @@ impl Options {
         self.durability
     }
 
+    /// The memory the engine may use for its memtables (and, as they
+    /// arrive, its caches and transaction buffers); default
+    /// [`DEFAULT_MEMORY_BUDGET`], at least [`MIN_MEMORY_BUDGET`]. Today a
+    /// memtable is frozen and flushed to a sorted table once it holds a
+    /// quarter of the budget; pages of mapped tables are the OS's page
+    /// cache and do not count.
+    #[must_use]
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// The bytes at which the active memtable is frozen for flushing.
+    pub(crate) fn memtable_limit(&self) -> u64 {
+        self.memory_budget / MEMTABLE_SHARE_DIVISOR
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.commit_spin > MAX_COMMIT_SPIN {
             return Err(Error::InvalidArgument(format!(
                 "commit_spin must be at most {MAX_COMMIT_SPIN:?}, got {:?}",
                 self.commit_spin
+            )));
+        }
+        if self.memory_budget < MIN_MEMORY_BUDGET {
+            return Err(Error::InvalidArgument(format!(
+                "memory_budget must be at least {MIN_MEMORY_BUDGET}, got {}",
+                self.memory_budget
             )));
         }
         if self.wal_segment_bytes < 4096 {

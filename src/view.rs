@@ -22,8 +22,8 @@
 //!    watermark (which the snapshot holds at or below its read ts) is ever
 //!    dropped.
 //!
-//! Today a view is one active memtable; flush (issue 16) adds frozen
-//! memtables and tables.
+//! Freeze (`Views::freeze`) and flush (`Views::replace_flushed`, in
+//! `flush.rs`) install new views; decision 0017 gives the protocol.
 
 use std::sync::Arc;
 
@@ -47,13 +47,19 @@ pub(crate) struct View {
 }
 
 impl View {
-    /// A view of one (recovered or empty) memtable.
-    pub(crate) fn of_memtable(mem: Memtable) -> View {
+    /// A view of one (recovered or empty) memtable over the tables of
+    /// each level (level 0 newest first).
+    pub(crate) fn new(mem: Memtable, levels: Vec<Vec<Arc<Table>>>) -> View {
         View {
             mem: Arc::new(mem),
             imm: Vec::new(),
-            levels: Vec::new(),
+            levels,
         }
+    }
+
+    /// Tables in the view.
+    pub(crate) fn table_count(&self) -> usize {
+        self.levels.iter().map(Vec::len).sum()
     }
 
     /// The memtables, newest first.
@@ -135,6 +141,51 @@ impl Views {
     /// The view to read (a snapshot takes it after registering its read ts).
     pub(crate) fn current(&self) -> Arc<View> {
         Arc::clone(&self.current.read())
+    }
+
+    /// Freezes the active memtable: a new view whose active memtable is
+    /// empty and whose newest frozen one is the old active one. Called by
+    /// the apply stage between two batches (the only inserter), so the
+    /// frozen memtable holds whole commits. Returns the frozen count.
+    pub(crate) fn freeze(&self) -> usize {
+        let mut current = self.current.write();
+        let old = &**current;
+        let imm: Vec<Arc<Memtable>> = std::iter::once(Arc::clone(&old.mem))
+            .chain(old.imm.iter().cloned())
+            .collect();
+        let frozen = imm.len();
+        *current = Arc::new(View {
+            mem: Arc::new(Memtable::new()),
+            imm,
+            levels: old.levels.clone(),
+        });
+        frozen
+    }
+
+    /// Replaces frozen memtable `flushed` by `table`, newest in level 0:
+    /// one install, so every view lists the versions exactly once (in the
+    /// memtable, or in the table).
+    pub(crate) fn replace_flushed(&self, flushed: &Arc<Memtable>, table: Arc<Table>) {
+        let mut current = self.current.write();
+        let old = &**current;
+        let imm = old
+            .imm
+            .iter()
+            .filter(|m| !Arc::ptr_eq(m, flushed))
+            .cloned()
+            .collect();
+        let mut levels = old.levels.clone();
+        if levels.is_empty() {
+            levels.push(Vec::new());
+        }
+        if let Some(l0) = levels.first_mut() {
+            l0.insert(0, table);
+        }
+        *current = Arc::new(View {
+            mem: Arc::clone(&old.mem),
+            imm,
+            levels,
+        });
     }
 }
 

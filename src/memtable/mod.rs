@@ -202,7 +202,6 @@ impl Memtable {
     }
 
     /// The highest WAL lsn whose commit this memtable holds (0: none).
-    #[allow(dead_code, reason = "flush records it as the flushed lsn (issue 16)")]
     pub(crate) fn last_lsn(&self) -> Lsn {
         Lsn(self.last_lsn.load(Ordering::Acquire))
     }

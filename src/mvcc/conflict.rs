@@ -25,6 +25,7 @@ pub(crate) struct RecentWrites {
 
 impl RecentWrites {
     /// Notes that `key` was committed at `ts` (keeping the newer of two).
+    #[cfg(test)]
     pub(crate) fn note(&self, key: &[u8], ts: Ts) {
         let mut map = self.newest.lock();
         match map.get_mut(key) {
@@ -36,10 +37,10 @@ impl RecentWrites {
     }
 
     /// Notes many keys under one lock (a flushed memtable's).
-    pub(crate) fn note_all<'a>(&self, keys: impl IntoIterator<Item = (&'a [u8], Ts)>) {
+    pub(crate) fn note_all<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = (K, Ts)>) {
         let mut map = self.newest.lock();
         for (key, ts) in keys {
-            let slot = map.entry(key.into()).or_insert(ts);
+            let slot = map.entry(key.as_ref().into()).or_insert(ts);
             *slot = (*slot).max(ts);
         }
     }

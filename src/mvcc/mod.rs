@@ -21,7 +21,6 @@
 //! memtables, once versions are flushed).
 
 mod clock;
-#[allow(dead_code, reason = "flush consults it (decision 0017)")]
 mod conflict;
 mod oracle;
 mod snapshot;
@@ -31,6 +30,5 @@ mod watermark;
 mod loom_tests;
 
 pub(crate) use clock::system_millis;
-#[allow(unused_imports, reason = "flush consults it (decision 0017)")]
 pub(crate) use conflict::RecentWrites;
 pub(crate) use oracle::{Oracle, WriteKeys};

@@ -68,6 +68,8 @@ pub(crate) enum Repair {
 pub(crate) struct Recovered {
     /// The last valid record (lsn, crc, commit_ts).
     pub(crate) chain: Chain,
+    /// The lsn of the oldest record in the log (`None`: it holds none).
+    pub(crate) oldest_lsn: Option<Lsn>,
     /// The number the next segment must have.
     pub(crate) next_segment_no: u64,
     /// The epoch of the last segment (0 if none).
@@ -100,6 +102,7 @@ pub(crate) fn recover(
     let numbers = segment_numbers(vfs, dir, mode)?;
     let mut out = Recovered {
         chain: Chain::default(),
+        oldest_lsn: None,
         next_segment_no: 1,
         epoch: 0,
         records: 0,
@@ -127,6 +130,7 @@ pub(crate) fn recover(
             out.chain.last_lsn = Lsn(header.first_lsn.0.saturating_sub(1));
             out.chain.last_crc = header.prev_crc;
         }
+        let first_here = header.first_lsn;
         out.epoch = header.epoch;
         let frames = SegmentFrames {
             start: SEGMENT_HEADER_BYTES,
@@ -143,6 +147,9 @@ pub(crate) fn recover(
         };
         let scanned = scan_frames(&data, frames, &mut out.chain, is_last, &mut above_floor);
         out.records += replayed;
+        if out.oldest_lsn.is_none() && out.chain.last_lsn >= first_here {
+            out.oldest_lsn = Some(first_here);
+        }
         log.finish_segment(path, &data, scanned, is_last, &mut out)?;
         out.next_segment_no = no + 1;
     }

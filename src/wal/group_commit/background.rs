@@ -66,9 +66,16 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// Poisons the queue after the background sync panicked (the syncer
     /// catches the panic): as a failed sync, since what it synced is unknown.
     pub(crate) fn poison_after_background_panic(&self) {
+        self.poison_from_background("the background WAL sync panicked");
+    }
+
+    /// Poisons the queue because background work failed (a sync, a flush):
+    /// commits acknowledged stay so, pending ones are abandoned, and every
+    /// later commit gets `Error::Poisoned` until the database is reopened.
+    pub(crate) fn poison_from_background(&self, why: &str) {
         let mut st = self.state.lock();
         if st.failure.is_none() {
-            let e = io::Error::other("the background WAL sync panicked; reopen the database");
+            let e = io::Error::other(format!("{why}; reopen the database"));
             self.fail_background_sync(&mut st, &e);
         }
     }

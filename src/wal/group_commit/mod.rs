@@ -447,6 +447,12 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     }
 
     /// Whether an earlier write or sync failed.
+    /// Whether every batch is synced before it is acknowledged (`Sync`
+    /// durability), so everything applied is already durable.
+    pub(crate) fn syncs_every_batch(&self) -> bool {
+        self.always_sync
+    }
+
     pub(crate) fn is_poisoned(&self) -> bool {
         self.state.lock().failure.is_some()
     }

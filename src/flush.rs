@@ -1,0 +1,282 @@
+//! Flush: a background thread that writes each frozen memtable to a sorted
+//! table in level 0 and records it in the manifest (decision 0017).
+//!
+//! Protocol for the oldest frozen memtable `M` (its records are those up to
+//! `F = M.last_lsn()`):
+//! 1. a new table `tables/<n>.sst` from every version of `M`, synced, and
+//!    the directory synced (creating the manifest first if the database
+//!    never had one: no table may exist without a `CURRENT`);
+//! 2. in `Buffered` mode, the WAL synced: the table must never hold a
+//!    commit whose WAL record a power cut could still lose;
+//! 3. the manifest edit `{ add table n to level 0, flushed lsn F, max ts }`,
+//!    synced: the flush's durable point;
+//! 4. `M`'s keys whose newest version is above the GC watermark noted in
+//!    the recent-writes index, *then* the view replaced by one with the
+//!    table and without `M` (so a conflict check finds a recent key in one
+//!    of them).
+//!
+//! Any failure (or a panic) poisons the database, as a failed WAL sync
+//! does: commits get `Error::Poisoned` until it is reopened, and reopening
+//! removes a table the manifest does not name. Lifecycle as `syncer.rs`:
+//! started by a writable open, stopped and joined by `close` before the
+//! WAL is sealed; it holds only a `Weak` reference to the engine.
+//! WAL segments are not deleted yet (decision 0017, step 5, comes next);
+//! recovery skips the flushed records.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+use crate::commit::Engine;
+use crate::error::{Error, Result};
+use crate::manifest::{self, Edit, Log, TableRecord};
+use crate::memtable::{MemCursor, Memtable};
+use crate::sst::{BuiltTable, Table, TableBuilder, TableOptions};
+use crate::sync::atomic::Ordering;
+use crate::sync::{Condvar, Mutex, thread};
+use crate::types::Ts;
+use crate::vfs::{Vfs, create_dir_durable};
+
+/// Wakes the flusher ("a memtable was frozen", "stop") and those waiting
+/// for flushes to finish (`Db::flush`).
+///
+/// No missed wake-up: the flusher notifies `done` while holding `state`,
+/// after it installed the view of its flush (or poisoned the database), and
+/// a waiter checks its condition while holding `state` before it waits.
+#[derive(Debug, Default)]
+pub(crate) struct FlushSignal {
+    state: Mutex<SignalState>,
+    work: Condvar,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    pending: bool,
+    stopped: bool,
+}
+
+impl FlushSignal {
+    /// A memtable was frozen.
+    pub(crate) fn notify(&self) {
+        self.state.lock().pending = true;
+        self.work.notify_all();
+    }
+
+    fn stop(&self) {
+        self.state.lock().stopped = true;
+        self.work.notify_all();
+        self.done.notify_all();
+    }
+
+    /// Waits for work; `false` once stopped.
+    fn wait(&self) -> bool {
+        let mut st = self.state.lock();
+        loop {
+            if st.stopped {
+                return false;
+            }
+            if st.pending {
+                st.pending = false;
+                return true;
+            }
+            st = self.work.wait(st);
+        }
+    }
+
+    /// A flush finished (or failed and poisoned the database).
+    fn flushed(&self) {
+        let _st = self.state.lock();
+        self.done.notify_all();
+    }
+
+    /// Waits until `finished()` holds; `false` if the flusher stopped first.
+    pub(crate) fn wait_until(&self, finished: impl Fn() -> bool) -> bool {
+        let mut st = self.state.lock();
+        loop {
+            if finished() {
+                return true;
+            }
+            if st.stopped {
+                return false;
+            }
+            st = self.done.wait(st);
+        }
+    }
+}
+
+/// A running flush thread; [`Flusher::stop`] ends it.
+#[derive(Debug)]
+pub(crate) struct Flusher {
+    signal: Arc<FlushSignal>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl Flusher {
+    pub(crate) fn start(
+        engine: Weak<Engine>,
+        signal: Arc<FlushSignal>,
+    ) -> std::io::Result<Flusher> {
+        let s = signal.clone();
+        let handle = thread::Builder::new()
+            .name("strata-flush".into())
+            .spawn(move || run(&engine, &s))?;
+        Ok(Flusher {
+            signal,
+            thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Stops the thread and waits for it (a flush in progress finishes
+    /// first). Idempotent.
+    pub(crate) fn stop(&self) {
+        self.signal.stop();
+        if let Some(handle) = self.thread.lock().take() {
+            // A panic in the thread was contained and poisoned the database.
+            let _ = handle.join();
+        }
+    }
+}
+
+fn run(engine: &Weak<Engine>, signal: &FlushSignal) {
+    while signal.wait() {
+        loop {
+            let Some(engine) = engine.upgrade() else {
+                return;
+            };
+            let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
+                break;
+            };
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(&engine, &oldest)));
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
+                Err(_) => Some("a memtable flush panicked".to_owned()),
+            };
+            if let Some(why) = &failure {
+                engine.wal.poison_from_background(why);
+            }
+            signal.flushed();
+            if failure.is_some() {
+                return;
+            }
+        }
+    }
+}
+
+/// Flushes frozen memtable `m` (the oldest); see the module docs.
+fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
+    let store = &engine.store;
+    let vfs = store.vfs.as_ref();
+    let tables_dir = store.dir.join(manifest::TABLES_DIR);
+    let mut guard = store.manifest.lock();
+    if guard.is_none() {
+        // CURRENT first: a table (or its directory) without a manifest is
+        // damage to the next open, never a half-done first flush.
+        *guard = Some(Log::create(
+            store.vfs.clone(),
+            &store.dir,
+            manifest::DEFAULT_ROTATE_BYTES,
+        )?);
+        create_dir_durable(vfs, &tables_dir)?;
+    }
+    let Some(log) = guard.as_mut() else {
+        return Err(Error::InvalidArgument("no manifest".into()));
+    };
+    let number = log.new_file_number()?;
+    let path = tables_dir.join(manifest::table_name(number));
+    let flushed = m.last_lsn();
+    let built = write_table(vfs, &path, m, flushed.0)?;
+    vfs.sync_dir(&tables_dir)?;
+    if !engine.wal.syncs_every_batch() {
+        engine.wal.sync_all()?;
+    }
+    let p = &built.properties;
+    let record = TableRecord {
+        number,
+        file_size: built.file_size,
+        smallest_key: p.smallest_key.clone(),
+        largest_key: p.largest_key.clone(),
+        min_ts: p.min_ts,
+        max_ts: p.max_ts,
+        entries: p.entries,
+        tombstones: p.tombstones,
+        max_lsn: flushed,
+    };
+    let max_ts = log.state().max_ts().max(p.max_ts);
+    log.append(&Edit {
+        flushed_lsn: Some(flushed.max(log.state().flushed_lsn())),
+        max_ts: Some(max_ts),
+        added: vec![(0, record)],
+        ..Edit::default()
+    })?;
+    let table = Arc::new(Table::open(vfs, &path)?);
+    let watermark = engine.core.oracle.gc_watermark();
+    engine.core.recent.prune(watermark);
+    engine.core.recent.note_all(NewestAbove::new(m, watermark));
+    engine.core.views.replace_flushed(m, table);
+    store.flushes.fetch_add(1, Ordering::Relaxed);
+    store
+        .flushed_bytes
+        .fetch_add(built.file_size, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Writes every version of `m`, in order, to a new table at `path`.
+pub(crate) fn write_table(
+    vfs: &dyn Vfs,
+    path: &Path,
+    m: &Memtable,
+    max_lsn: u64,
+) -> Result<BuiltTable> {
+    let mut b = TableBuilder::create(vfs, path, TableOptions::default())?;
+    let mut c = MemCursor::new(m);
+    c.seek_to_first();
+    while c.valid() {
+        b.add(c.key(), c.ts(), c.value())?;
+        c.next();
+    }
+    b.finish(max_lsn)
+}
+
+/// The newest version of each key of a memtable, if above a watermark.
+struct NewestAbove<'a> {
+    cursor: MemCursor<'a>,
+    watermark: Ts,
+    last: Option<Vec<u8>>,
+}
+
+impl<'a> NewestAbove<'a> {
+    fn new(m: &'a Memtable, watermark: Ts) -> Self {
+        let mut cursor = MemCursor::new(m);
+        cursor.seek_to_first();
+        Self {
+            cursor,
+            watermark,
+            last: None,
+        }
+    }
+}
+
+impl Iterator for NewestAbove<'_> {
+    type Item = (Vec<u8>, Ts);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.cursor.valid() {
+            let ts = self.cursor.ts();
+            let seen = self.last.as_deref() == Some(self.cursor.key());
+            if seen {
+                // An older version of the key whose newest came first.
+                self.cursor.next();
+                continue;
+            }
+            let key = self.cursor.key().to_vec();
+            self.last = Some(key.clone());
+            self.cursor.next();
+            if ts > self.watermark {
+                return Some((key, ts));
+            }
+        }
+        None
+    }
+}

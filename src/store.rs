@@ -1,0 +1,151 @@
+//! The files beside the WAL: the manifest and the sorted tables. Opening
+//! them (decision 0017, "Open"), and the manifest writer the flusher and
+//! `close` share.
+//!
+//! Open order: the manifest (`CURRENT` then `MANIFEST-<n>`; none is a
+//! database that never flushed), then, for a writable open, every file the
+//! manifest does not name is removed (orphans of a crash: tables written
+//! before their edit, old manifests, `CURRENT.tmp`) before any file number
+//! is handed out again, then every listed table is mapped. The WAL is
+//! recovered above the manifest's flushed lsn by the caller, who then asks
+//! [`Store::check_wal`] whether the log continues the manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, Edit, Log, ManifestState, NUM_LEVELS, WalExtent};
+use crate::sst::Table;
+use crate::sync::Mutex;
+use crate::sync::atomic::AtomicU64;
+use crate::types::{Lsn, Ts};
+use crate::vfs::Vfs;
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+    /// The manifest writer; `None` until the first flush creates it (an
+    /// open creates no file, as for the WAL: decision 0010), and always in
+    /// a read-only open.
+    pub(crate) manifest: Mutex<Option<Log>>,
+    /// The live manifest's path at open, for error messages.
+    manifest_path: Option<PathBuf>,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flushed_bytes: AtomicU64,
+}
+
+/// What [`Store::open`] found.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) store: Store,
+    pub(crate) state: ManifestState,
+    /// Tables per level, level 0 newest first.
+    pub(crate) levels: Vec<Vec<Arc<Table>>>,
+}
+
+impl Store {
+    /// Opens the manifest and tables of the database in `dir`.
+    pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, read_only: bool) -> Result<Opened> {
+        let recovered = manifest::recover(vfs.as_ref(), dir)?;
+        if !read_only {
+            let live = recovered.as_ref().map(|r| (r.number, &r.replayed.state));
+            let obsolete = manifest::obsolete_files(vfs.as_ref(), dir, live)?;
+            manifest::remove_files(vfs.as_ref(), &obsolete)?;
+        }
+        let state = recovered
+            .as_ref()
+            .map_or_else(ManifestState::new, |r| r.replayed.state.clone());
+        let levels = open_tables(vfs.as_ref(), dir, &state)?;
+        let manifest_path = recovered.as_ref().map(|r| r.path.clone());
+        let log = match recovered {
+            Some(r) if !read_only => Some(Log::resume(
+                vfs.clone(),
+                dir,
+                r,
+                manifest::DEFAULT_ROTATE_BYTES,
+            )?),
+            _ => None,
+        };
+        Ok(Opened {
+            store: Store {
+                vfs,
+                dir: dir.to_path_buf(),
+                manifest: Mutex::new(log),
+                manifest_path,
+                flushes: AtomicU64::new(0),
+                flushed_bytes: AtomicU64::new(0),
+            },
+            state,
+            levels,
+        })
+    }
+
+    /// `Corruption` unless the recovered WAL continues the manifest: it
+    /// reaches back to the flushed lsn + 1, and after a clean close up to
+    /// the lsn recorded then (`manifest::check_wal`).
+    pub(crate) fn check_wal(&self, state: &ManifestState, wal: WalExtent) -> Result<()> {
+        match &self.manifest_path {
+            Some(path) => manifest::check_wal(state, wal, path),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a clean close: the WAL's last durable lsn and the highest
+    /// commit ts, so the next open detects a log cut below them. Nothing to
+    /// record if the database never flushed (no manifest).
+    pub(crate) fn clean_close(&self, last_lsn: Lsn, max_ts: Ts) -> Result<()> {
+        let mut guard = self.manifest.lock();
+        let Some(log) = guard.as_mut() else {
+            return Ok(());
+        };
+        let max_ts = max_ts.max(log.state().max_ts());
+        log.append(&Edit {
+            clean_close: Some(last_lsn.max(log.state().flushed_lsn())),
+            max_ts: Some(max_ts),
+            ..Edit::default()
+        })
+    }
+}
+
+/// Maps every table `state` lists; level 0 newest (highest number) first.
+fn open_tables(vfs: &dyn Vfs, dir: &Path, state: &ManifestState) -> Result<Vec<Vec<Arc<Table>>>> {
+    let tables_dir = dir.join(manifest::TABLES_DIR);
+    let mut levels = Vec::new();
+    for level in 0..NUM_LEVELS {
+        let mut tables = Vec::new();
+        for rec in state.level(level) {
+            let path = tables_dir.join(manifest::table_name(rec.number));
+            let table = Table::open(vfs, &path).map_err(|e| match e {
+                Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Error::corruption(
+                    &path,
+                    0,
+                    format!("table {} is in the manifest but missing", rec.number),
+                ),
+                other => other,
+            })?;
+            if table.file_size() != rec.file_size {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    format!(
+                        "table {} has {} bytes, the manifest says {}",
+                        rec.number,
+                        table.file_size(),
+                        rec.file_size
+                    ),
+                ));
+            }
+            tables.push(Arc::new(table));
+        }
+        if level == 0 {
+            tables.reverse();
+        }
+        levels.push(tables);
+    }
+    while levels.last().is_some_and(Vec::is_empty) {
+        levels.pop();
+    }
+    Ok(levels)
+}
