@@ -131,6 +131,9 @@ fn a_large_value_gets_a_block_of_its_own() {
     let (_vfs, _path, t) = mem_table(&all, TableOptions::default());
     assert_eq!(t.get(b"b", Ts::from(1)).unwrap(), Some(Found::Value(big)));
     assert_eq!(read_all_forward(&t).unwrap(), all);
+    // "a", "b" and "c" each in a block (docs/format/sst.md, constants): a
+    // get of "a" must not hash (and page in) the big value's block.
+    assert_eq!(t.properties().data_blocks, 3);
 }
 
 #[test]
