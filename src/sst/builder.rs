@@ -1,6 +1,8 @@
 //! [`TableBuilder`]: writes one table front to back from versions added in
 //! order, then the filter, index and properties blocks and the footer, and
-//! syncs the file (`docs/format/sst.md`, writer rules 1 and 2).
+//! syncs the file (`docs/format/sst.md`, writer rule 1 and the file's part
+//! of rule 2; syncing the directory before the manifest names the table is
+//! the caller's).
 
 use std::path::{Path, PathBuf};
 
