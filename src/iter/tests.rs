@@ -51,18 +51,26 @@ struct Sources {
 /// A version of the model, borrowed.
 type Placed<'a> = (&'a (Vec<u8>, u64), &'a Option<Vec<u8>>);
 
-/// Puts each version in source `placement % sources`: memtables first.
+/// Puts each version in source `placement % sources` (memtables first),
+/// and when the placement byte's top bit is set, in source
+/// `placement / 2 % sources` too: the same version in two sources, as a
+/// memtable and the table it was flushed to are during a hand-off.
 fn spread(model: &Model, placement: &[u8], mems: usize, tables: usize) -> Sources {
     let n = mems + tables;
     let mut parts: Vec<Vec<Placed<'_>>> = vec![Vec::new(); n];
     for (i, (kt, v)) in model.iter().enumerate() {
-        let p = usize::from(
+        let byte = usize::from(
             placement
                 .get(i % placement.len().max(1))
                 .copied()
                 .unwrap_or(0),
-        ) % n;
+        );
+        let p = byte % n;
         parts[p].push((kt, v));
+        let twin = byte / 2 % n;
+        if byte & 0x80 != 0 && twin != p {
+            parts[twin].push((kt, v));
+        }
     }
     let vfs = MemVfs::new();
     vfs.create_dir_all(Path::new("/t")).unwrap();
@@ -166,6 +174,7 @@ proptest! {
     fn the_merge_yields_every_version_once_in_order_and_turns_around(
         model in prop::collection::btree_map((key(), 1u64..30), prop::option::of(prop::collection::vec(any::<u8>(), 0..3)), 1..80),
         placement in prop::collection::vec(any::<u8>(), 1..16),
+        from in any::<prop::sample::Index>(),
         turns in prop::collection::vec(any::<bool>(), 0..40),
     ) {
         let s = spread(&model, &placement, 2, 2);
@@ -182,9 +191,12 @@ proptest! {
             m.next();
         }
         prop_assert_eq!(&got, &all);
-        // A walk that changes direction at random stays on the model's order.
-        m.seek_to_first();
-        let mut pos: isize = 0;
+        // A walk that changes direction at random, from a random version
+        // (so that it does not stop at once before the first), stays on
+        // the model's order.
+        let from = from.index(all.len());
+        m.seek(&all[from].0, Ts::from(all[from].1));
+        let mut pos = isize::try_from(from).unwrap();
         for forward in turns {
             if forward { m.next(); pos += 1; } else { m.prev(); pos -= 1; }
             let Some(expect) = usize::try_from(pos).ok().and_then(|p| all.get(p)) else {
