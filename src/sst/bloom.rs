@@ -133,6 +133,25 @@ mod tests {
         x ^= x >> 31;
         assert_eq!(hash64(b""), x);
         assert_ne!(hash64(b"a"), hash64(b"b"));
+        // Known answers, so the hash cannot drift with the code (computed
+        // from the spec's text: FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c and
+        // of "foobar" 0x85944171f73967e8, the published values, then the
+        // finaliser).
+        assert_eq!(hash64(b"a"), 0x02c0_bdbf_4814_20f8);
+        assert_eq!(hash64(b"foobar"), 0x404d_a9e3_b740_78c2);
+    }
+
+    #[test]
+    fn the_filter_bits_are_the_specified_ones() {
+        // "a" and "foobar" at 10 bits per key: 8 bytes (the minimum), 7
+        // probes at (h1 + j * h2) % 64, computed from the spec's text.
+        let mut b = BloomBuilder::default();
+        b.add(b"a");
+        b.add(b"foobar");
+        assert_eq!(
+            b.finish(DEFAULT_BITS_PER_KEY),
+            [4, 65, 16, 0, 32, 8, 254, 1, 7, HASH_VERSION]
+        );
     }
 
     #[test]
