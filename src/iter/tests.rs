@@ -276,3 +276,42 @@ fn a_scan_stops_at_its_end_bound_without_walking_the_tombstones_beyond() {
     assert_eq!(rows, vec![(b"a".to_vec(), b"1".to_vec())]);
     assert!(steps.get() <= 2, "{} steps", steps.get());
 }
+
+#[test]
+fn a_damaged_block_mid_key_is_an_error_not_an_older_version() {
+    // "k"@9 and "k"@5, each in a data block of its own, and the first
+    // block damaged. Backwards, "k"@5 comes first and "k"@9, the version a
+    // reader at ts 10 must see, is in the damaged block: the scan must
+    // report the damage, not yield "k" = "old".
+    let vfs = MemVfs::new();
+    vfs.create_dir_all(Path::new("/t")).unwrap();
+    let path = PathBuf::from("/t/1.sst");
+    let opts = TableOptions {
+        block_bytes: 1,
+        ..TableOptions::default()
+    };
+    let mut b = TableBuilder::create(&vfs, &path, opts).unwrap();
+    b.add(b"k", Ts::from(9), Some(b"new")).unwrap();
+    b.add(b"k", Ts::from(5), Some(b"old")).unwrap();
+    assert_eq!(b.finish(0).unwrap().properties.data_blocks, 2);
+    let mut bytes = vfs.read_all(&path).unwrap();
+    bytes[0] ^= 0x40; // the first data block starts the file
+    vfs.remove(&path).unwrap();
+    vfs.open_write(&path).unwrap().write_all(&bytes).unwrap();
+    let table = Arc::new(Table::open(&vfs, &path).unwrap());
+    for d in [Direction::Forward, Direction::Backward] {
+        let children: Vec<Box<dyn Source + '_>> = vec![Box::new(table.iter())];
+        let mut it = VisibleIter::new(
+            MergeIter::new(children),
+            Ts::from(10),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            d,
+        );
+        match it.next() {
+            Some(Err(crate::error::Error::Corruption { .. })) => {}
+            other => panic!("{d:?}: {other:?}"),
+        }
+        assert!(it.next().is_none(), "{d:?}: the scan ends at the damage");
+    }
+}
