@@ -146,6 +146,38 @@ fn scans_around_many_tombstones_yield_exactly_the_live_rows() {
     assert_eq!(r.scan(..).unwrap().rev().count(), 1);
 }
 
+#[test]
+fn the_two_ends_meet_on_own_writes_deletes_and_shadowed_keys() {
+    let (_vfs, db) = mem_db(Durability::Sync);
+    fill(&db, &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+    let mut t = db.begin();
+    t.put(b"b", b"own b").unwrap(); // shadows a stored key
+    t.delete(b"c").unwrap(); // hides one
+    t.put(b"e", b"own e").unwrap(); // only in the transaction
+    // Each order of fronts and backs yields every row exactly once.
+    let expect = vec![
+        kv("a", "1"),
+        kv("b", "own b"),
+        kv("d", "4"),
+        kv("e", "own e"),
+    ];
+    for order in 0..16u32 {
+        let mut s = t.scan(..).unwrap();
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        for step in 0..4 {
+            if order & (1 << step) == 0 {
+                front.extend(s.next().map(Result::unwrap));
+            } else {
+                back.extend(s.next_back().map(Result::unwrap));
+            }
+        }
+        assert!(s.next().is_none() && s.next_back().is_none(), "{order:04b}");
+        back.reverse();
+        front.extend(back);
+        assert_eq!(front, expect, "{order:04b}");
+    }
+}
+
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
@@ -205,6 +237,68 @@ proptest! {
         prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
         // Interleaved ends: fronts ascending, backs descending, together
         // every row exactly once.
+        let mut s = t.scan(range).unwrap();
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        for from_front in ends {
+            let row = if from_front { s.next() } else { s.next_back() };
+            match row {
+                Some(r) => if from_front { front.push(r.unwrap()) } else { back.push(r.unwrap()) },
+                None => break,
+            }
+        }
+        front.extend(s.by_ref().map(Result::unwrap));
+        back.reverse();
+        front.extend(back);
+        prop_assert_eq!(front, expect);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A transaction that began before later commits (which add versions
+    /// above its read ts, deletes included) scans its own snapshot plus its
+    /// writes, from either end.
+    #[test]
+    fn scans_at_an_older_snapshot_match_the_model(
+        batches in prop::collection::vec(
+            prop::collection::vec((key(), prop::option::weighted(0.6, key())), 0..8),
+            1..8,
+        ),
+        began_at in prop::sample::Index::arbitrary(),
+        own in prop::collection::vec((key(), prop::option::weighted(0.5, key())), 0..10),
+        start in bound(),
+        end in bound(),
+        ends in prop::collection::vec(any::<bool>(), 0..40),
+    ) {
+        let (_vfs, db) = mem_db(Durability::Buffered);
+        let began_at = began_at.index(batches.len() + 1);
+        let mut model = Model::new();
+        let mut seen = None;
+        for (i, batch) in batches.iter().enumerate() {
+            if i == began_at {
+                seen = Some((db.begin(), model.clone()));
+            }
+            let mut t = db.begin();
+            for (k, v) in batch {
+                write(&mut t, &mut model, k, v.as_ref());
+            }
+            t.commit().unwrap();
+        }
+        let (mut t, mut model) = seen.unwrap_or_else(|| (db.begin(), model));
+        for (k, v) in &own {
+            write(&mut t, &mut model, k, v.as_ref());
+        }
+        let range = (start.clone(), end.clone());
+        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
+        let mut back: Vec<_> = t.scan(range.clone()).unwrap().rev().map(Result::unwrap).collect();
+        back.reverse();
+        prop_assert_eq!(&back, &expect);
         let mut s = t.scan(range).unwrap();
         let (mut front, mut back) = (Vec::new(), Vec::new());
         for from_front in ends {

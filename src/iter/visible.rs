@@ -199,6 +199,11 @@ impl<S: Source> VisibleIter<S> {
                 row = Some(self.src.value().map(<[u8]>::to_vec));
                 self.src.prev();
             }
+            // Stopped on damage: the key's newer versions, the one the row
+            // should come from among them, may be in what did not decode.
+            if !self.src.valid() && self.src.status().is_err() {
+                return self.finish();
+            }
             if let Some(Some(value)) = row {
                 return Some(Ok((key, value)));
             }

@@ -182,10 +182,11 @@ pub(crate) struct BlockSummary {
     pub(crate) last: (Vec<u8>, Ts),
 }
 
-/// Checks everything a cursor relies on: the restart array, every entry's
-/// lengths, the shared prefixes, strictly ascending order, and that every
-/// kind is one of `kinds` (with a tombstone's value empty and a handle's
-/// 12 bytes).
+/// Checks everything a cursor relies on: the restart array (the first
+/// restart is the first entry, every restart an entry start, ascending),
+/// every entry's lengths, the shared prefixes, strictly ascending order,
+/// and that every kind is one of `kinds` (with a tombstone's value empty
+/// and a handle's 12 bytes).
 pub(crate) fn validate(contents: &[u8], kinds: &[EntryKind]) -> Result<BlockSummary, &'static str> {
     let (limit, n) = restart_array(contents).ok_or("restart array past the block")?;
     if n == 0 {
@@ -200,6 +201,11 @@ pub(crate) fn validate(contents: &[u8], kinds: &[EntryKind]) -> Result<BlockSumm
     while off < limit {
         let h = decode_header(contents, off, limit).ok_or("entry past the block")?;
         let at_restart = restart_at(contents, limit, next_restart) == Some(off);
+        if entries == 0 && !at_restart {
+            // Cursors start at restarts: entries before the first one
+            // would be unreachable.
+            return Err("the first entry is not a restart");
+        }
         if at_restart {
             next_restart += 1;
             if h.shared != 0 {
@@ -623,5 +629,30 @@ mod tests {
         moved[at..at + 4].copy_from_slice(&(r + 1).to_le_bytes());
         assert!(validate(&moved, &kinds).is_err());
         assert_eq!(validate(&[], &kinds), Err("restart array past the block"));
+    }
+
+    #[test]
+    fn a_block_whose_first_restart_is_not_its_first_entry_is_refused() {
+        // Entries "a" and "b" (neither shares a prefix), with one restart
+        // that points at "b": every cursor starts at a restart, so "a"
+        // would be invisible to seeks and to both directions while the
+        // block still passed as valid (the spec: "the first restart is 0").
+        let all = vec![
+            (b"a".to_vec(), 1, Some(b"1".to_vec())),
+            (b"b".to_vec(), 1, Some(b"2".to_vec())),
+        ];
+        let every = build(&all, 1);
+        let n = every.len();
+        let second = every[n - 8..n - 4].to_vec();
+        let mut contents = every[..n - 12].to_vec();
+        contents.extend_from_slice(&second);
+        contents.extend_from_slice(&1u32.to_le_bytes());
+        let kinds = [EntryKind::Value, EntryKind::Tombstone];
+        assert_eq!(
+            validate(&contents, &kinds),
+            Err("the first entry is not a restart")
+        );
+        // Unchanged, the same entries validate.
+        assert_eq!(validate(&every, &kinds).map(|s| s.entries), Ok(2));
     }
 }

@@ -31,6 +31,19 @@ fn probe_bits(hash: u64, probes: u8, bits: u32) -> impl Iterator<Item = u32> {
     (0..u32::from(probes)).map(move |j| h1.wrapping_add(j.wrapping_mul(h2)) % bits)
 }
 
+/// The filter's size in bytes for `keys` keys: at least 8, and at most what
+/// a reader accepts (bit positions are `u32`), so a huge table gets a less
+/// selective filter, never a truncated bit count (a division by zero, or
+/// probes the reader computes differently: false negatives).
+fn filter_bytes(keys: usize, bits_per_key: usize) -> usize {
+    keys.saturating_mul(bits_per_key)
+        .div_ceil(8)
+        .clamp(8, MAX_FILTER_BYTES)
+}
+
+/// The largest filter [`Bloom::decode`] accepts.
+const MAX_FILTER_BYTES: usize = (u32::MAX / 8) as usize;
+
 /// Collects key hashes and writes the filter block's contents.
 #[derive(Debug, Default)]
 pub(crate) struct BloomBuilder {
@@ -48,7 +61,7 @@ impl BloomBuilder {
         let bits_per_key = bits_per_key.clamp(1, 64);
         // ln 2 * bits per key probes minimise false positives.
         let probes = ((bits_per_key * 69 + 50) / 100).clamp(1, 30) as u8;
-        let bytes = (self.hashes.len() * bits_per_key).div_ceil(8).max(8);
+        let bytes = filter_bytes(self.hashes.len(), bits_per_key);
         let nbits = (bytes * 8) as u32;
         let mut out = vec![0u8; bytes];
         for &h in &self.hashes {
@@ -84,7 +97,7 @@ impl<'a> Bloom<'a> {
         if version != HASH_VERSION {
             return Err("unknown filter hash version");
         }
-        if bits.is_empty() || !(1..=30).contains(&probes) || bits.len() > (u32::MAX / 8) as usize {
+        if bits.is_empty() || !(1..=30).contains(&probes) || bits.len() > MAX_FILTER_BYTES {
             return Err("filter of an impossible shape");
         }
         Ok(Bloom { bits, probes })
@@ -120,6 +133,25 @@ mod tests {
         x ^= x >> 31;
         assert_eq!(hash64(b""), x);
         assert_ne!(hash64(b"a"), hash64(b"b"));
+        // Known answers, so the hash cannot drift with the code (computed
+        // from the spec's text: FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c and
+        // of "foobar" 0x85944171f73967e8, the published values, then the
+        // finaliser).
+        assert_eq!(hash64(b"a"), 0x02c0_bdbf_4814_20f8);
+        assert_eq!(hash64(b"foobar"), 0x404d_a9e3_b740_78c2);
+    }
+
+    #[test]
+    fn the_filter_bits_are_the_specified_ones() {
+        // "a" and "foobar" at 10 bits per key: 8 bytes (the minimum), 7
+        // probes at (h1 + j * h2) % 64, computed from the spec's text.
+        let mut b = BloomBuilder::default();
+        b.add(b"a");
+        b.add(b"foobar");
+        assert_eq!(
+            b.finish(DEFAULT_BITS_PER_KEY),
+            [4, 65, 16, 0, 32, 8, 254, 1, 7, HASH_VERSION]
+        );
     }
 
     #[test]
@@ -139,6 +171,16 @@ mod tests {
             .count();
         // 0.8% expected; 2% leaves room for the hash's imperfection.
         assert!(false_positives < 200, "{false_positives} of 10000");
+    }
+
+    #[test]
+    fn a_filter_for_any_number_of_keys_has_a_size_the_reader_accepts() {
+        for keys in [0, 1, 1000, 429_496_730, 1 << 31, usize::MAX] {
+            let bytes = filter_bytes(keys, 10);
+            assert!((8..=MAX_FILTER_BYTES).contains(&bytes), "{keys} keys");
+            assert_ne!((bytes * 8) as u32, 0, "{keys} keys");
+        }
+        assert_eq!(filter_bytes(1000, 10), 1250);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! [`TableBuilder`]: writes one table front to back from versions added in
 //! order, then the filter, index and properties blocks and the footer, and
-//! syncs the file (`docs/format/sst.md`, writer rules 1 and 2).
+//! syncs the file (`docs/format/sst.md`, writer rule 1 and the file's part
+//! of rule 2; syncing the directory before the manifest names the table is
+//! the caller's).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,22 @@ use crate::vfs::{Vfs, VfsFile};
 
 /// Bytes gathered before one `write_all`.
 const WRITE_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Contents bytes of a data block holding only an entry with these lengths:
+/// the entry (`shared` 0, its lengths, key, ts, kind, value), one restart
+/// and the restart count.
+fn alone_block_bytes(key_len: usize, value_len: usize) -> usize {
+    let varint = |n: usize| {
+        let mut bytes = 1;
+        let mut v = n >> 7;
+        while v > 0 {
+            bytes += 1;
+            v >>= 7;
+        }
+        bytes
+    };
+    1 + varint(key_len) + varint(value_len) + key_len + 8 + 1 + value_len + 4 + 4
+}
 
 /// How tables are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +138,13 @@ impl TableBuilder {
                 self.path.display()
             )));
         }
+        // An entry that alone makes a block larger than the target gets a
+        // block of its own, so that reading its neighbours never hashes (or
+        // pages in) a big value.
+        let value_len = value.map_or(0, <[u8]>::len);
+        if alone_block_bytes(key.len(), value_len) > self.opts.block_bytes {
+            self.finish_data_block()?;
+        }
         if new_key {
             self.bloom.add(key);
             self.props.keys += 1;
@@ -221,5 +246,22 @@ impl TableBuilder {
             file_size: self.written,
             properties: self.props,
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sst::block::BlockBuilder;
+
+    #[test]
+    fn alone_block_bytes_is_the_length_of_a_one_entry_block() {
+        for (k, v) in [(0, 0), (1, 1), (127, 128), (300, 20_000), (5, 3_000_000)] {
+            let mut b = BlockBuilder::new(DATA_RESTART_INTERVAL);
+            b.add(&vec![b'k'; k], Ts::from(1), EntryKind::Value, &vec![0; v]);
+            let mut out = Vec::new();
+            b.finish_into(&mut out);
+            assert_eq!(alone_block_bytes(k, v), out.len(), "key {k}, value {v}");
+        }
     }
 }

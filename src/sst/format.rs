@@ -356,6 +356,37 @@ mod tests {
     }
 
     #[test]
+    fn the_footer_and_properties_are_laid_out_as_specified() {
+        // Footer: index, filter, properties handles (offset u64, len u32),
+        // version u32, CRC32 of those 40 bytes, magic.
+        let f = Footer {
+            index: Handle { offset: 1, len: 2 },
+            filter: Handle { offset: 3, len: 4 },
+            properties: Handle { offset: 5, len: 6 },
+        };
+        let mut expect = Vec::new();
+        for (offset, len) in [(1u64, 2u32), (3, 4), (5, 6)] {
+            expect.extend_from_slice(&offset.to_le_bytes());
+            expect.extend_from_slice(&len.to_le_bytes());
+        }
+        expect.extend_from_slice(&1u32.to_le_bytes());
+        let crc = crc32fast::hash(&expect);
+        expect.extend_from_slice(&crc.to_le_bytes());
+        expect.extend_from_slice(b"STRATSST");
+        assert_eq!(f.encode().as_slice(), expect.as_slice());
+        // Properties: tag u16, len u32, bytes; tags 1..=11 ascending.
+        let enc = props().encode();
+        let mut c = Cursor::new(&enc);
+        let mut tags = Vec::new();
+        while c.remaining() > 0 {
+            tags.push(c.u16().unwrap());
+            c.len_prefixed().unwrap();
+        }
+        assert_eq!(tags, (1..=11).collect::<Vec<u16>>());
+        assert_eq!(&enc[..14], &[1, 0, 8, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
     fn a_block_is_verified_by_kind_and_checksum() {
         let mut block = b"contents".to_vec();
         push_trailer(&mut block, b"contents", BlockKind::Data);

@@ -51,8 +51,9 @@ pub(crate) fn table_file_name(number: u64) -> String {
 
 /// The `block_decode` fuzz target's body: validates arbitrary contents and
 /// runs a cursor over them. A block the validator accepts must read back
-/// without damage, strictly ascending, the same in both directions, and a
-/// seek must land on the first entry at or after its target.
+/// without damage, every entry the validator counted, strictly ascending,
+/// the same in both directions, and a seek must land on the first entry at
+/// or after its target (`seek_for_prev`: the last at or before it).
 #[cfg(any(feature = "fuzzing", feature = "bench-internals"))]
 pub(crate) fn fuzz_block(contents: &[u8], probe: &[u8]) -> bool {
     use block::{BlockCursor, cmp_version, validate};
@@ -61,7 +62,7 @@ pub(crate) fn fuzz_block(contents: &[u8], probe: &[u8]) -> bool {
     use crate::types::Ts;
 
     let kinds = [EntryKind::Value, EntryKind::Tombstone, EntryKind::Handle];
-    let accepted = validate(contents, &kinds).is_ok();
+    let summary = validate(contents, &kinds).ok();
     let mut c = BlockCursor::new(contents);
     let mut forward: Vec<(Vec<u8>, Ts)> = Vec::new();
     c.seek_to_first(contents);
@@ -70,18 +71,23 @@ pub(crate) fn fuzz_block(contents: &[u8], probe: &[u8]) -> bool {
         c.next(contents);
     }
     let target = (probe, Ts::from(5));
-    if !accepted {
+    let Some(summary) = summary else {
         c.seek_to_last(contents);
         for _ in 0..=contents.len() {
             c.prev(contents);
         }
         c.seek_for_prev(contents, target.0, target.1);
         return false;
-    }
+    };
     assert!(
         !c.is_corrupt(),
         "a validated block failed to decode forwards"
     );
+    // Every entry the validator counted is reachable, and it saw the same
+    // first and last versions.
+    assert_eq!(forward.len(), summary.entries, "entries a cursor misses");
+    assert_eq!(forward.first(), Some(&summary.first));
+    assert_eq!(forward.last(), Some(&summary.last));
     for w in forward.windows(2) {
         assert_eq!(
             cmp_version(&w[0].0, w[0].1, &w[1].0, w[1].1),
@@ -104,6 +110,15 @@ pub(crate) fn fuzz_block(contents: &[u8], probe: &[u8]) -> bool {
     let expect = forward
         .iter()
         .find(|(k, t)| cmp_version(k, *t, target.0, target.1) != Ordering::Less);
+    match expect {
+        Some((k, t)) => assert!(c.is_valid() && c.key() == k.as_slice() && c.ts() == *t),
+        None => assert!(!c.is_valid()),
+    }
+    c.seek_for_prev(contents, target.0, target.1);
+    let expect = forward
+        .iter()
+        .rev()
+        .find(|(k, t)| cmp_version(k, *t, target.0, target.1) != Ordering::Greater);
     match expect {
         Some((k, t)) => assert!(c.is_valid() && c.key() == k.as_slice() && c.ts() == *t),
         None => assert!(!c.is_valid()),

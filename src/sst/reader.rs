@@ -47,8 +47,9 @@ impl Table {
     pub(crate) fn open(vfs: &dyn Vfs, path: &Path) -> Result<Table> {
         let bytes = vfs.map(path)?;
         let corrupt = |offset: usize, what: &str| Error::corruption(path, offset as u64, what);
-        let footer_at = bytes.len().saturating_sub(super::format::FOOTER_BYTES);
-        let footer = Footer::decode(&bytes).map_err(|e| match e {
+        let file = bytes.bytes();
+        let footer_at = file.len().saturating_sub(super::format::FOOTER_BYTES);
+        let footer = Footer::decode(file).map_err(|e| match e {
             FooterError::NotATable => corrupt(footer_at, "not a table (no footer magic)"),
             FooterError::Checksum => corrupt(footer_at, "footer checksum mismatch"),
             FooterError::BadVersion => corrupt(footer_at, "footer names format version 0"),
@@ -62,7 +63,7 @@ impl Table {
             let (start, end) = h.span(footer_at).ok_or_else(|| {
                 corrupt(footer_at, &format!("{name} block handle past the footer"))
             })?;
-            let raw = bytes.get(start..end).unwrap_or_default();
+            let raw = file.get(start..end).unwrap_or_default();
             let contents = verify_block(raw, kind)
                 .map_err(|w| corrupt(start, &format!("{name} block: {w}")))?;
             Ok((start, start + contents.len()))
@@ -70,7 +71,7 @@ impl Table {
         let index = block(footer.index, BlockKind::Index, "index")?;
         let filter = block(footer.filter, BlockKind::Filter, "filter")?;
         let props_range = block(footer.properties, BlockKind::Properties, "properties")?;
-        let slice = |r: (usize, usize)| bytes.get(r.0..r.1).unwrap_or_default();
+        let slice = |r: (usize, usize)| file.get(r.0..r.1).unwrap_or_default();
         let props = Properties::decode(slice(props_range))
             .map_err(|w| corrupt(props_range.0, &format!("properties: {w}")))?;
         Bloom::decode(slice(filter)).map_err(|w| corrupt(filter.0, &format!("filter: {w}")))?;
@@ -116,11 +117,11 @@ impl Table {
     }
 
     pub(crate) fn file_size(&self) -> u64 {
-        self.bytes.len() as u64
+        self.bytes.bytes().len() as u64
     }
 
     fn slice(&self, r: (usize, usize)) -> &[u8] {
-        self.bytes.get(r.0..r.1).unwrap_or_default()
+        self.bytes.bytes().get(r.0..r.1).unwrap_or_default()
     }
 
     fn index_contents(&self) -> &[u8] {
@@ -151,7 +152,7 @@ impl Table {
             .get(word)
             .map_or(0, |w| w.load(Ordering::Relaxed));
         if seen & bit == 0 {
-            let raw = self.bytes.get(start..end).unwrap_or_default();
+            let raw = self.bytes.bytes().get(start..end).unwrap_or_default();
             let contents = verify_block(raw, BlockKind::Data)
                 .map_err(|w| corrupt(handle.offset, &format!("data block: {w}")))?;
             let summary = validate(contents, &[EntryKind::Value, EntryKind::Tombstone])

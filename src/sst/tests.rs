@@ -131,6 +131,9 @@ fn a_large_value_gets_a_block_of_its_own() {
     let (_vfs, _path, t) = mem_table(&all, TableOptions::default());
     assert_eq!(t.get(b"b", Ts::from(1)).unwrap(), Some(Found::Value(big)));
     assert_eq!(read_all_forward(&t).unwrap(), all);
+    // "a", "b" and "c" each in a block (docs/format/sst.md, constants): a
+    // get of "a" must not hash (and page in) the big value's block.
+    assert_eq!(t.properties().data_blocks, 3);
 }
 
 #[test]
@@ -155,6 +158,15 @@ fn the_builder_refuses_disorder_duplicates_and_an_empty_table() {
     let empty = TableBuilder::create(&vfs, Path::new("/t/2.sst"), TableOptions::default()).unwrap();
     assert!(matches!(empty.finish(0), Err(Error::InvalidArgument(_))));
     assert!(TableBuilder::create(&vfs, Path::new("/t/2.sst"), TableOptions::default()).is_ok());
+    // A finished table is never opened for writing again (docs/unsafe.md,
+    // rule 2): the builder refuses a file that has bytes.
+    let done = Path::new("/t/3.sst");
+    build(&vfs, done, &sample(10), TableOptions::default());
+    assert!(matches!(
+        TableBuilder::create(&vfs, done, TableOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(Table::open(&vfs, done).is_ok(), "and leaves it intact");
 }
 
 #[test]
@@ -164,6 +176,10 @@ fn the_os_file_system_maps_the_table() {
     let all = sample(500);
     let built = build(&OsVfs, &path, &all, TableOptions::default());
     let t = Arc::new(Table::open(&OsVfs, &path).unwrap());
+    assert!(
+        format!("{t:?}").contains("Mapped(map,"),
+        "mapped, not copied"
+    );
     assert_eq!(t.file_size(), built.file_size);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), built.file_size);
     assert_eq!(read_all_forward(&t).unwrap(), all);

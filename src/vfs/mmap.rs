@@ -1,21 +1,37 @@
 //! Read-only views of finished files: [`Mapped`].
 //!
-//! The OS implementation maps the file (memmap2); the in-memory and
-//! fault-injecting file systems hand out a shared copy of the bytes. Either
-//! way a `Mapped` is a `&[u8]` of fixed length that lives as long as the
-//! value, and every reader indexes it through checked slices.
+//! The OS implementation maps the file (memmap2); the in-memory file system
+//! hands out a shared copy of the bytes (and the fault-injecting one
+//! whatever the file system it wraps returns). Either way a `Mapped` is a
+//! `&[u8]` of fixed length that lives as long as the value, readable only
+//! inside the crate, and every reader indexes it through checked slices.
 //!
 //! This file holds the only `unsafe` block of `vfs/`; its argument is in
 //! `docs/unsafe.md` and beside the block.
 
 use std::fs::File;
 use std::io;
-use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
 /// The bytes of a finished, immutable file.
-pub enum Mapped {
+///
+/// Outside Strata a `Mapped` is opaque: its bytes cannot be read, so no code
+/// but the table reader, which keeps the rules of `docs/unsafe.md`, ever
+/// holds a `&[u8]` into a mapping (a caller of the public [`super::Vfs::map`]
+/// could otherwise map any file and then change it under that slice):
+///
+/// ```compile_fail,E0608
+/// use strata::vfs::{OsVfs, Vfs};
+/// let m = OsVfs.map(std::path::Path::new("Cargo.toml")).unwrap();
+/// let _first: u8 = m[0];
+/// ```
+///
+/// A [`super::Vfs`] that does not map returns a copy
+/// (`Mapped::from(bytes)`), as the trait's default does.
+pub struct Mapped(Repr);
+
+enum Repr {
     /// A read-only memory map of a file on the OS file system.
     Map(memmap2::Mmap),
     /// A copy of the file's bytes (in-memory file systems, empty files).
@@ -29,26 +45,27 @@ impl Mapped {
     /// the file was completely written and synced before this call, and no
     /// one writes, truncates or replaces its contents while the map lives.
     /// Strata maps only sorted tables, which are written once and deleted
-    /// (unlinked, which leaves the mapped pages intact) only when no view
-    /// references them.
+    /// (unlinked, which leaves the mapped pages intact) only when no reader
+    /// holds them.
     pub(crate) fn map_finished_file(file: &File) -> io::Result<Mapped> {
         if file.metadata()?.len() == 0 {
             // A zero-length mapping is an error on Linux; nothing to map.
-            return Ok(Mapped::Shared(Arc::from(Vec::new())));
+            return Ok(Mapped(Repr::Shared(Arc::from(Vec::new()))));
         }
         // SAFETY: memmap2's `Mmap::map` is unsafe because the mapped bytes
         // change (or the process gets SIGBUS) if the file is modified or
-        // truncated while mapped. Strata maps only finished sorted tables:
-        // a table is written once, synced, and renamed into no other use; no
-        // code path opens a table for writing after its builder finished,
-        // nor truncates one; it is unlinked only after the last view
-        // listing it is dropped, and unlinking leaves a mapping valid. Every
-        // read through the map is a bounds-checked slice of `len` bytes, and
-        // its contents are checksum-verified before use, so a byte changed
-        // behind our back (another process) gives `Corruption`, not
-        // undefined behaviour in safe code.
+        // truncated while mapped. Strata maps only finished sorted tables
+        // (`Table::open`, through `Vfs::map`): a table is written once and
+        // synced by its builder before it is opened; no code path writes
+        // to, truncates or renames over a table file after that (the
+        // builder refuses a file that has bytes); and the map lives as long
+        // as the `Table` that owns it, while unlinking the file leaves a
+        // mapping valid. The bytes are readable only inside the crate
+        // (`Mapped` is opaque outside it), so no other code holds a slice
+        // of a mapping. A change by another process is outside what any
+        // file API can rule out (`docs/unsafe.md`, rule 4).
         let map = unsafe { memmap2::Mmap::map(file)? };
-        Ok(Mapped::Map(map))
+        Ok(Mapped(Repr::Map(map)))
     }
 
     /// Opens `path` read-only and maps it (see [`Mapped::map_finished_file`]).
@@ -56,31 +73,29 @@ impl Mapped {
         let file = File::open(path)?;
         Self::map_finished_file(&file)
     }
-}
 
-impl Deref for Mapped {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Mapped::Map(m) => m,
-            Mapped::Shared(b) => b,
+    /// The bytes, for the table reader.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Map(m) => m,
+            Repr::Shared(b) => b,
         }
     }
 }
 
-impl AsRef<[u8]> for Mapped {
-    fn as_ref(&self) -> &[u8] {
-        self
+impl From<Vec<u8>> for Mapped {
+    /// A copy of a file's bytes.
+    fn from(bytes: Vec<u8>) -> Mapped {
+        Mapped(Repr::Shared(bytes.into()))
     }
 }
 
 impl std::fmt::Debug for Mapped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self {
-            Mapped::Map(_) => "map",
-            Mapped::Shared(_) => "shared",
+        let kind = match &self.0 {
+            Repr::Map(_) => "map",
+            Repr::Shared(_) => "shared",
         };
-        write!(f, "Mapped({kind}, {} bytes)", self.len())
+        write!(f, "Mapped({kind}, {} bytes)", self.bytes().len())
     }
 }

@@ -86,9 +86,10 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     }
     /// A read-only view of a finished file that nobody writes again (a
     /// sorted table): the OS maps it, other file systems may copy it. The
-    /// default reads the whole file into a shared buffer.
+    /// default reads the whole file into a shared buffer. The view is
+    /// opaque outside Strata ([`Mapped`]).
     fn map(&self, path: &Path) -> io::Result<Mapped> {
-        Ok(Mapped::Shared(self.read_all(path)?.into()))
+        Ok(Mapped::from(self.read_all(path)?))
     }
 }
 
