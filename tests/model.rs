@@ -9,6 +9,10 @@
 //! must be the model's state at the recovered read ts, which must cover
 //! every durable commit (with `Durability::Sync`, every acknowledged one).
 //!
+//! Flushes (`Db::flush`) move versions to tables between operations, with
+//! snapshots held across them, so reads, conflicts and recovery are checked
+//! over memtables and tables alike.
+//!
 //! Runs on `MemVfs`. Proptest prints the minimal failing op sequence.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -88,6 +92,9 @@ enum Op {
     ReadSnapshot,
     /// `Db::sync` (makes `Buffered` commits durable).
     Sync,
+    /// `Db::flush`: every memtable to a table (and, in `Buffered` mode, the
+    /// WAL synced first), with the open transactions' snapshots held across.
+    Flush,
     /// Close everything and reopen.
     Reopen,
     /// Drop everything as a power cut (`power`) or a killed process would.
@@ -118,6 +125,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => slot().prop_map(|slot| Op::Rollback { slot }),
         2 => Just(Op::ReadSnapshot),
         1 => Just(Op::Sync),
+        1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
         1 => any::<bool>().prop_map(|power| Op::Crash { power }),
     ]
@@ -399,6 +407,10 @@ fn run_session<'a>(
             Op::ReadSnapshot => check_snapshot(db, model)?,
             Op::Sync => {
                 db.sync().unwrap();
+                model.durable_ts = model.last_ts();
+            }
+            Op::Flush => {
+                db.flush().unwrap();
                 model.durable_ts = model.last_ts();
             }
             Op::Reopen | Op::Crash { .. } => return Ok(Some(op.clone())),

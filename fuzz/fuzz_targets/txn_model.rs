@@ -5,6 +5,7 @@
 //! of every open transaction (snapshot + own writes), commit outcomes
 //! (conflict iff a written key has a version newer than the read ts), and
 //! that reopening and power-cut crashes keep every acknowledged commit.
+//! Flushes move versions to tables between ops, with snapshots held across.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -25,6 +26,8 @@ enum Op {
     Commit { t: u8 },
     Rollback { t: u8 },
     Read { k: u8 },
+    /// `Db::flush`: memtables to tables, open transactions held across.
+    Flush,
     Reopen,
     Crash,
 }
@@ -131,6 +134,7 @@ fn run_epoch(db: &Db, ops: &[Op], model: &mut Versions) {
                 let want = visible(model, &key(k), r.read_ts().into());
                 assert_eq!(r.get(&key(k)).unwrap(), want);
             }
+            Op::Flush => db.flush().unwrap(),
             _ => {}
         }
     }

@@ -1,0 +1,319 @@
+//! Flush through the public API (decision 0017): a small memory budget
+//! makes memtables freeze and flush to tables; every read, scan, conflict
+//! and reopen must behave exactly as with everything in memory. A model
+//! (`BTreeMap`) is the oracle. Waiting is on `Db::flush` (which returns when
+//! every frozen memtable is in a table), never on time.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{MEM_DB_PATH, collect};
+use strata::vfs::{MemVfs, Vfs};
+use strata::{Db, Durability, Error, Options};
+
+/// A budget whose memtable share (a quarter) is 16 KiB.
+const SMALL_BUDGET: u64 = 64 * 1024;
+
+fn options(durability: Durability) -> Options {
+    common::options(durability).memory_budget(SMALL_BUDGET)
+}
+
+fn open(vfs: &MemVfs, durability: Durability) -> Db {
+    Db::open_with_vfs(MEM_DB_PATH, options(durability), Arc::new(vfs.clone())).unwrap()
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+fn value(i: u32, round: u32) -> Vec<u8> {
+    let mut v = format!("v{i}-{round}|").into_bytes();
+    v.resize(120, b'.');
+    v
+}
+
+/// Writes rounds of puts and deletes in transactions of 20, keeping the
+/// model in step.
+fn write_rounds(db: &Db, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, keys: u32, rounds: u32) {
+    for round in 0..rounds {
+        for chunk in (0..keys).collect::<Vec<_>>().chunks(20) {
+            let mut t = db.begin();
+            for &i in chunk {
+                if (i + round) % 7 == 0 {
+                    t.delete(&key(i)).unwrap();
+                    model.remove(&key(i));
+                } else {
+                    t.put(&key(i), &value(i, round)).unwrap();
+                    model.insert(key(i), value(i, round));
+                }
+            }
+            t.commit().unwrap();
+        }
+    }
+}
+
+fn assert_matches(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, label: &str) {
+    let r = db.begin_read();
+    let rows = collect(r.scan(..).unwrap());
+    let expect: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(rows.len(), expect.len(), "{label}: row count");
+    assert!(rows == expect, "{label}: scan differs from the model");
+    let back: Vec<_> = r.scan(..).unwrap().rev().map(Result::unwrap).collect();
+    assert!(
+        back.into_iter().rev().eq(expect.iter().cloned()),
+        "{label}: backward scan"
+    );
+    for i in (0..600).step_by(13) {
+        assert_eq!(
+            r.get(&key(i)).unwrap(),
+            model.get(&key(i)).cloned(),
+            "{label}: get {i}"
+        );
+    }
+}
+
+#[test]
+fn a_small_budget_flushes_and_every_read_still_sees_every_commit() {
+    for durability in [Durability::Sync, Durability::Buffered] {
+        let vfs = MemVfs::new();
+        let db = open(&vfs, durability);
+        let mut model = BTreeMap::new();
+        write_rounds(&db, &mut model, 600, 4);
+        db.flush().unwrap();
+        let stats = db.stats();
+        assert!(
+            stats.flushes >= 4,
+            "{durability:?}: {} flushes",
+            stats.flushes
+        );
+        assert_eq!(stats.tables, stats.flushes, "one level-0 table per flush");
+        assert_eq!(stats.frozen_memtables, 0);
+        assert_eq!(stats.memtable_versions, 0, "Db::flush empties memory");
+        assert_matches(&db, &model, "after flushes");
+        db.close().unwrap();
+
+        // Reopen: the tables are read back, and only what was not flushed
+        // is replayed from the WAL (nothing, after Db::flush).
+        let db = open(&vfs, durability);
+        assert_eq!(db.stats().recovered_records, 0, "{durability:?}");
+        assert_eq!(db.stats().tables, stats.tables);
+        assert_matches(&db, &model, "after reopen");
+        write_rounds(&db, &mut model, 600, 1);
+        assert_matches(&db, &model, "after more writes");
+        db.close().unwrap();
+        let db = open(&vfs, durability);
+        assert_matches(&db, &model, "after a second reopen");
+        db.close().unwrap();
+    }
+}
+
+#[test]
+fn a_snapshot_taken_before_a_flush_keeps_reading_exactly_its_snapshot() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs, Durability::Buffered);
+    let mut model = BTreeMap::new();
+    write_rounds(&db, &mut model, 300, 1);
+    let before = model.clone();
+    let snap = db.begin_read();
+    let old_rows = collect(snap.scan(..).unwrap());
+    write_rounds(&db, &mut model, 300, 3);
+    db.flush().unwrap();
+    assert!(db.stats().flushes >= 1);
+    assert_eq!(collect(snap.scan(..).unwrap()), old_rows);
+    let expect: Vec<_> = before.into_iter().collect();
+    assert_eq!(old_rows, expect);
+    assert_matches(&db, &model, "the latest snapshot");
+    drop(snap);
+    db.close().unwrap();
+}
+
+#[test]
+fn a_write_flushed_to_a_table_still_conflicts_with_an_older_transaction() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs, Durability::Sync);
+    let mut old = db.begin();
+    assert_eq!(old.get(b"hot").unwrap(), None);
+    let mut t = db.begin();
+    t.put(b"hot", b"winner").unwrap();
+    t.commit().unwrap();
+    db.flush().unwrap();
+    assert_eq!(
+        db.stats().memtable_versions,
+        0,
+        "the winner's version is in a table"
+    );
+    assert!(db.stats().recent_writes >= 1);
+    old.put(b"hot", b"loser").unwrap();
+    match old.commit() {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // A transaction begun after the flush commits.
+    let mut fresh = db.begin();
+    fresh.put(b"hot", b"next").unwrap();
+    fresh.commit().unwrap();
+    assert_eq!(db.begin_read().get(b"hot").unwrap(), Some(b"next".to_vec()));
+    db.close().unwrap();
+}
+
+#[test]
+fn an_orphan_table_left_by_a_crash_is_removed_at_open() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs, Durability::Sync);
+    let mut model = BTreeMap::new();
+    write_rounds(&db, &mut model, 200, 1);
+    db.flush().unwrap();
+    db.close().unwrap();
+    let tables = Path::new(MEM_DB_PATH).join("tables");
+    let orphan = tables.join("00000000000000009999.sst");
+    vfs.open_write(&orphan)
+        .unwrap()
+        .write_all(b"a table whose manifest edit never happened")
+        .unwrap();
+    let db = open(&vfs, Durability::Sync);
+    assert!(
+        !vfs.list(&tables)
+            .unwrap()
+            .iter()
+            .any(|n| n.contains("9999")),
+        "the orphan is gone"
+    );
+    assert_matches(&db, &model, "with the orphan removed");
+    db.close().unwrap();
+}
+
+#[test]
+fn a_database_that_never_flushed_has_no_manifest_and_a_read_only_open_creates_none() {
+    let vfs = MemVfs::new();
+    let db = Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(vfs.clone()),
+    )
+    .unwrap();
+    let mut t = db.begin();
+    t.put(b"k", b"v").unwrap();
+    t.commit().unwrap();
+    db.close().unwrap();
+    let names = vfs.list(Path::new(MEM_DB_PATH)).unwrap();
+    assert!(!names.iter().any(|n| n == "CURRENT"), "{names:?}");
+
+    // After a flush there is one; a read-only open reads the tables.
+    let db = open(&vfs, Durability::Sync);
+    db.flush().unwrap();
+    db.close().unwrap();
+    assert!(
+        vfs.list(Path::new(MEM_DB_PATH))
+            .unwrap()
+            .iter()
+            .any(|n| n == "CURRENT")
+    );
+    let ro = Db::open_with_vfs(
+        MEM_DB_PATH,
+        options(Durability::Sync).read_only(true),
+        Arc::new(vfs.clone()),
+    )
+    .unwrap();
+    assert_eq!(ro.begin_read().get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert!(matches!(ro.flush(), Err(Error::ReadOnly { .. })));
+    ro.close().unwrap();
+}
+
+#[test]
+fn a_missing_table_or_a_damaged_manifest_is_corruption() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs, Durability::Sync);
+    let mut model = BTreeMap::new();
+    write_rounds(&db, &mut model, 200, 1);
+    db.flush().unwrap();
+    db.close().unwrap();
+    let tables = Path::new(MEM_DB_PATH).join("tables");
+    let names = vfs.list(&tables).unwrap();
+    let one = tables.join(names.first().unwrap());
+
+    // `crash()` of a cleanly closed database is an independent full copy.
+    let copy = vfs.crash();
+    copy.remove(&one).unwrap();
+    match Db::open_with_vfs(MEM_DB_PATH, options(Durability::Sync), Arc::new(copy)) {
+        Err(Error::Corruption { what, .. }) => assert!(what.contains("missing"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+
+    let damaged = vfs.crash();
+    let current = Path::new(MEM_DB_PATH).join("CURRENT");
+    let mut bytes = damaged.read_all(&current).unwrap();
+    bytes[12] ^= 1;
+    damaged.write_file(&current, bytes);
+    assert!(matches!(
+        Db::open_with_vfs(MEM_DB_PATH, options(Durability::Sync), Arc::new(damaged)),
+        Err(Error::Corruption { .. })
+    ));
+}
+
+#[test]
+fn the_clock_resumes_above_every_flushed_commit() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs, Durability::Sync);
+    let mut model = BTreeMap::new();
+    write_rounds(&db, &mut model, 100, 2);
+    db.flush().unwrap();
+    let last = db.begin_read().read_ts();
+    db.close().unwrap();
+    let db = open(&vfs, Durability::Sync);
+    let mut t = db.begin();
+    t.put(b"after", b"reopen").unwrap();
+    assert!(t.commit().unwrap() > last);
+    db.close().unwrap();
+}
+
+#[test]
+fn a_failed_flush_poisons_the_database_and_loses_no_acknowledged_commit() {
+    type Inject = fn(&strata::vfs::FaultConfig);
+    let cases: [(&str, Inject); 4] = [
+        ("create", strata::vfs::FaultConfig::fail_creates_now),
+        ("write", strata::vfs::FaultConfig::fail_writes_now),
+        ("sync", strata::vfs::FaultConfig::fail_syncs_now),
+        ("full disk", strata::vfs::FaultConfig::fail_as_full_disk_now),
+    ];
+    for (what, inject) in cases {
+        let mem = MemVfs::new();
+        let (fault, config) = strata::vfs::FaultVfs::new(Arc::new(mem.clone()));
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            common::options(Durability::Sync),
+            Arc::new(fault),
+        )
+        .unwrap();
+        let mut model = BTreeMap::new();
+        write_rounds(&db, &mut model, 100, 1);
+        inject(&config);
+        match db.flush() {
+            Err(Error::Poisoned) => {}
+            other => panic!("{what}: the failed flush returned {other:?}"),
+        }
+        let mut t = db.begin();
+        t.put(b"later", b"x").unwrap();
+        assert!(matches!(t.commit(), Err(Error::Poisoned)), "{what}");
+        // Reads keep working on what was committed.
+        assert_matches(&db, &model, what);
+        drop(db);
+        // Reopened without the fault, every acknowledged commit is there
+        // (from the WAL; a table the manifest does not name is an orphan).
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            common::options(Durability::Sync),
+            Arc::new(mem.crash()),
+        )
+        .unwrap();
+        assert_matches(&db, &model, &format!("{what}, reopened"));
+        db.flush().unwrap();
+        assert_matches(&db, &model, &format!("{what}, flushed after reopening"));
+        db.close().unwrap();
+    }
+}
