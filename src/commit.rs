@@ -63,6 +63,19 @@ impl Core {
         }
     }
 
+    /// Freezes the active memtable if it holds anything, between batches,
+    /// and wakes the flusher (`Db::flush`, and an open that found many WAL
+    /// segments).
+    pub(crate) fn freeze_now(&self) {
+        {
+            let _between_batches = self.apply_lock.lock();
+            if self.views.current().mem.len() > 0 {
+                self.views.freeze();
+            }
+        }
+        self.flush_signal.notify();
+    }
+
     /// The newest commit ts of `key` the conflict check must know: in a
     /// memtable of the current view, else in the recent-writes index
     /// (`mvcc::conflict`). Called under the commit-order lock.

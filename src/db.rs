@@ -19,7 +19,7 @@ use crate::memtable::Memtable;
 use crate::mvcc::RecentWrites;
 use crate::mvcc::{Oracle, system_millis};
 use crate::options::{Durability, Options};
-use crate::store::{Opened, Store};
+use crate::store::{Opened, Store, WAL_DIR};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::syncer::Syncer;
@@ -42,6 +42,10 @@ const WINNER_WAIT_SLICE: Duration = Duration::from_millis(50);
 /// Frozen memtables waiting for flush before the active one is left to
 /// grow instead (the flusher is behind; smooth write slowdown comes next).
 const MAX_FROZEN_MEMTABLES: usize = 4;
+
+/// An open that finds more WAL segments than this flushes what it
+/// recovered, so that they can be deleted.
+const FLUSH_AT_OPEN_SEGMENTS: usize = 8;
 
 /// A handle to an open database. Cheap to clone; `Send + Sync`.
 #[derive(Debug, Clone)]
@@ -120,6 +124,10 @@ pub struct Stats {
     /// Keys in the recent-writes index (flushed while above the GC
     /// watermark; the conflict check asks it).
     pub recent_writes: u64,
+    /// WAL segment files on disk (a flush deletes those wholly in tables).
+    pub wal_segments: u64,
+    /// WAL segments deleted since open.
+    pub wal_segments_deleted: u64,
 }
 
 impl Db {
@@ -137,7 +145,7 @@ impl Db {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
-        let wal_dir = path.join("wal");
+        let wal_dir = path.join(WAL_DIR);
         let opened = Store::open(vfs.clone(), &path, options.read_only)?;
         let memtable = Memtable::new();
         let flushed = opened.state.flushed_lsn();
@@ -171,6 +179,16 @@ impl Db {
         if background_sync {
             writer = writer.with_background_sync();
         }
+        let retention = opened.store.retention.clone();
+        for &(no, first) in &recovered.segments {
+            retention.note_segment(no, first);
+        }
+        writer = writer.with_retention(retention);
+        if !options.read_only {
+            // A crash between a flush's manifest edit and its deletions
+            // left segments that are all in tables.
+            opened.store.delete_flushed_segments(flushed)?;
+        }
         let read_only = options.read_only.then(|| path.clone());
         let engine = Arc::new(engine(
             writer, &options, &recovered, memtable, opened, read_only,
@@ -180,8 +198,20 @@ impl Db {
         } else {
             let signal = engine.core.flush_signal.clone();
             let flusher = Flusher::start(Arc::downgrade(&engine), signal)?;
-            // A recovered memtable over its limit is flushed right away.
-            engine.core.freeze_if_full();
+            // A recovered memtable over its limit is flushed right away, and
+            // so is one spread over many segments (every writing session
+            // starts a segment: without this, open/close cycles of a small
+            // database would pile them up), so the segments can go.
+            if recovered.segments.len() > FLUSH_AT_OPEN_SEGMENTS {
+                // Waited for, so that the open leaves at most a few.
+                engine.core.freeze_now();
+                let core = &engine.core;
+                core.flush_signal
+                    .wait_until(|| core.views.current().imm.is_empty() || engine.wal.is_poisoned());
+                engine.check_open()?;
+            } else {
+                engine.core.freeze_if_full();
+            }
             Some(flusher)
         };
         let syncer = if background_sync {
@@ -290,13 +320,7 @@ impl Db {
         engine.check_open()?;
         engine.check_writable()?;
         let core = &engine.core;
-        {
-            let _between_batches = core.apply_lock.lock();
-            if core.views.current().mem.len() > 0 {
-                core.views.freeze();
-            }
-        }
-        core.flush_signal.notify();
+        core.freeze_now();
         let finished = || core.views.current().imm.is_empty() || engine.wal.is_poisoned();
         if !core.flush_signal.wait_until(finished) {
             return Err(Error::Closed);
@@ -345,6 +369,8 @@ impl Db {
             flushes: engine.store.flushes.load(Ordering::Relaxed),
             flushed_bytes: engine.store.flushed_bytes.load(Ordering::Relaxed),
             recent_writes: engine.core.recent.len() as u64,
+            wal_segments: engine.store.retention.segments() as u64,
+            wal_segments_deleted: engine.store.wal_segments_deleted.load(Ordering::Relaxed),
         }
     }
 

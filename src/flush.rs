@@ -20,8 +20,8 @@
 //! removes a table the manifest does not name. Lifecycle as `syncer.rs`:
 //! started by a writable open, stopped and joined by `close` before the
 //! WAL is sealed; it holds only a `Weak` reference to the engine.
-//! WAL segments are not deleted yet (decision 0017, step 5, comes next);
-//! recovery skips the flushed records.
+//! 5. the WAL segments all of whose records are now in tables deleted
+//!    (`wal::Retention`: never the newest, never one a pin holds).
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -215,6 +215,8 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     engine.core.recent.prune(watermark);
     engine.core.recent.note_all(NewestAbove::new(m, watermark));
     engine.core.views.replace_flushed(m, table);
+    drop(guard);
+    store.delete_flushed_segments(flushed)?;
     store.flushes.fetch_add(1, Ordering::Relaxed);
     store
         .flushed_bytes

@@ -17,9 +17,13 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Edit, Log, ManifestState, NUM_LEVELS, WalExtent};
 use crate::sst::Table;
 use crate::sync::Mutex;
-use crate::sync::atomic::AtomicU64;
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use crate::vfs::Vfs;
+use crate::wal::{Retention, segment_name};
+
+/// The WAL's directory inside the database directory.
+pub(crate) const WAL_DIR: &str = "wal";
 
 /// See the module docs.
 #[derive(Debug)]
@@ -34,6 +38,9 @@ pub(crate) struct Store {
     manifest_path: Option<PathBuf>,
     pub(crate) flushes: AtomicU64,
     pub(crate) flushed_bytes: AtomicU64,
+    /// Which WAL segments a flush lets go.
+    pub(crate) retention: Arc<Retention>,
+    pub(crate) wal_segments_deleted: AtomicU64,
 }
 
 /// What [`Store::open`] found.
@@ -49,25 +56,26 @@ impl Store {
     /// Opens the manifest and tables of the database in `dir`.
     pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, read_only: bool) -> Result<Opened> {
         let recovered = manifest::recover(vfs.as_ref(), dir)?;
-        if !read_only {
-            let live = recovered.as_ref().map(|r| (r.number, &r.replayed.state));
-            let obsolete = manifest::obsolete_files(vfs.as_ref(), dir, live)?;
-            manifest::remove_files(vfs.as_ref(), &obsolete)?;
-        }
         let state = recovered
             .as_ref()
             .map_or_else(ManifestState::new, |r| r.replayed.state.clone());
-        let levels = open_tables(vfs.as_ref(), dir, &state)?;
         let manifest_path = recovered.as_ref().map(|r| r.path.clone());
+        let live = recovered.as_ref().map(|r| r.number);
         let log = match recovered {
-            Some(r) if !read_only => Some(Log::resume(
-                vfs.clone(),
-                dir,
-                r,
-                manifest::DEFAULT_ROTATE_BYTES,
-            )?),
+            Some(r) if !read_only => {
+                let mut log = Log::resume(vfs.clone(), dir, r, manifest::DEFAULT_ROTATE_BYTES)?;
+                // Recovery may have read records a killed process never
+                // synced: durable first, then acted on.
+                log.make_durable()?;
+                Some(log)
+            }
             _ => None,
         };
+        if !read_only {
+            let obsolete = manifest::obsolete_files(vfs.as_ref(), dir, live.map(|n| (n, &state)))?;
+            manifest::remove_files(vfs.as_ref(), &obsolete)?;
+        }
+        let levels = open_tables(vfs.as_ref(), dir, &state)?;
         Ok(Opened {
             store: Store {
                 vfs,
@@ -76,6 +84,8 @@ impl Store {
                 manifest_path,
                 flushes: AtomicU64::new(0),
                 flushed_bytes: AtomicU64::new(0),
+                retention: Arc::new(Retention::default()),
+                wal_segments_deleted: AtomicU64::new(0),
             },
             state,
             levels,
@@ -90,6 +100,30 @@ impl Store {
             Some(path) => manifest::check_wal(state, wal, path),
             None => Ok(()),
         }
+    }
+
+    /// Deletes the WAL segments every record of which is at or below
+    /// `flushed` (in tables), except the newest and any a pin holds, then
+    /// makes the removals durable. Only after the manifest edit recording
+    /// `flushed` is durable (so recovery never looks for them).
+    pub(crate) fn delete_flushed_segments(&self, flushed: Lsn) -> Result<()> {
+        if flushed == Lsn::ZERO {
+            // Nothing is in tables, and recovery then requires the log to
+            // start with segment 1 (even one whose records a power cut
+            // took: its successor starts at the same lsn).
+            return Ok(());
+        }
+        let wal_dir = self.dir.join(WAL_DIR);
+        let gone = self.retention.take_deletable(flushed);
+        for &no in &gone {
+            self.vfs.remove(&wal_dir.join(segment_name(no)))?;
+        }
+        if !gone.is_empty() {
+            self.vfs.sync_dir(&wal_dir)?;
+            self.wal_segments_deleted
+                .fetch_add(gone.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Records a clean close: the WAL's last durable lsn and the highest

@@ -317,3 +317,77 @@ fn a_failed_flush_poisons_the_database_and_loses_no_acknowledged_commit() {
         db.close().unwrap();
     }
 }
+
+#[test]
+fn open_close_cycles_do_not_pile_up_wal_segments() {
+    // Every writing session starts a new segment; an open that finds many
+    // flushes what it recovered, and the flush deletes the segments it
+    // covers. 300 cycles of one commit each, default options.
+    let vfs = MemVfs::new();
+    let mut most = 0;
+    for i in 0..300u32 {
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            common::options(Durability::Sync),
+            Arc::new(vfs.clone()),
+        )
+        .unwrap();
+        let mut t = db.begin();
+        t.put(&key(i % 50), &value(i, 0)).unwrap();
+        t.commit().unwrap();
+        db.flush().unwrap_or_else(|e| panic!("cycle {i}: {e}"));
+        most = most.max(db.stats().wal_segments);
+        db.close().unwrap();
+        let on_disk = vfs.list(&Path::new(MEM_DB_PATH).join("wal")).unwrap().len();
+        assert!(on_disk <= 2, "cycle {i}: {on_disk} segment files");
+    }
+    assert!(most <= 2, "{most}");
+    let db = Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(vfs.clone()),
+    )
+    .unwrap();
+    for i in 250..300u32 {
+        assert_eq!(
+            db.begin_read().get(&key(i % 50)).unwrap(),
+            Some(value(i, 0))
+        );
+    }
+    db.close().unwrap();
+}
+
+#[test]
+fn open_close_cycles_without_flushes_keep_the_wal_bounded() {
+    // No Db::flush: the open that finds more than a few segments flushes
+    // what it recovered (and waits), so they never pile up.
+    let vfs = MemVfs::new();
+    for i in 0..200u32 {
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            common::options(Durability::Sync),
+            Arc::new(vfs.clone()),
+        )
+        .unwrap();
+        let mut t = db.begin();
+        t.put(&key(i % 50), &value(i, 0)).unwrap();
+        t.commit().unwrap();
+        db.close().unwrap();
+        let on_disk = vfs.list(&Path::new(MEM_DB_PATH).join("wal")).unwrap().len();
+        assert!(on_disk <= 10, "cycle {i}: {on_disk} segment files");
+    }
+    let db = Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(vfs.clone()),
+    )
+    .unwrap();
+    assert!(db.stats().recovered_records <= 10);
+    for i in 150..200u32 {
+        assert_eq!(
+            db.begin_read().get(&key(i % 50)).unwrap(),
+            Some(value(i, 0))
+        );
+    }
+    db.close().unwrap();
+}

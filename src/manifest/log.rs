@@ -404,6 +404,18 @@ impl Log {
         })
     }
 
+    /// Makes what recovery read durable: the manifest file's bytes and
+    /// (by syncing the directory) the `CURRENT` naming it. Recovery reads
+    /// bytes a killed process wrote but never synced; an open must not
+    /// act on them (delete a WAL segment, say) before they are durable,
+    /// or a power cut right after the open would take the record back
+    /// and keep the deletion.
+    pub(crate) fn make_durable(&mut self) -> Result<()> {
+        self.file.sync_data()?;
+        self.vfs.sync_dir(&self.dir)?;
+        Ok(())
+    }
+
     /// The state the durable records hold.
     pub(crate) fn state(&self) -> &ManifestState {
         &self.state

@@ -7,6 +7,7 @@
 //! - `reader`: frames to records, torn tail vs corruption;
 //! - `recovery`: replays every segment into a caller-supplied sink;
 //! - `writer`: segment creation, preallocation, appends, roll-over;
+//! - `retention`: which segments a flush lets go (and pins that hold them);
 //! - `group_commit`: batches concurrent committers into one write + sync.
 //!
 //! The WAL never imports `mvcc`: commit timestamps arrive as plain [`Ts`]
@@ -16,6 +17,7 @@ pub(crate) mod format;
 mod group_commit;
 pub(crate) mod reader;
 mod recovery;
+mod retention;
 mod writer;
 
 #[cfg(all(test, loom))]
@@ -24,4 +26,7 @@ mod loom_tests;
 pub(crate) use format::CommitFrameBuilder;
 pub(crate) use group_commit::{Apply, GroupCommit};
 pub(crate) use recovery::{Recovered, RecoveryMode, recover};
-pub(crate) use writer::{SegmentSize, Writer};
+pub(crate) use retention::Retention;
+#[allow(unused_imports, reason = "checkpoints pin the WAL (issue 16, item 9)")]
+pub(crate) use retention::RetentionPin;
+pub(crate) use writer::{SegmentSize, Writer, segment_name};

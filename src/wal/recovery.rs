@@ -68,8 +68,12 @@ pub(crate) enum Repair {
 pub(crate) struct Recovered {
     /// The last valid record (lsn, crc, commit_ts).
     pub(crate) chain: Chain,
-    /// The lsn of the oldest record in the log (`None`: it holds none).
+    /// The lsn the oldest segment starts at: its first record's, or, in a
+    /// segment whose records a crash took, the next record's (the log
+    /// still reaches `oldest - 1` through its chain). `None`: no segment.
     pub(crate) oldest_lsn: Option<Lsn>,
+    /// `(segment_no, first lsn)` of every segment left, oldest first.
+    pub(crate) segments: Vec<(u64, Lsn)>,
     /// The number the next segment must have.
     pub(crate) next_segment_no: u64,
     /// The epoch of the last segment (0 if none).
@@ -103,6 +107,7 @@ pub(crate) fn recover(
     let mut out = Recovered {
         chain: Chain::default(),
         oldest_lsn: None,
+        segments: Vec::new(),
         next_segment_no: 1,
         epoch: 0,
         records: 0,
@@ -131,6 +136,7 @@ pub(crate) fn recover(
             out.chain.last_crc = header.prev_crc;
         }
         let first_here = header.first_lsn;
+        out.segments.push((no, first_here));
         out.epoch = header.epoch;
         let frames = SegmentFrames {
             start: SEGMENT_HEADER_BYTES,
@@ -147,7 +153,7 @@ pub(crate) fn recover(
         };
         let scanned = scan_frames(&data, frames, &mut out.chain, is_last, &mut above_floor);
         out.records += replayed;
-        if out.oldest_lsn.is_none() && out.chain.last_lsn >= first_here {
+        if out.oldest_lsn.is_none() {
             out.oldest_lsn = Some(first_here);
         }
         log.finish_segment(path, &data, scanned, is_last, &mut out)?;

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use super::format::{SEGMENT_HEADER_BYTES, SYNC_MARK_FRAME_BYTES, SegmentHeader, sync_mark};
 use super::group_commit::{LogSink, SyncHandle};
+use super::retention::Retention;
 use crate::sync::Mutex;
 use crate::types::Lsn;
 use crate::vfs::{Vfs, VfsFile};
@@ -80,6 +81,8 @@ pub(crate) struct Writer {
     allocated: u64,
     size: SegmentSize,
     epoch: u64,
+    /// Told of every segment once it is durably created.
+    retention: Option<Arc<Retention>>,
 }
 
 impl Writer {
@@ -104,7 +107,15 @@ impl Writer {
             allocated: 0,
             size,
             epoch,
+            retention: None,
         }
+    }
+
+    /// Records every segment it creates in `retention`.
+    #[must_use]
+    pub(crate) fn with_retention(mut self, retention: Arc<Retention>) -> Writer {
+        self.retention = Some(retention);
+        self
     }
 
     /// Opens a second handle on every segment it creates, for a background
@@ -139,6 +150,9 @@ impl Writer {
         self.salt = header.salt;
         self.written = SEGMENT_HEADER_BYTES as u64;
         self.allocated = allocated;
+        if let Some(r) = &self.retention {
+            r.note_segment(self.segment_no, first_lsn);
+        }
         Ok(())
     }
 

@@ -163,7 +163,19 @@ fn many_segments_are_all_recovered() {
     let mut total = 150;
     for round in 0..3 {
         let db = Db::open(dir.path(), small_segments()).unwrap();
-        assert_eq!(db.stats().recovered_records, total as u64, "round {round}");
+        // Until an open finds more than a few segments (it then flushes
+        // them to a table and deletes them), every record is replayed;
+        // after, only what came later.
+        let (replayed, stats) = (db.stats().recovered_records, db.stats());
+        if stats.tables == stats.flushes {
+            // No table from an earlier open (this open may have made some).
+            assert_eq!(replayed, total as u64, "round {round}");
+        } else {
+            assert!(
+                replayed < total as u64,
+                "round {round}: {replayed} replayed"
+            );
+        }
         assert_exactly(&db, total);
         commit_range(&db, total..total + 40);
         total += 40;
@@ -172,9 +184,13 @@ fn many_segments_are_all_recovered() {
     // Reopening with a different segment size reads the same log.
     let db = open(dir.path());
     assert_exactly(&db, total);
-    // Every segment still parses, and the chain of first LSNs is gapless.
-    let mut next_lsn = 1;
-    for seg in segments(dir.path()) {
+    // Every segment left parses, and the chain of first LSNs is gapless
+    // up to the last commit.
+    let left = segments(dir.path());
+    let mut next_lsn = left
+        .first()
+        .map_or(1, |seg| u64_at(&fs::read(seg).unwrap(), 32));
+    for seg in left {
         let data = fs::read(&seg).unwrap();
         assert_eq!(u64_at(&data, 32), next_lsn, "{seg:?}: first_lsn");
         next_lsn += commit_frames(&data).len() as u64;
