@@ -1,9 +1,9 @@
 //! Strata through its public API only: `Db`, `Txn`, `ReadTxn`, `Db::update`.
 //!
 //! Durability is per database (decision 0004): `Durability::Sync` when opened
-//! durable, `Durability::Buffered` otherwise. Strata has no cache (everything
-//! lives in the memtable and the WAL until sorted tables land), so the cache
-//! budget is ignored.
+//! durable, `Durability::Buffered` otherwise. The cache budget is Strata's
+//! `Options::memory_budget` (a memtable is flushed to a table at a quarter of
+//! it; mapped tables are the OS's page cache, as LMDB's pages are).
 
 use std::path::Path;
 
@@ -25,7 +25,10 @@ impl Engine for StrataEngine {
         } else {
             Durability::Buffered
         };
-        let db = Db::open(dir, Options::new().durability(durability)).context("strata open")?;
+        // Strata's memory budget (memtables today) is its cache budget.
+        let budget = config.cache_bytes.max(strata::MIN_MEMORY_BUDGET);
+        let options = Options::new().durability(durability).memory_budget(budget);
+        let db = Db::open(dir, options).context("strata open")?;
         Ok(StrataEngine { db })
     }
 
