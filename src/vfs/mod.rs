@@ -71,7 +71,21 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Renames the file `from` to `to`, atomically replacing `to` if it
     /// exists (POSIX `rename`). Not durable until the parent directories
     /// are synced (contract 2).
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    ///
+    /// The default (for file systems written before this method existed)
+    /// copies `from` over `to`, syncs it and removes `from`: **not atomic**,
+    /// so a crash in between can leave a partial `to`. Strata renames only
+    /// `CURRENT.tmp` over `CURRENT`, which carries a checksum, so a partial
+    /// one is reported as `Error::Corruption`, never misread; implementations
+    /// should still override it with a real rename.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let data = self.read_all(from)?;
+        let mut file = self.open_write(to)?;
+        file.set_len(0)?;
+        file.write_all_at(0, &data)?;
+        file.sync_data()?;
+        self.remove(from)
+    }
     /// Makes the directory's entries (created or removed names) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Takes an exclusive lock named by `path` (creating the file if needed);
@@ -139,4 +153,57 @@ pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
         vfs.sync_dir(&parent_dir(dir))?;
     }
     Ok(())
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A file system written before `rename` existed: everything but
+    /// `rename` forwarded to a `MemVfs`.
+    #[derive(Debug)]
+    struct Old(MemVfs);
+
+    impl Vfs for Old {
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            self.0.create_dir_all(path)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            self.0.list(dir)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+            self.0.open_append(path)
+        }
+        fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+            self.0.open_write(path)
+        }
+        fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+            self.0.read_all(path)
+        }
+        fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+            self.0.truncate(path, len)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            self.0.remove(path)
+        }
+        fn sync_dir(&self, path: &Path) -> io::Result<()> {
+            self.0.sync_dir(path)
+        }
+        fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
+            self.0.lock(path)
+        }
+    }
+
+    #[test]
+    fn the_default_rename_replaces_the_target_and_removes_the_source() {
+        let vfs = Old(MemVfs::new());
+        vfs.create_dir_all(Path::new("/d")).unwrap();
+        let write = |p: &str, b: &[u8]| vfs.open_write(Path::new(p)).unwrap().write_all(b).unwrap();
+        write("/d/new", b"short");
+        write("/d/old", b"a longer old content");
+        vfs.rename(Path::new("/d/new"), Path::new("/d/old"))
+            .unwrap();
+        assert_eq!(vfs.read_all(Path::new("/d/old")).unwrap(), b"short");
+        assert_eq!(vfs.list(Path::new("/d")).unwrap(), vec!["old".to_owned()]);
+    }
 }
