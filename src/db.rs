@@ -208,7 +208,9 @@ impl Db {
                 let core = &engine.core;
                 core.flush_signal
                     .wait_until(|| core.views.current().imm.is_empty() || engine.wal.is_poisoned());
-                engine.check_open()?;
+                // A failed flush (a full disk, say) poisons the database but
+                // does not fail the open: reads work, commits get Poisoned,
+                // as after any failed write.
             } else {
                 engine.core.freeze_if_full();
             }

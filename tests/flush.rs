@@ -391,3 +391,57 @@ fn open_close_cycles_without_flushes_keep_the_wal_bounded() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn an_open_whose_flush_fails_on_a_full_disk_still_reads_everything() {
+    // More segments than an open lets stand, then a full disk: the open's
+    // flush fails, which poisons writes but not the open or the reads.
+    let mem = MemVfs::new();
+    let mut model = BTreeMap::new();
+    for i in 0..12u32 {
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            common::options(Durability::Sync),
+            Arc::new(mem.clone()),
+        )
+        .unwrap();
+        let mut t = db.begin();
+        t.put(&key(i), &value(i, 0)).unwrap();
+        t.commit().unwrap();
+        model.insert(key(i), value(i, 0));
+        db.close().unwrap();
+        if db_segments(&mem) > 8 {
+            break;
+        }
+    }
+    assert!(db_segments(&mem) > 8);
+    let (fault, config) = strata::vfs::FaultVfs::new(Arc::new(mem.clone()));
+    config.fail_as_full_disk_now();
+    let db = Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(fault),
+    )
+    .unwrap();
+    assert_matches(&db, &model, "full disk");
+    let mut t = db.begin();
+    t.put(b"more", b"x").unwrap();
+    assert!(matches!(t.commit(), Err(Error::Poisoned)));
+    drop(db);
+    // With space again (an image of the disk as it is), the open's flush
+    // succeeds and the segments go.
+    let spaced = mem.crash();
+    let db = Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(spaced.clone()),
+    )
+    .unwrap();
+    assert_matches(&db, &model, "space again");
+    assert!(db_segments(&spaced) <= 2, "{}", db_segments(&spaced));
+    db.close().unwrap();
+}
+
+fn db_segments(vfs: &MemVfs) -> usize {
+    vfs.list(&Path::new(MEM_DB_PATH).join("wal")).unwrap().len()
+}
