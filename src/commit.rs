@@ -80,11 +80,35 @@ impl Core {
     /// memtable of the current view, else in the recent-writes index
     /// (`mvcc::conflict`). Called under the commit-order lock.
     pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
-        self.views
-            .current()
-            .newest_in_memory(key)
-            .or_else(|| self.recent.newest(key))
+        newest_ts(&self.views, &self.recent, key)
     }
+}
+
+/// The conflict check's lookup: the current view's memtables, then the
+/// recent-writes index (in that order: see [`hand_off_flushed`]).
+pub(crate) fn newest_ts(views: &Views, recent: &RecentWrites, key: &[u8]) -> Option<Ts> {
+    views
+        .current()
+        .newest_in_memory(key)
+        .or_else(|| recent.newest(key))
+}
+
+/// A flush's hand-off (decision 0017, step 4): notes frozen memtable `m`'s
+/// keys whose newest version is above `watermark` in `recent` *before* it
+/// installs the view without `m` (and with its table), so a conflict
+/// lookup ([`newest_ts`]) finds such a key in the view or in `recent` at
+/// every instant. Loom model: `view::loom_tests`.
+pub(crate) fn hand_off_flushed(
+    views: &Views,
+    recent: &RecentWrites,
+    watermark: Ts,
+    m: &Arc<Memtable>,
+    newest: impl IntoIterator<Item = (Vec<u8>, Ts)>,
+    table: Option<Arc<crate::sst::Table>>,
+) {
+    recent.prune(watermark);
+    recent.note_all(newest);
+    views.replace_flushed(m, table);
 }
 
 /// The write set of a committing transaction: sorted, one entry per key.

@@ -27,7 +27,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 
-use crate::commit::Engine;
+use crate::commit::{Engine, hand_off_flushed};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Edit, Log, TableRecord};
 use crate::memtable::{MemCursor, Memtable};
@@ -212,9 +212,9 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     })?;
     let table = Arc::new(Table::open(vfs, &path)?);
     let watermark = engine.core.oracle.gc_watermark();
-    engine.core.recent.prune(watermark);
-    engine.core.recent.note_all(NewestAbove::new(m, watermark));
-    engine.core.views.replace_flushed(m, table);
+    let core = &engine.core;
+    let newest = NewestAbove::new(m, watermark);
+    hand_off_flushed(&core.views, &core.recent, watermark, m, newest, Some(table));
     drop(guard);
     store.delete_flushed_segments(flushed)?;
     store.flushes.fetch_add(1, Ordering::Relaxed);
