@@ -42,6 +42,7 @@ struct Settings {
     duration: Duration,
     threads: Vec<usize>,
     commit_spin: Duration,
+    memory_budget: u64,
 }
 
 impl Settings {
@@ -72,6 +73,10 @@ impl Settings {
             duration: Duration::from_secs(args.duration_secs),
             threads: args.threads.clone(),
             commit_spin,
+            memory_budget: args
+                .memory_budget_mb
+                .checked_mul(1 << 20)
+                .ok_or("--memory-budget-mb is too large")?,
         })
     }
 
@@ -116,7 +121,9 @@ pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
     ));
 
     let keys = Keys::new(settings.keys);
-    let options = Options::default().commit_spin(settings.commit_spin);
+    let options = Options::default()
+        .commit_spin(settings.commit_spin)
+        .memory_budget(settings.memory_budget);
     let durable = Db::open(
         dir.join("sync"),
         options.clone().durability(Durability::Sync),
@@ -180,6 +187,13 @@ fn describe(settings: &Settings, dir: &Path) -> Vec<(String, String)> {
         (
             "commit spin".into(),
             format!("{} us at most", settings.commit_spin.as_micros()),
+        ),
+        (
+            "memory budget".into(),
+            format!(
+                "{} MiB (memtables flush at a quarter)",
+                settings.memory_budget >> 20
+            ),
         ),
         (
             "data".into(),

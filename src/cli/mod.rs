@@ -69,6 +69,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "MICROS", default_value_t = DEFAULT_COMMIT_SPIN_MICROS)]
     pub(crate) commit_spin_us: u64,
 
+    /// `Options::memory_budget`, in MiB: a memtable is flushed to a sorted
+    /// table at a quarter of it.
+    #[arg(long, value_name = "MIB", default_value_t = strata::DEFAULT_MEMORY_BUDGET >> 20)]
+    pub(crate) memory_budget_mb: u64,
+
     /// After the report, print Strata's figures as ratios to the best peer's
     /// in FILE, a peers.json saved by the peers suite (`benches/peers`), for
     /// the workloads both measure.
