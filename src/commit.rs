@@ -28,7 +28,7 @@ use crate::store::Store;
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
-use crate::view::Views;
+use crate::view::{View, Views};
 use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
 
 /// What readers and the commit path share: time, visibility and the views
@@ -75,22 +75,16 @@ impl Core {
         }
         self.flush_signal.notify();
     }
-
-    /// The newest commit ts of `key` the conflict check must know: in a
-    /// memtable of the current view, else in the recent-writes index
-    /// (`mvcc::conflict`). Called under the commit-order lock.
-    pub(crate) fn newest_ts(&self, key: &[u8]) -> Option<Ts> {
-        newest_ts(&self.views, &self.recent, key)
-    }
 }
 
-/// The conflict check's lookup: the current view's memtables, then the
-/// recent-writes index (in that order: see [`hand_off_flushed`]).
-pub(crate) fn newest_ts(views: &Views, recent: &RecentWrites, key: &[u8]) -> Option<Ts> {
-    views
-        .current()
-        .newest_in_memory(key)
-        .or_else(|| recent.newest(key))
+/// The conflict check's lookup, the newest commit ts of `key` it must
+/// know: the memtables of `view`, then the recent-writes index (in that
+/// order: see [`hand_off_flushed`]). `view` is taken under the
+/// commit-order lock, once per commit: a view taken before a flush's
+/// hand-off still lists the flushed memtable, and the index already holds
+/// what the hand-off noted before installing any later view.
+pub(crate) fn newest_ts(view: &View, recent: &RecentWrites, key: &[u8]) -> Option<Ts> {
+    view.newest_in_memory(key).or_else(|| recent.newest(key))
 }
 
 /// A flush's hand-off (decision 0017, step 4): notes frozen memtable `m`'s
@@ -250,7 +244,13 @@ impl Engine {
         let mut frame = frame.finish();
         let set = Arc::new(WriteSet::new(entries));
         let keys: Arc<dyn WriteKeys> = set.clone();
-        let newest = |key: &[u8]| self.core.newest_ts(key);
+        // One view per commit, taken at its first lookup (under the
+        // commit-order lock), not one per written key.
+        let view = std::cell::OnceCell::new();
+        let newest = |key: &[u8]| {
+            let view = view.get_or_init(|| self.core.views.current());
+            newest_ts(view, &self.core.recent, key)
+        };
         let (ts, lsn) = self
             .core
             .oracle
