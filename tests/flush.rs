@@ -27,6 +27,16 @@ fn open(vfs: &MemVfs, durability: Durability) -> Db {
     Db::open_with_vfs(MEM_DB_PATH, options(durability), Arc::new(vfs.clone())).unwrap()
 }
 
+/// Opens with the default memory budget (no flush but `Db::flush`'s).
+fn open_default(vfs: impl Vfs + 'static) -> Db {
+    Db::open_with_vfs(
+        MEM_DB_PATH,
+        common::options(Durability::Sync),
+        Arc::new(vfs),
+    )
+    .unwrap()
+}
+
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:06}").into_bytes()
 }
@@ -191,12 +201,7 @@ fn an_orphan_table_left_by_a_crash_is_removed_at_open() {
 #[test]
 fn a_database_that_never_flushed_has_no_manifest_and_a_read_only_open_creates_none() {
     let vfs = MemVfs::new();
-    let db = Db::open_with_vfs(
-        MEM_DB_PATH,
-        common::options(Durability::Sync),
-        Arc::new(vfs.clone()),
-    )
-    .unwrap();
+    let db = open_default(vfs.clone());
     let mut t = db.begin();
     t.put(b"k", b"v").unwrap();
     t.commit().unwrap();
@@ -284,12 +289,7 @@ fn a_failed_flush_poisons_the_database_and_loses_no_acknowledged_commit() {
     for (what, inject) in cases {
         let mem = MemVfs::new();
         let (fault, config) = strata::vfs::FaultVfs::new(Arc::new(mem.clone()));
-        let db = Db::open_with_vfs(
-            MEM_DB_PATH,
-            common::options(Durability::Sync),
-            Arc::new(fault),
-        )
-        .unwrap();
+        let db = open_default(fault);
         let mut model = BTreeMap::new();
         write_rounds(&db, &mut model, 100, 1);
         inject(&config);
@@ -305,12 +305,7 @@ fn a_failed_flush_poisons_the_database_and_loses_no_acknowledged_commit() {
         drop(db);
         // Reopened without the fault, every acknowledged commit is there
         // (from the WAL; a table the manifest does not name is an orphan).
-        let db = Db::open_with_vfs(
-            MEM_DB_PATH,
-            common::options(Durability::Sync),
-            Arc::new(mem.crash()),
-        )
-        .unwrap();
+        let db = open_default(mem.crash());
         assert_matches(&db, &model, &format!("{what}, reopened"));
         db.flush().unwrap();
         assert_matches(&db, &model, &format!("{what}, flushed after reopening"));
@@ -326,12 +321,7 @@ fn open_close_cycles_do_not_pile_up_wal_segments() {
     let vfs = MemVfs::new();
     let mut most = 0;
     for i in 0..300u32 {
-        let db = Db::open_with_vfs(
-            MEM_DB_PATH,
-            common::options(Durability::Sync),
-            Arc::new(vfs.clone()),
-        )
-        .unwrap();
+        let db = open_default(vfs.clone());
         let mut t = db.begin();
         t.put(&key(i % 50), &value(i, 0)).unwrap();
         t.commit().unwrap();
@@ -342,12 +332,7 @@ fn open_close_cycles_do_not_pile_up_wal_segments() {
         assert!(on_disk <= 2, "cycle {i}: {on_disk} segment files");
     }
     assert!(most <= 2, "{most}");
-    let db = Db::open_with_vfs(
-        MEM_DB_PATH,
-        common::options(Durability::Sync),
-        Arc::new(vfs.clone()),
-    )
-    .unwrap();
+    let db = open_default(vfs.clone());
     for i in 250..300u32 {
         assert_eq!(
             db.begin_read().get(&key(i % 50)).unwrap(),
@@ -363,12 +348,7 @@ fn open_close_cycles_without_flushes_keep_the_wal_bounded() {
     // what it recovered (and waits), so they never pile up.
     let vfs = MemVfs::new();
     for i in 0..200u32 {
-        let db = Db::open_with_vfs(
-            MEM_DB_PATH,
-            common::options(Durability::Sync),
-            Arc::new(vfs.clone()),
-        )
-        .unwrap();
+        let db = open_default(vfs.clone());
         let mut t = db.begin();
         t.put(&key(i % 50), &value(i, 0)).unwrap();
         t.commit().unwrap();
@@ -376,12 +356,7 @@ fn open_close_cycles_without_flushes_keep_the_wal_bounded() {
         let on_disk = vfs.list(&Path::new(MEM_DB_PATH).join("wal")).unwrap().len();
         assert!(on_disk <= 10, "cycle {i}: {on_disk} segment files");
     }
-    let db = Db::open_with_vfs(
-        MEM_DB_PATH,
-        common::options(Durability::Sync),
-        Arc::new(vfs.clone()),
-    )
-    .unwrap();
+    let db = open_default(vfs.clone());
     assert!(db.stats().recovered_records <= 10);
     for i in 150..200u32 {
         assert_eq!(
@@ -399,12 +374,7 @@ fn an_open_whose_flush_fails_on_a_full_disk_still_reads_everything() {
     let mem = MemVfs::new();
     let mut model = BTreeMap::new();
     for i in 0..12u32 {
-        let db = Db::open_with_vfs(
-            MEM_DB_PATH,
-            common::options(Durability::Sync),
-            Arc::new(mem.clone()),
-        )
-        .unwrap();
+        let db = open_default(mem.clone());
         let mut t = db.begin();
         t.put(&key(i), &value(i, 0)).unwrap();
         t.commit().unwrap();
@@ -417,12 +387,7 @@ fn an_open_whose_flush_fails_on_a_full_disk_still_reads_everything() {
     assert!(db_segments(&mem) > 8);
     let (fault, config) = strata::vfs::FaultVfs::new(Arc::new(mem.clone()));
     config.fail_as_full_disk_now();
-    let db = Db::open_with_vfs(
-        MEM_DB_PATH,
-        common::options(Durability::Sync),
-        Arc::new(fault),
-    )
-    .unwrap();
+    let db = open_default(fault);
     assert_matches(&db, &model, "full disk");
     let mut t = db.begin();
     t.put(b"more", b"x").unwrap();
@@ -431,12 +396,7 @@ fn an_open_whose_flush_fails_on_a_full_disk_still_reads_everything() {
     // With space again (an image of the disk as it is), the open's flush
     // succeeds and the segments go.
     let spaced = mem.crash();
-    let db = Db::open_with_vfs(
-        MEM_DB_PATH,
-        common::options(Durability::Sync),
-        Arc::new(spaced.clone()),
-    )
-    .unwrap();
+    let db = open_default(spaced.clone());
     assert_matches(&db, &model, "space again");
     assert!(db_segments(&spaced) <= 2, "{}", db_segments(&spaced));
     db.close().unwrap();
