@@ -28,7 +28,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::iter::Source;
+use crate::iter::{LevelIter, Source};
 use crate::memtable::{MemCursor, Memtable};
 use crate::sst::{Found, Table};
 use crate::sync::RwLock;
@@ -104,8 +104,14 @@ impl View {
         for mem in self.memtables() {
             out.push(Box::new(MemCursor::new(mem)));
         }
-        for t in self.levels.iter().flatten() {
+        let mut levels = self.levels.iter();
+        // Level 0's tables overlap: each is a source of its own.
+        for t in levels.next().into_iter().flatten() {
             out.push(Box::new(crate::sst::TableIter::borrowed(t)));
+        }
+        // A deeper level is sorted and disjoint: one source walks it all.
+        for tables in levels.filter(|l| !l.is_empty()) {
+            out.push(Box::new(LevelIter::new(tables)));
         }
         out
     }

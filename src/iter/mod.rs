@@ -1,21 +1,26 @@
 //! The read path over many sources: a [`Source`] is anything that holds
 //! versions `(key, ts) -> value | tombstone` in version order (key
 //! ascending, ts descending) and can seek and step both ways: a memtable
-//! cursor or a table iterator. [`MergeIter`] merges sources into one
-//! version order; [`VisibleIter`] turns that into a snapshot's `(key,
-//! value)` rows between two bounds, in either direction.
+//! cursor, a table iterator, or a [`LevelIter`] over the tables of one
+//! sorted level. [`MergeIter`] merges sources into one version order;
+//! [`VisibleIter`] turns that into a snapshot's `(key, value)` rows between
+//! two bounds, in either direction.
 //!
 //! Invariant relied on: a `(key, ts)` pair names one version, so if two
 //! sources hold the same pair they hold the same version (a memtable and
 //! the table it was flushed to, seen together only across a hand-off);
 //! the merge yields it once.
 
+mod level;
 mod merge;
 mod visible;
 
 #[cfg(all(test, not(loom)))]
+mod level_tests;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
+pub(crate) use level::LevelIter;
 pub(crate) use merge::MergeIter;
 pub(crate) use visible::{Direction, Row, VisibleIter};
 
