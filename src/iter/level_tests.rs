@@ -1,7 +1,7 @@
 //! [`LevelIter`] against a model: a sorted vector of every version of the
 //! level, walked by the same random seeks and steps, turning around and
-//! crossing table boundaries both ways; damage in a middle table; and a
-//! level that breaks the invariant.
+//! crossing table boundaries both ways; damage in a middle table; a level
+//! that breaks the invariant; and a view's source count.
 #![allow(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
 
 use std::ops::Bound;
@@ -12,8 +12,10 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::*;
+use crate::memtable::Memtable;
 use crate::sst::{TableBuilder, TableOptions, cmp_version};
 use crate::vfs::{MemVfs, Vfs};
+use crate::view::View;
 
 /// A version: `(key, ts, value or tombstone)`.
 type Version = (Vec<u8>, u64, Option<Vec<u8>>);
@@ -338,4 +340,52 @@ fn walking_into_a_damaged_middle_table_is_an_error_and_not_valid() {
         rows[2],
         Err(crate::error::Error::Corruption { .. })
     ));
+}
+
+#[test]
+fn a_view_merges_one_source_per_deeper_level_not_one_per_table() {
+    let v = |k: &str, t: u64| (k.as_bytes().to_vec(), t, Some(k.as_bytes().to_vec()));
+    // Level 0: two overlapping tables; level 1: three; level 2: none;
+    // level 3: two.
+    let parts = [
+        vec![v("b", 9), v("x", 9)],
+        vec![v("a", 8), v("y", 8)],
+        vec![v("c", 3)],
+        vec![v("d", 3), v("e", 3)],
+        vec![v("f", 3)],
+        vec![v("g", 1)],
+        vec![v("h", 1), v("z", 1)],
+    ];
+    let level = build(&parts, 4096);
+    let t = |i: usize| Arc::clone(&level.tables[i]);
+    let mem = Memtable::new();
+    mem.insert(b"m", Ts::from(10), Some(b"m"));
+    let view = View::new(
+        mem,
+        vec![
+            vec![t(0), t(1)],
+            vec![t(2), t(3), t(4)],
+            vec![],
+            vec![t(5), t(6)],
+        ],
+    );
+    // The memtable, level 0's two tables, one for level 1, one for level 3.
+    assert_eq!(view.sources().len(), 5);
+    let only_deep = View::new(Memtable::new(), vec![vec![], vec![t(2), t(3), t(4)]]);
+    assert_eq!(only_deep.sources().len(), 2, "the memtable and level 1");
+
+    let mut keys: Vec<&str> = vec!["a", "b", "c", "d", "e", "f", "g", "h", "m", "x", "y", "z"];
+    for d in [Direction::Forward, Direction::Backward] {
+        let rows: Vec<String> = VisibleIter::new(
+            MergeIter::new(view.sources()),
+            Ts::from(20),
+            Bound::Unbounded,
+            Bound::Unbounded,
+            d,
+        )
+        .map(|r| String::from_utf8(r.unwrap().0).unwrap())
+        .collect();
+        assert_eq!(rows, keys, "{d:?}");
+        keys.reverse();
+    }
 }
