@@ -21,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::flush::FlushSignal;
 use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, RecentWrites, WriteKeys};
 use crate::store::Store;
@@ -30,6 +29,7 @@ use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use crate::view::{View, Views};
 use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
+use crate::worker::Signal;
 
 /// What readers and the commit path share: time, visibility and the views
 /// of the versions.
@@ -44,7 +44,7 @@ pub(crate) struct Core {
     /// At most this many frozen memtables wait for flush; past it the
     /// active one keeps growing (the flusher is behind).
     pub(crate) max_frozen: usize,
-    pub(crate) flush_signal: Arc<FlushSignal>,
+    pub(crate) flush_signal: Arc<Signal>,
     /// Held by the apply stage while it applies a batch, and by `Db::flush`
     /// to freeze: a memtable is frozen only between whole commits.
     pub(crate) apply_lock: Mutex<()>,

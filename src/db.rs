@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::commit::{Applier, Core, Engine, apply_commit};
+use crate::compaction::{self, Leveled};
 use crate::error::{Error, Result};
-use crate::flush::{FlushSignal, Flusher};
-use crate::manifest::WalExtent;
+use crate::flush;
+use crate::manifest::{NUM_LEVELS, WalExtent};
 use crate::memtable::Memtable;
 use crate::mvcc::RecentWrites;
 use crate::mvcc::{Oracle, system_millis};
@@ -28,6 +29,7 @@ use crate::types::{Lsn, Ts};
 use crate::vfs::{FileLock, OsVfs, Vfs, create_dir_durable};
 use crate::view::{View, Views};
 use crate::wal::{self, GroupCommit, SegmentSize, Writer};
+use crate::worker::{Signal, Worker};
 
 /// How often `Db::update` used to run a conflicting transaction before it
 /// gave up. `update` is now bounded by time ([`Options::update_timeout`]),
@@ -62,8 +64,10 @@ pub(crate) struct Inner {
     pub(crate) engine: Arc<Engine>,
     /// The background sync of a Buffered WAL (`syncer.rs`), if running.
     syncer: Option<Syncer>,
-    /// The memtable flusher (`flush.rs`), in writable opens.
-    flusher: Option<Flusher>,
+    /// The memtable flusher (`flush.rs`) and the compactor
+    /// (`compaction/`), in writable opens.
+    flusher: Option<Worker>,
+    compactor: Option<Worker>,
     recovered_records: u64,
     recovered_truncated_bytes: u64,
     _lock: Box<dyn FileLock>,
@@ -128,6 +132,28 @@ pub struct Stats {
     pub wal_segments: u64,
     /// WAL segments deleted since open.
     pub wal_segments_deleted: u64,
+    /// Tables per level in the current view (level 0 first; trailing
+    /// empty levels omitted).
+    pub tables_per_level: Vec<u64>,
+    /// Bytes of the tables per level, as `tables_per_level`.
+    pub bytes_per_level: Vec<u64>,
+    /// Compactions (merges) run since open.
+    pub compactions: u64,
+    /// Tables moved a level down unchanged since open.
+    pub compaction_moves: u64,
+    /// Bytes compactions read since open.
+    pub compaction_bytes_read: u64,
+    /// Bytes compactions wrote since open (write amplification:
+    /// `(flushed_bytes + compaction_bytes_written) / wal_bytes`).
+    pub compaction_bytes_written: u64,
+    /// Versions compactions dropped (shadowed below the GC watermark, or
+    /// tombstones at the bottom).
+    pub compaction_versions_dropped: u64,
+    /// Versions (entries, tombstones included) held in tables.
+    pub table_versions: u64,
+    /// Tables compacted away whose file is kept until no snapshot's view
+    /// lists them.
+    pub obsolete_tables: u64,
 }
 
 impl Db {
@@ -146,7 +172,8 @@ impl Db {
         let path = path.as_ref().to_path_buf();
         let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
         let wal_dir = path.join(WAL_DIR);
-        let opened = Store::open(vfs.clone(), &path, options.read_only)?;
+        let policy = Leveled::for_memtable(options.memtable_limit(), NUM_LEVELS);
+        let opened = Store::open(vfs.clone(), &path, options.read_only, policy)?;
         let memtable = Memtable::new();
         let flushed = opened.state.flushed_lsn();
         let recovered = recover(
@@ -193,11 +220,16 @@ impl Db {
         let engine = Arc::new(engine(
             writer, &options, &recovered, memtable, opened, read_only,
         ));
-        let flusher = if options.read_only {
-            None
+        let (flusher, compactor) = if options.read_only {
+            (None, None)
         } else {
+            let weak = Arc::downgrade(&engine);
             let signal = engine.core.flush_signal.clone();
-            let flusher = Flusher::start(Arc::downgrade(&engine), signal)?;
+            let flusher = Worker::start("strata-flush", weak.clone(), signal, flush::step)?;
+            let signal = engine.store.compaction.signal.clone();
+            let compactor = Worker::start("strata-compact", weak, signal, compaction::step)?;
+            // Whatever was due when the last session ended.
+            engine.store.compaction.signal.notify();
             // A recovered memtable over its limit is flushed right away, and
             // so is one spread over many segments (every writing session
             // starts a segment: without this, open/close cycles of a small
@@ -214,7 +246,7 @@ impl Db {
             } else {
                 engine.core.freeze_if_full();
             }
-            Some(flusher)
+            (Some(flusher), Some(compactor))
         };
         let syncer = if background_sync {
             let interval = options.buffered_sync_interval;
@@ -228,6 +260,7 @@ impl Db {
             engine,
             syncer,
             flusher,
+            compactor,
             recovered_records: recovered.records,
             recovered_truncated_bytes: recovered.truncated_bytes,
             _lock: lock,
@@ -330,6 +363,42 @@ impl Db {
         engine.check_open()
     }
 
+    /// Flushes the memtables ([`Db::flush`]), then compacts every table into
+    /// one level, dropping every version no snapshot can read: each key
+    /// keeps its versions above the GC watermark (the oldest live
+    /// snapshot's read ts) and the newest at or below it, unless that is a
+    /// delete. Waits for a background compaction in progress first. Writes
+    /// and reads continue meanwhile.
+    ///
+    /// Errors: as [`Db::flush`]; a failed compaction poisons the database
+    /// and returns its error.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        let engine = &self.inner.engine;
+        compaction::compact_all(engine)?;
+        engine.check_open()
+    }
+
+    /// Waits until the background work due now is done: every frozen
+    /// memtable flushed, and no level over its compaction trigger. For
+    /// tests and tools that want a settled tree; writes may continue
+    /// meanwhile (and may make more work due, which is not waited for
+    /// once no level is over its trigger).
+    ///
+    /// Errors: [`Error::Closed`], [`Error::ReadOnly`], [`Error::Poisoned`]
+    /// (also when the background work failed).
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        let engine = &self.inner.engine;
+        engine.check_open()?;
+        engine.check_writable()?;
+        let core = &engine.core;
+        let flushed = || core.views.current().imm.is_empty() || engine.wal.is_poisoned();
+        if !core.flush_signal.wait_until(flushed) || !compaction::wait_idle(engine) {
+            return Err(Error::Closed);
+        }
+        engine.check_open()
+    }
+
     /// Makes every commit so far durable (useful with [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
         self.inner.engine.check_open()?;
@@ -343,6 +412,7 @@ impl Db {
         let c = engine.wal.counters();
         let view = engine.core.views.current();
         let (memtable_bytes, memtable_versions) = view.memtable_usage();
+        let cc = &engine.store.compaction.counters;
         Stats {
             commits: engine.commits.load(Ordering::Relaxed),
             conflicts: engine.core.oracle.conflicts(),
@@ -373,6 +443,28 @@ impl Db {
             recent_writes: engine.core.recent.len() as u64,
             wal_segments: engine.store.retention.segments() as u64,
             wal_segments_deleted: engine.store.wal_segments_deleted.load(Ordering::Relaxed),
+            tables_per_level: view.levels.iter().map(|l| l.len() as u64).collect(),
+            bytes_per_level: view
+                .levels
+                .iter()
+                .map(|l| l.iter().map(|t| t.file_size()).sum())
+                .collect(),
+            compactions: cc.jobs.load(Ordering::Relaxed),
+            compaction_moves: cc.moves.load(Ordering::Relaxed),
+            compaction_bytes_read: cc.bytes_read.load(Ordering::Relaxed),
+            compaction_bytes_written: cc.bytes_written.load(Ordering::Relaxed),
+            compaction_versions_dropped: cc.versions_dropped.load(Ordering::Relaxed),
+            table_versions: view
+                .levels
+                .iter()
+                .flatten()
+                .map(|t| t.properties().entries)
+                .sum(),
+            obsolete_tables: engine
+                .store
+                .compaction
+                .obsolete_pending
+                .load(Ordering::Relaxed),
         }
     }
 
@@ -463,7 +555,7 @@ fn engine(
         recent: RecentWrites::default(),
         memtable_limit: options.memtable_limit(),
         max_frozen: MAX_FROZEN_MEMTABLES,
-        flush_signal: Arc::new(FlushSignal::default()),
+        flush_signal: Arc::new(Signal::default()),
         apply_lock: Mutex::new(()),
     });
     let wal = GroupCommit::new(
@@ -493,6 +585,11 @@ impl Inner {
         }
         if let Some(syncer) = &self.syncer {
             syncer.stop();
+        }
+        // The compactor first: a job in progress stops at its next check
+        // of `closed` (set above), and a flush it waits for finishes.
+        if let Some(compactor) = &self.compactor {
+            compactor.stop();
         }
         if let Some(flusher) = &self.flusher {
             flusher.stop();

@@ -13,155 +13,52 @@
 //! 4. `M`'s keys whose newest version is above the GC watermark noted in
 //!    the recent-writes index, *then* the view replaced by one with the
 //!    table and without `M` (so a conflict check finds a recent key in one
-//!    of them).
+//!    of them);
+//! 5. the WAL segments all of whose records are now in tables deleted
+//!    (`wal::Retention`: never the newest, never one a pin holds), and the
+//!    compactor woken.
 //!
 //! Any failure (or a panic) poisons the database, as a failed WAL sync
 //! does: commits get `Error::Poisoned` until it is reopened, and reopening
-//! removes a table the manifest does not name. Lifecycle as `syncer.rs`:
-//! started by a writable open, stopped and joined by `close` before the
-//! WAL is sealed; it holds only a `Weak` reference to the engine.
-//! 5. the WAL segments all of whose records are now in tables deleted
-//!    (`wal::Retention`: never the newest, never one a pin holds).
+//! removes a table the manifest does not name. The thread is a
+//! [`crate::worker::Worker`] running [`step`].
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crate::commit::{Engine, hand_off_flushed};
 use crate::error::{Error, Result};
-use crate::manifest::{self, Edit, Log, TableRecord};
+use crate::manifest::{self, Edit, Log};
 use crate::memtable::{MemCursor, Memtable};
 use crate::sst::{BuiltTable, Table, TableBuilder, TableOptions};
+use crate::store::table_record;
 use crate::sync::atomic::Ordering;
-use crate::sync::{Condvar, Mutex, thread};
 use crate::types::Ts;
 use crate::vfs::{Vfs, create_dir_durable};
+use crate::worker::Signal;
 
-/// Wakes the flusher ("a memtable was frozen", "stop") and those waiting
-/// for flushes to finish (`Db::flush`).
-///
-/// No missed wake-up: the flusher notifies `done` while holding `state`,
-/// after it installed the view of its flush (or poisoned the database), and
-/// a waiter checks its condition while holding `state` before it waits.
-#[derive(Debug, Default)]
-pub(crate) struct FlushSignal {
-    state: Mutex<SignalState>,
-    work: Condvar,
-    done: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct SignalState {
-    pending: bool,
-    stopped: bool,
-}
-
-impl FlushSignal {
-    /// A memtable was frozen.
-    pub(crate) fn notify(&self) {
-        self.state.lock().pending = true;
-        self.work.notify_all();
-    }
-
-    fn stop(&self) {
-        self.state.lock().stopped = true;
-        self.work.notify_all();
-        self.done.notify_all();
-    }
-
-    /// Waits for work; `false` once stopped.
-    fn wait(&self) -> bool {
-        let mut st = self.state.lock();
-        loop {
-            if st.stopped {
-                return false;
-            }
-            if st.pending {
-                st.pending = false;
-                return true;
-            }
-            st = self.work.wait(st);
+/// The flusher's step (a [`Worker`] step): flushes the frozen memtables,
+/// oldest first, until none is left; `false` (the thread ends) once a
+/// flush failed and poisoned the database.
+pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
+    while let Some(oldest) = engine.core.views.current().imm.last().cloned() {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest)));
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
+            Err(_) => Some("a memtable flush panicked".to_owned()),
+        };
+        if let Some(why) = &failure {
+            engine.wal.poison_from_background(why);
         }
-    }
-
-    /// A flush finished (or failed and poisoned the database).
-    fn flushed(&self) {
-        let _st = self.state.lock();
-        self.done.notify_all();
-    }
-
-    /// Waits until `finished()` holds; `false` if the flusher stopped first.
-    pub(crate) fn wait_until(&self, finished: impl Fn() -> bool) -> bool {
-        let mut st = self.state.lock();
-        loop {
-            if finished() {
-                return true;
-            }
-            if st.stopped {
-                return false;
-            }
-            st = self.done.wait(st);
+        signal.finished();
+        if failure.is_some() {
+            return false;
         }
+        engine.store.compaction.signal.notify();
     }
-}
-
-/// A running flush thread; [`Flusher::stop`] ends it.
-#[derive(Debug)]
-pub(crate) struct Flusher {
-    signal: Arc<FlushSignal>,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
-}
-
-impl Flusher {
-    pub(crate) fn start(
-        engine: Weak<Engine>,
-        signal: Arc<FlushSignal>,
-    ) -> std::io::Result<Flusher> {
-        let s = signal.clone();
-        let handle = thread::Builder::new()
-            .name("strata-flush".into())
-            .spawn(move || run(&engine, &s))?;
-        Ok(Flusher {
-            signal,
-            thread: Mutex::new(Some(handle)),
-        })
-    }
-
-    /// Stops the thread and waits for it (a flush in progress finishes
-    /// first). Idempotent.
-    pub(crate) fn stop(&self) {
-        self.signal.stop();
-        if let Some(handle) = self.thread.lock().take() {
-            // A panic in the thread was contained and poisoned the database.
-            let _ = handle.join();
-        }
-    }
-}
-
-fn run(engine: &Weak<Engine>, signal: &FlushSignal) {
-    while signal.wait() {
-        loop {
-            let Some(engine) = engine.upgrade() else {
-                return;
-            };
-            let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
-                break;
-            };
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(&engine, &oldest)));
-            let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
-                Err(_) => Some("a memtable flush panicked".to_owned()),
-            };
-            if let Some(why) = &failure {
-                engine.wal.poison_from_background(why);
-            }
-            signal.flushed();
-            if failure.is_some() {
-                return;
-            }
-        }
-    }
+    true
 }
 
 /// Flushes frozen memtable `m` (the oldest); see the module docs.
@@ -192,17 +89,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
         engine.wal.sync_all()?;
     }
     let p = &built.properties;
-    let record = TableRecord {
-        number,
-        file_size: built.file_size,
-        smallest_key: p.smallest_key.clone(),
-        largest_key: p.largest_key.clone(),
-        min_ts: p.min_ts,
-        max_ts: p.max_ts,
-        entries: p.entries,
-        tombstones: p.tombstones,
-        max_lsn: flushed,
-    };
+    let record = table_record(number, &built, flushed);
     let max_ts = log.state().max_ts().max(p.max_ts);
     log.append(&Edit {
         flushed_lsn: Some(flushed.max(log.state().flushed_lsn())),

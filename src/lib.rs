@@ -56,8 +56,6 @@
 
 mod codec;
 mod commit;
-// The GC stream is built and tested before the compaction job uses it.
-#[allow(dead_code)]
 mod compaction;
 mod db;
 mod error;
@@ -88,6 +86,7 @@ mod types;
 pub mod vfs;
 mod view;
 mod wal;
+mod worker;
 
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};

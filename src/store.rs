@@ -13,9 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::compaction::{Compactor, Leveled};
 use crate::error::{Error, Result};
-use crate::manifest::{self, Edit, Log, ManifestState, NUM_LEVELS, WalExtent};
-use crate::sst::Table;
+use crate::manifest::{self, Edit, Log, ManifestState, NUM_LEVELS, TableRecord, WalExtent};
+use crate::sst::{BuiltTable, Table};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
@@ -41,6 +42,8 @@ pub(crate) struct Store {
     /// Which WAL segments a flush lets go.
     pub(crate) retention: Arc<Retention>,
     pub(crate) wal_segments_deleted: AtomicU64,
+    /// Compaction's policy, lock, signal and counters.
+    pub(crate) compaction: Compactor,
 }
 
 /// What [`Store::open`] found.
@@ -54,7 +57,12 @@ pub(crate) struct Opened {
 
 impl Store {
     /// Opens the manifest and tables of the database in `dir`.
-    pub(crate) fn open(vfs: Arc<dyn Vfs>, dir: &Path, read_only: bool) -> Result<Opened> {
+    pub(crate) fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        read_only: bool,
+        policy: Leveled,
+    ) -> Result<Opened> {
         let recovered = manifest::recover(vfs.as_ref(), dir)?;
         let state = recovered
             .as_ref()
@@ -86,6 +94,7 @@ impl Store {
                 flushed_bytes: AtomicU64::new(0),
                 retention: Arc::new(Retention::default()),
                 wal_segments_deleted: AtomicU64::new(0),
+                compaction: Compactor::new(policy),
             },
             state,
             levels,
@@ -140,6 +149,23 @@ impl Store {
             max_ts: Some(max_ts),
             ..Edit::default()
         })
+    }
+}
+
+/// The manifest's record of a table just built as file `number`, holding
+/// WAL records up to `max_lsn`.
+pub(crate) fn table_record(number: u64, built: &BuiltTable, max_lsn: Lsn) -> TableRecord {
+    let p = &built.properties;
+    TableRecord {
+        number,
+        file_size: built.file_size,
+        smallest_key: p.smallest_key.clone(),
+        largest_key: p.largest_key.clone(),
+        min_ts: p.min_ts,
+        max_ts: p.max_ts,
+        entries: p.entries,
+        tombstones: p.tombstones,
+        max_lsn,
     }
 }
 

@@ -197,6 +197,48 @@ impl Views {
     }
 }
 
+impl Views {
+    /// A compaction's install: the tables `removed` (with their level) out
+    /// and `added` in, in one new view (invariant 3), levels >= 1 kept
+    /// sorted by key. Memtables and the other tables are the current
+    /// view's, so a flush installed meanwhile stays. A table moved down is
+    /// in both lists.
+    pub(crate) fn replace_compacted(
+        &self,
+        removed: &[(usize, Arc<Table>)],
+        added: &[(usize, Arc<Table>)],
+    ) {
+        let mut current = self.current.write();
+        let old = &**current;
+        let mut levels = old.levels.clone();
+        for (level, t) in removed {
+            if let Some(tables) = levels.get_mut(*level) {
+                tables.retain(|x| !Arc::ptr_eq(x, t));
+            }
+        }
+        for (level, t) in added {
+            if levels.len() <= *level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            if let Some(tables) = levels.get_mut(*level) {
+                tables.push(Arc::clone(t));
+            }
+        }
+        for tables in levels.iter_mut().skip(1) {
+            tables.sort_by(|a, b| {
+                a.properties()
+                    .smallest_key
+                    .cmp(&b.properties().smallest_key)
+            });
+        }
+        *current = Arc::new(View {
+            mem: Arc::clone(&old.mem),
+            imm: old.imm.clone(),
+            levels,
+        });
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
 mod tests {

@@ -68,24 +68,7 @@ fn write_rounds(db: &Db, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, keys: u32, roun
 }
 
 fn assert_matches(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, label: &str) {
-    let r = db.begin_read();
-    let rows = collect(r.scan(..).unwrap());
-    let expect: Vec<(Vec<u8>, Vec<u8>)> =
-        model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    assert_eq!(rows.len(), expect.len(), "{label}: row count");
-    assert!(rows == expect, "{label}: scan differs from the model");
-    let back: Vec<_> = r.scan(..).unwrap().rev().map(Result::unwrap).collect();
-    assert!(
-        back.into_iter().rev().eq(expect.iter().cloned()),
-        "{label}: backward scan"
-    );
-    for i in (0..600).step_by(13) {
-        assert_eq!(
-            r.get(&key(i)).unwrap(),
-            model.get(&key(i)).cloned(),
-            "{label}: get {i}"
-        );
-    }
+    common::assert_reads_model(db, model, (0..600).step_by(13).map(key), label);
 }
 
 #[test]
@@ -96,13 +79,15 @@ fn a_small_budget_flushes_and_every_read_still_sees_every_commit() {
         let mut model = BTreeMap::new();
         write_rounds(&db, &mut model, 600, 4);
         db.flush().unwrap();
+        // Settled, so that the reopen below finds no compaction due.
+        db.wait_for_compactions().unwrap();
         let stats = db.stats();
         assert!(
             stats.flushes >= 4,
             "{durability:?}: {} flushes",
             stats.flushes
         );
-        assert_eq!(stats.tables, stats.flushes, "one level-0 table per flush");
+        assert!(stats.tables >= 1, "{stats:?}");
         assert_eq!(stats.frozen_memtables, 0);
         assert_eq!(stats.memtable_versions, 0, "Db::flush empties memory");
         assert_matches(&db, &model, "after flushes");

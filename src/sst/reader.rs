@@ -12,6 +12,7 @@ use super::format::{
 };
 use crate::codec::Cursor;
 use crate::error::{Error, Result};
+use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::Ts;
 use crate::vfs::{Mapped, Vfs};
@@ -39,6 +40,31 @@ pub(crate) struct Table {
     /// One bit per data block offset slot: set once the block at that
     /// index ordinal passed its checksum and structure checks.
     verified: Box<[AtomicU64]>,
+    /// Set once a durable manifest edit removed the table: its file is
+    /// deleted when the last reference (the last view listing it) drops.
+    obsolete: Mutex<Option<Obsolete>>,
+}
+
+/// How an obsolete table's file goes: see [`Table::mark_obsolete`].
+#[derive(Debug)]
+pub(crate) struct Obsolete {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    /// Obsolete tables whose file is not deleted yet (decremented here).
+    pub(crate) pending: Arc<AtomicU64>,
+}
+
+impl Drop for Table {
+    /// Deletes the file of an obsolete table. No view lists it any more
+    /// (every view holds an `Arc<Table>`), so no reader can reach its bytes;
+    /// on POSIX the mapping itself stays valid until it is unmapped right
+    /// after. A failed delete leaves an orphan, which the next writable
+    /// open removes (it is in no manifest).
+    fn drop(&mut self) {
+        if let Some(o) = self.obsolete.lock().take() {
+            let _ = o.vfs.remove(&self.path);
+            o.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Table {
@@ -105,7 +131,16 @@ impl Table {
             data_end,
             props,
             verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            obsolete: Mutex::new(None),
         })
+    }
+
+    /// Marks the table obsolete (a durable manifest edit removed it): its
+    /// file is deleted when the last `Arc<Table>` drops (module docs of
+    /// `view.rs`, invariant 2). Only a writable open marks tables.
+    pub(crate) fn mark_obsolete(&self, vfs: Arc<dyn Vfs>, pending: Arc<AtomicU64>) {
+        pending.fetch_add(1, Ordering::Relaxed);
+        *self.obsolete.lock() = Some(Obsolete { vfs, pending });
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -88,6 +88,34 @@ pub fn dump(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     collect(db.begin_read().scan::<&[u8], _>(..).unwrap())
 }
 
+/// Asserts that the latest snapshot of `db` reads exactly `model`: a full
+/// scan both ways, and a point get of every key in `probes`.
+pub fn assert_reads_model(
+    db: &Db,
+    model: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    probes: impl IntoIterator<Item = Vec<u8>>,
+    label: &str,
+) {
+    let r = db.begin_read();
+    let rows = collect(r.scan(..).unwrap());
+    let expect: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(rows.len(), expect.len(), "{label}: row count");
+    assert!(rows == expect, "{label}: scan differs from the model");
+    let back: Vec<_> = r.scan(..).unwrap().rev().map(Result::unwrap).collect();
+    assert!(
+        back.into_iter().rev().eq(expect.iter().cloned()),
+        "{label}: backward scan"
+    );
+    for k in probes {
+        assert_eq!(
+            r.get(&k).unwrap(),
+            model.get(&k).cloned(),
+            "{label}: get {k:?}"
+        );
+    }
+}
+
 /// `(key, value)` pair from string literals.
 pub fn kv(key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
     (key.as_bytes().to_vec(), value.as_bytes().to_vec())
