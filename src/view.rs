@@ -320,4 +320,51 @@ mod loom_tests {
             );
         });
     }
+
+    /// A compaction removes table `t` (its manifest edit is durable) while
+    /// a reader takes the current view: in every interleaving, a view that
+    /// lists `t` finds its file and reads it, and once no view lists it
+    /// the file is gone (`Table::mark_obsolete`, `compaction` invariant 3).
+    /// Mutation check: removing the file right after the install (instead
+    /// of marking it obsolete) fails the reader's assertion.
+    #[test]
+    fn loom_a_table_is_never_deleted_while_a_view_lists_it() {
+        use std::path::Path;
+
+        use crate::sst::{Table, TableBuilder, TableOptions};
+        use crate::sync::atomic::{AtomicU64, Ordering};
+        use crate::vfs::{MemVfs, Vfs};
+
+        loom::model(|| {
+            let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+            let path = Path::new("/t/1.sst");
+            vfs.create_dir_all(Path::new("/t")).unwrap();
+            let mut b = TableBuilder::create(vfs.as_ref(), path, TableOptions::default()).unwrap();
+            b.add(b"k", Ts::from(1), Some(b"v")).unwrap();
+            b.finish(1).unwrap();
+            let table = Arc::new(Table::open(vfs.as_ref(), path).unwrap());
+            let levels = vec![Vec::new(), vec![Arc::clone(&table)]];
+            let views = Arc::new(Views::new(View::new(Memtable::new(), levels)));
+            let pending = Arc::new(AtomicU64::new(0));
+            let (v, fs, p) = (Arc::clone(&views), Arc::clone(&vfs), Arc::clone(&pending));
+            let compactor = thread::spawn(move || {
+                v.replace_compacted(&[(1, Arc::clone(&table))], &[]);
+                table.mark_obsolete(fs, p);
+                drop(table);
+            });
+            let view = views.current();
+            for t in view.levels.iter().flatten() {
+                assert!(
+                    vfs.read_all(t.path()).is_ok(),
+                    "a listed table's file is gone"
+                );
+                assert_eq!(view.get(b"k", Ts::from(5)).unwrap(), Some(b"v".to_vec()));
+            }
+            drop(view);
+            compactor.join().unwrap();
+            assert!(views.current().levels.iter().all(Vec::is_empty));
+            assert!(vfs.read_all(path).is_err(), "no view lists it: deleted");
+            assert_eq!(pending.load(Ordering::Relaxed), 0);
+        });
+    }
 }
