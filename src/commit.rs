@@ -20,12 +20,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::backpressure::{Load, Pressure, Stalls, pressure};
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, RecentWrites, WriteKeys};
 use crate::store::Store;
-use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Mutex, thread};
 use crate::types::{Lsn, Ts};
 use crate::view::{View, Views};
 use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
@@ -200,6 +201,8 @@ pub(crate) struct Engine {
     pub(crate) commits: AtomicU64,
     /// The database directory, when it was opened read-only.
     pub(crate) read_only: Option<PathBuf>,
+    /// What write backpressure cost committers.
+    pub(crate) stalls: Stalls,
 }
 
 impl Engine {
@@ -222,6 +225,49 @@ impl Engine {
         Ok(())
     }
 
+    /// The load backpressure looks at, from the current view.
+    fn load(&self) -> Load {
+        let view = self.core.views.current();
+        Load {
+            frozen: view.imm.len(),
+            max_frozen: self.core.max_frozen,
+            mem_bytes: view.mem.approximate_bytes(),
+            memtable_limit: self.core.memtable_limit,
+            l0_tables: view.levels.first().map_or(0, Vec::len),
+        }
+    }
+
+    /// Write backpressure (`backpressure.rs`): sleeps a little when the
+    /// background work falls behind, and waits for a flush or compaction
+    /// step at a hard limit. `Poisoned` if the background work failed
+    /// meanwhile, `Closed` if the database closed.
+    fn throttle(&self) -> Result<()> {
+        match pressure(self.load()) {
+            Pressure::None => return Ok(()),
+            Pressure::Slow(delay) => {
+                let _stall = self.stalls.begin(false);
+                thread::sleep(delay);
+                return Ok(());
+            }
+            Pressure::StopForFlush | Pressure::StopForCompaction => {}
+        }
+        let _stall = self.stalls.begin(true);
+        loop {
+            // Which worker's step can clear it (it may change while waiting).
+            let now = pressure(self.load());
+            let signal = match now {
+                Pressure::StopForFlush => &self.core.flush_signal,
+                Pressure::StopForCompaction => &self.store.compaction.signal,
+                _ => return Ok(()),
+            };
+            let cleared = || self.wal.is_poisoned() || pressure(self.load()) != now;
+            if !signal.wait_until(cleared) {
+                return Err(Error::Closed);
+            }
+            self.check_open()?;
+        }
+    }
+
     /// Commits `entries` (sorted, one per key, `encoded_bytes` of WAL ops in
     /// all) read at `read_ts`; returns once the commit is durable and
     /// visible. See the module docs for the steps.
@@ -237,6 +283,7 @@ impl Engine {
             return Err(Error::Closed);
         }
         self.check_writable()?;
+        self.throttle()?;
         let mut frame = CommitFrameBuilder::with_capacity(encoded_bytes);
         for (key, value) in &entries {
             frame.push(key, value.as_deref())?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backpressure::Stalls;
 use crate::commit::{Applier, Core, Engine, apply_commit};
 use crate::compaction::{self, Leveled};
 use crate::error::{Error, Result};
@@ -151,6 +152,19 @@ pub struct Stats {
     pub compaction_versions_dropped: u64,
     /// Versions (entries, tombstones included) held in tables.
     pub table_versions: u64,
+    /// Commits slowed down (a short sleep) because flushing or compaction
+    /// fell behind, since open.
+    pub write_slowdowns: u64,
+    /// Commits stopped until a flush or compaction step finished (the
+    /// active memtable full with no room to freeze it, or 20 tables in
+    /// level 0), since open.
+    pub write_stops: u64,
+    /// Total time commits spent slowed or stopped, since open.
+    pub write_stall_time: Duration,
+    /// The longest a single commit waited for background work.
+    pub longest_write_stall: Duration,
+    /// Commits slowed or stopped right now.
+    pub stalled_writers: u64,
     /// Tables compacted away whose file is kept until no snapshot's view
     /// lists them.
     pub obsolete_tables: u64,
@@ -413,6 +427,7 @@ impl Db {
         let view = engine.core.views.current();
         let (memtable_bytes, memtable_versions) = view.memtable_usage();
         let cc = &engine.store.compaction.counters;
+        let st = &engine.stalls;
         Stats {
             commits: engine.commits.load(Ordering::Relaxed),
             conflicts: engine.core.oracle.conflicts(),
@@ -454,6 +469,11 @@ impl Db {
             compaction_bytes_read: cc.bytes_read.load(Ordering::Relaxed),
             compaction_bytes_written: cc.bytes_written.load(Ordering::Relaxed),
             compaction_versions_dropped: cc.versions_dropped.load(Ordering::Relaxed),
+            write_slowdowns: st.slowed.load(Ordering::Relaxed),
+            write_stops: st.stopped.load(Ordering::Relaxed),
+            write_stall_time: Duration::from_nanos(st.total_nanos.load(Ordering::Relaxed)),
+            longest_write_stall: Duration::from_nanos(st.longest_nanos.load(Ordering::Relaxed)),
+            stalled_writers: st.waiting.load(Ordering::Relaxed),
             table_versions: view
                 .levels
                 .iter()
@@ -574,6 +594,7 @@ fn engine(
         closed: AtomicBool::new(false),
         commits: AtomicU64::new(0),
         read_only,
+        stalls: Stalls::default(),
     }
 }
 

@@ -54,6 +54,7 @@
 //!
 //! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
 
+mod backpressure;
 mod codec;
 mod commit;
 mod compaction;

@@ -1,0 +1,174 @@
+//! Write backpressure (decision 0020) with the flusher held still: the
+//! table files it creates block on a gate the test opens. Writers must be
+//! stopped once the memtables fill (memory stays within the budget's
+//! memtable share), and go on, losing nothing, when the flusher resumes.
+//! The test waits for events (the flusher blocked, a writer stopped),
+//! never for a time; the deadline below only turns a hang into a failure.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "test scaffolding outside the crate, not under its loom seam"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use common::MEM_DB_PATH;
+use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use strata::{Db, Durability};
+
+/// A budget whose memtable share (a quarter) is 16 KiB.
+const SMALL_BUDGET: u64 = 64 * 1024;
+const MEMTABLE_LIMIT: u64 = SMALL_BUDGET / 4;
+/// Frozen memtables the engine lets wait for the flusher (db.rs).
+const MAX_FROZEN: u64 = 4;
+/// Turns a hang into a failure; never decides an outcome.
+const HANG: Duration = Duration::from_secs(120);
+
+/// A [`MemVfs`] on which creating a `.sst` file blocks while the gate is
+/// shut.
+#[derive(Debug, Clone)]
+struct GateVfs {
+    mem: MemVfs,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    held: Arc<AtomicUsize>,
+}
+
+impl GateVfs {
+    fn new(mem: MemVfs) -> Self {
+        Self {
+            mem,
+            gate: Arc::new((Mutex::new(true), Condvar::new())),
+            held: Arc::default(),
+        }
+    }
+
+    fn set_open(&self, open: bool) {
+        *self.gate.0.lock().unwrap() = open;
+        self.gate.1.notify_all();
+    }
+}
+
+impl Vfs for GateVfs {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.create_dir_all(path)
+    }
+    fn dir_exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.mem.dir_exists(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.mem.list(dir)
+    }
+    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+        self.mem.open_append(path)
+    }
+    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+        if path.extension().is_some_and(|e| e == "sst") {
+            let (lock, cond) = &*self.gate;
+            let mut open = lock.lock().unwrap();
+            if !*open {
+                self.held.fetch_add(1, Ordering::SeqCst);
+                while !*open {
+                    open = cond.wait(open).unwrap();
+                }
+                self.held.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.mem.open_write(path)
+    }
+    fn read_all(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.mem.read_all(path)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.mem.truncate(path, len)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.mem.rename(from, to)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.mem.sync_dir(path)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn FileLock>>> {
+        self.mem.lock(path)
+    }
+}
+
+/// Opens the gate when dropped.
+struct OpenOnDrop(GateVfs);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set_open(true);
+    }
+}
+
+/// Spins (yielding) until `event` holds.
+fn wait_for(what: &str, event: impl Fn() -> bool) {
+    let deadline = Instant::now() + HANG;
+    while !event() {
+        assert!(Instant::now() < deadline, "hung waiting for: {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn writers_stop_when_the_flusher_is_held_and_go_on_when_it_resumes() {
+    let vfs = GateVfs::new(MemVfs::new());
+    let options = common::options(Durability::Buffered).memory_budget(SMALL_BUDGET);
+    let db = Db::open_with_vfs(MEM_DB_PATH, options, Arc::new(vfs.clone())).unwrap();
+    // Dropped before `db`: a failing assertion opens the gate, so the
+    // flusher can finish and the close that follows does not hang.
+    let _reopen = OpenOnDrop(vfs.clone());
+    vfs.set_open(false);
+    let value = vec![b'v'; 1000];
+    let writes = 400u32;
+    let stats = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for i in 0..writes {
+                let mut t = db.begin();
+                t.put(format!("key{i:05}").as_bytes(), &value).unwrap();
+                t.commit().unwrap();
+            }
+        });
+        wait_for("the flusher to block", || {
+            vfs.held.load(Ordering::SeqCst) > 0
+        });
+        wait_for("the writer to stop", || db.stats().write_stops > 0);
+        let stats = db.stats();
+        // Stopped: memory stays within the memtables' share (each frozen
+        // at its limit plus at most one commit).
+        let bound = (MAX_FROZEN + 1) * (MEMTABLE_LIMIT + 2048);
+        assert!(
+            stats.memtable_bytes <= bound,
+            "{} memtable bytes while writers are stopped (bound {bound}): {stats:?}",
+            stats.memtable_bytes
+        );
+        assert_eq!(stats.frozen_memtables, MAX_FROZEN);
+        assert_eq!(stats.stalled_writers, 1);
+        assert!(stats.commits < u64::from(writes), "the writer is stopped");
+        vfs.set_open(true);
+        writer.join().unwrap();
+        stats
+    });
+    let after = db.stats();
+    assert_eq!(after.commits, u64::from(writes));
+    assert_eq!(after.stalled_writers, 0);
+    assert!(after.write_stops >= stats.write_stops);
+    assert!(after.longest_write_stall > Duration::ZERO);
+    assert!(after.write_stall_time >= after.longest_write_stall);
+    let model: BTreeMap<Vec<u8>, Vec<u8>> = (0..writes)
+        .map(|i| (format!("key{i:05}").into_bytes(), value.clone()))
+        .collect();
+    db.flush().unwrap();
+    common::assert_reads_model(&db, &model, model.keys().take(20).cloned(), "after");
+    db.close().unwrap();
+}
