@@ -245,9 +245,15 @@ impl Verify<'_> {
         match manifest::obsolete_files(self.vfs, self.dir, live) {
             Ok(obsolete) => {
                 for file in obsolete {
-                    let what = "obsolete (an orphan a crash left, or a replaced manifest): \
-                                the next writable open removes it"
-                        .to_string();
+                    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+                    let what = match name.as_deref() {
+                        Some(manifest::CURRENT_TMP) => "a CURRENT whose install a crash cut short",
+                        Some(n) if manifest::parse_manifest_name(n).is_some() => {
+                            "a manifest CURRENT no longer names (replaced by a newer one)"
+                        }
+                        _ => "an orphan table (written by a flush or compaction a crash cut short)",
+                    };
+                    let what = format!("{what}: the next writable open removes it");
                     self.push(Severity::Warning, &file, None, what);
                 }
             }
