@@ -327,3 +327,72 @@ fn inspection_writes_nothing_and_never_runs_beside_a_writer() {
         Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
     ));
 }
+
+/// The `strata` binary: exit statuses, `stat --json`, `dump`'s lines.
+#[cfg(feature = "cli")]
+mod cli {
+    use std::process::{Command, Output};
+
+    use super::*;
+
+    fn strata(args: &[&str], dir: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .arg(dir)
+            .output()
+            .unwrap()
+    }
+
+    fn stdout(out: &Output) -> String {
+        String::from_utf8(out.stdout.clone()).unwrap()
+    }
+
+    #[test]
+    fn verify_exits_0_when_intact_1_on_damage_and_2_on_bad_usage() {
+        let dir = common::temp_dir();
+        build(dir.path());
+        let intact = strata(&["verify"], dir.path());
+        assert_eq!(intact.status.code(), Some(0), "{}", stdout(&intact));
+        assert!(stdout(&intact).contains("intact"), "{}", stdout(&intact));
+        flip(&dir.path().join(TABLE), 5);
+        let damaged = strata(&["verify"], dir.path());
+        assert_eq!(damaged.status.code(), Some(1));
+        let text = stdout(&damaged);
+        assert!(
+            text.contains(TABLE) && text.contains("at offset 0"),
+            "{text}"
+        );
+        let missing = strata(&["verify"], &dir.path().join("nowhere"));
+        assert_eq!(missing.status.code(), Some(1));
+        let usage = strata(&["verify", "--no-such-flag"], dir.path());
+        assert_eq!(usage.status.code(), Some(2));
+    }
+
+    #[test]
+    fn stat_json_parses_and_dump_prints_one_line_per_version() {
+        let dir = common::temp_dir();
+        let Built { ts } = build(dir.path());
+        let out = strata(&["stat", "--json"], dir.path());
+        assert_eq!(out.status.code(), Some(0));
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(json["tables"], 1);
+        assert_eq!(json["versions"], 8);
+        assert_eq!(json["levels"][0]["smallest_key"], "apple");
+        assert_eq!(json["manifest"]["flushed_lsn"], 3);
+        assert_eq!(json["wal"]["newest_lsn"], 5);
+
+        let out = strata(
+            &["dump", "--versions", "--from", "b", "--limit", "3"],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(0));
+        let expect = format!(
+            "banana\t{}\tL0 table=2\tdelete\nbanana\t{}\tL0 table=2\tput\tyellow\n\
+             cherry\t{}\twal lsn=5\tdelete\n",
+            ts[2], ts[0], ts[4]
+        );
+        assert_eq!(stdout(&out), expect);
+        let out = strata(&["dump", "--hex", "--to", "62"], dir.path());
+        assert_eq!(stdout(&out), format!("{}\t{}\n", "6170706c65", "676f6c64"));
+    }
+}
