@@ -62,7 +62,7 @@ mod compaction;
 mod db;
 mod error;
 mod flush;
-/// Read-only inspection of a database directory (`strata stat`, `verify`, `dump`).
+// Read-only inspection of a database directory (`strata stat`, `verify`, `dump`).
 pub mod inspect;
 mod iter;
 // Not used by `Db` yet (issue 16 wires it into open, flush and close), so

@@ -73,7 +73,7 @@ pub(crate) fn parse(text: &str, as_hex: bool) -> CliResult<Vec<u8>> {
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits
