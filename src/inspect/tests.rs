@@ -178,3 +178,47 @@ fn every_flipped_byte_of_every_file_is_reported_and_nothing_panics() {
         }
     }
 }
+
+/// Tables of any level (compaction moves them to 1..=6) are counted in
+/// their level, verified, and dumped with it.
+#[test]
+fn a_table_in_a_deeper_level_is_counted_verified_and_dumped_there() {
+    use crate::manifest::{DEFAULT_ROTATE_BYTES, Edit, Log};
+    let vfs = MemVfs::new();
+    build(&vfs, "v");
+    let dir = Path::new(DIR);
+    let recovered = crate::manifest::recover(&vfs, dir).unwrap().unwrap();
+    let record = recovered.replayed.state.level(0)[0].clone();
+    let mut log = Log::resume(Arc::new(vfs.clone()), dir, recovered, DEFAULT_ROTATE_BYTES).unwrap();
+    log.append(&Edit {
+        removed: vec![(0, record.number)],
+        added: vec![(3, record.clone())],
+        ..Edit::default()
+    })
+    .unwrap();
+    drop(log);
+    let s = stat_with_vfs(&vfs, dir).unwrap();
+    let counts: Vec<usize> = s.levels.iter().map(|l| l.tables.len()).collect();
+    assert_eq!(counts, [0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(s.levels[3].entries, record.entries);
+    let r = verify(&vfs);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let options = DumpOptions {
+        all_versions: true,
+        ..DumpOptions::default()
+    };
+    let from_tables = dump_with_vfs(&vfs, dir, &options)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|v| !matches!(v.source, VersionSource::Wal { .. }))
+        .map(|v| v.source)
+        .collect::<Vec<_>>();
+    let expect = VersionSource::Table {
+        level: 3,
+        number: record.number,
+    };
+    assert_eq!(
+        from_tables,
+        vec![expect; usize::try_from(record.entries).unwrap()]
+    );
+}
