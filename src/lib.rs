@@ -61,6 +61,8 @@ mod compaction;
 mod db;
 mod error;
 mod flush;
+// Read-only inspection of a database directory (`strata stat`, `verify`, `dump`).
+pub mod inspect;
 mod iter;
 // Not used by `Db` yet (issue 16 wires it into open, flush and close), so
 // most of it is dead code in a plain build; how much depends on the cfg

@@ -1,11 +1,13 @@
 //! The `strata` command-line tool.
 //!
 //! Subcommands live in `cli/` (bin-only modules; the library knows nothing of
-//! them). Today there is `bench`; see `docs/benchmarks.md` for what it
-//! measures and for recorded results.
+//! them): `bench` (see `docs/benchmarks.md` for what it measures and for
+//! recorded results), and `stat`, `verify` and `dump`, which print what
+//! `strata::inspect` finds in a database directory (decision 0018).
 //!
 //! Exit status: 0 on success (a benchmark that misses a target still exits
-//! 0), 1 when a subcommand fails, 2 for command-line usage errors (clap).
+//! 0; `verify` found no damage), 1 when a subcommand fails (or `verify`
+//! found damage), 2 for command-line usage errors (clap).
 
 mod cli;
 
@@ -16,7 +18,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("strata: error: {err}");
             let mut source = err.source();

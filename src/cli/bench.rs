@@ -357,7 +357,9 @@ mod tests {
 
     fn settings(args: &[&str]) -> CliResult<Settings> {
         let cli = Cli::try_parse_from(["strata", "bench"].iter().chain(args))?;
-        let Command::Bench(bench) = cli.command;
+        let Command::Bench(bench) = cli.command else {
+            return Err("not the bench command".into());
+        };
         Settings::new(&bench)
     }
 

@@ -54,7 +54,7 @@ use crate::types::Lsn;
 use crate::vfs::Vfs;
 
 pub(crate) use current::{
-    CURRENT, CURRENT_TMP, decode as decode_current, encode as encode_current,
+    CURRENT, CURRENT_BYTES, CURRENT_TMP, decode as decode_current, encode as encode_current,
 };
 pub(crate) use edit::{Edit, NUM_LEVELS, TableRecord};
 pub(crate) use log::{

@@ -23,6 +23,8 @@ mod bloom;
 mod builder;
 mod format;
 mod reader;
+// `Table::verify_all`: every byte of a table, for `strata verify`.
+mod verify;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

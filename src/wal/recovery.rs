@@ -80,6 +80,8 @@ pub(crate) struct Recovered {
     pub(crate) epoch: u64,
     /// Commit records replayed.
     pub(crate) records: u64,
+    /// Bytes of every segment read (as found, before any cut).
+    pub(crate) bytes: u64,
     /// Bytes cut off as a torn tail or a torn segment (a zero tail is not
     /// counted); read-only: the bytes that would have been.
     pub(crate) truncated_bytes: u64,
@@ -111,6 +113,7 @@ pub(crate) fn recover(
         next_segment_no: 1,
         epoch: 0,
         records: 0,
+        bytes: 0,
         truncated_bytes: 0,
         repairs: Vec::new(),
     };
@@ -123,6 +126,7 @@ pub(crate) fn recover(
         // a gap before it must not go with it unnoticed.
         check_number(no, previous, flushed, &path)?;
         let data = vfs.read_all(&path)?;
+        out.bytes += data.len() as u64;
         let Some(header) = read_header(&data, &path, is_last)? else {
             log.remove_torn_segment(path, &data, &mut out)?;
             out.next_segment_no = no;
