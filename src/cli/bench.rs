@@ -145,16 +145,21 @@ pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
         &settings,
         Durability::Buffered,
     )?;
+    report
+        .notes
+        .push(background_note("buffered", &buffered.stats()));
     buffered.close()?;
 
-    // Nothing collects old versions yet (that comes with flush and
-    // compaction), so read again where read-modify-write left several
-    // versions per key, and say how many.
+    // Read again where read-modify-write left several versions per key
+    // (until compaction drops the old ones), and say how many.
+    let st = durable.stats();
     report.notes.push(format!(
         "'point reads after r-m-w' ran on the durable database after its read-modify-write \
-         phases: {} versions of {} keys in the memtable (no version GC yet)",
-        durable.stats().memtable_versions,
+         phases: {} versions of {} keys, {} in memtables and {} in tables",
+        st.memtable_versions + st.table_versions,
         keys.len(),
+        st.memtable_versions,
+        st.table_versions,
     ));
     let churned = workload::point_reads(&durable, &keys, settings.duration)?;
     let name = "point reads after r-m-w";
@@ -166,6 +171,7 @@ pub(crate) fn run(args: &BenchArgs) -> CliResult<()> {
         churned,
         None,
     ));
+    report.notes.push(background_note("sync", &durable.stats()));
     durable.close()?;
 
     print!("{}", report.render());
@@ -298,6 +304,30 @@ fn read_phases(report: &mut Report, db: &Db, keys: &Keys, settings: &Settings) -
         None,
     ));
     Ok(())
+}
+
+/// The background work of one database over the run, and what it cost
+/// committers (write backpressure).
+fn background_note(name: &str, s: &strata::Stats) -> String {
+    let written = s.flushed_bytes + s.compaction_bytes_written;
+    let amp = if s.wal_bytes == 0 {
+        0.0
+    } else {
+        as_f64(written) / as_f64(s.wal_bytes)
+    };
+    format!(
+        "background ({name} database): {} flushes, {} compactions + {} moves, tables per level \
+         {:?}; table bytes written / WAL bytes = {amp:.2}; commits slowed {} times, stopped {} \
+         times, {:.1} ms stalled in all, longest commit stall {:.2} ms",
+        s.flushes,
+        s.compactions,
+        s.compaction_moves,
+        s.tables_per_level,
+        s.write_slowdowns,
+        s.write_stops,
+        s.write_stall_time.as_secs_f64() * 1e3,
+        s.longest_write_stall.as_secs_f64() * 1e3,
+    )
 }
 
 /// What a phase's WAL syncs were (both `None` if it caused no sync).
