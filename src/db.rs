@@ -19,7 +19,7 @@ use crate::flush;
 use crate::manifest::{NUM_LEVELS, WalExtent};
 use crate::memtable::Memtable;
 use crate::mvcc::RecentWrites;
-use crate::mvcc::{Oracle, system_millis};
+use crate::mvcc::{Governance, Oracle, system_millis};
 use crate::options::{Durability, Options};
 use crate::store::{Opened, Store, WAL_DIR};
 use crate::sync::Mutex;
@@ -107,8 +107,17 @@ pub struct Stats {
     pub read_ts: Ts,
     /// The oldest read ts any live snapshot uses.
     pub gc_watermark: Ts,
-    /// Live snapshots (open transactions of either kind).
+    /// Live snapshots (open transactions of either kind, not expired).
     pub live_snapshots: u64,
+    /// How long the oldest live snapshot has been open (zero if none):
+    /// what `Options::max_snapshot_age` limits.
+    pub oldest_snapshot_age: Duration,
+    /// The history the oldest live snapshot pins: the time between its read
+    /// ts and the latest commit (zero if none). Versions that recent stay
+    /// on disk while it lives.
+    pub oldest_snapshot_pins: Duration,
+    /// The oldest ts `Db::begin_read_at` accepts now.
+    pub oldest_readable_ts: Ts,
     /// The last WAL log sequence number handed out.
     pub last_lsn: u64,
     /// Every WAL record up to this LSN is known to be on stable storage (a
@@ -294,6 +303,24 @@ impl Db {
         ReadTxn::new(&self.inner.engine)
     }
 
+    /// Starts a read-only transaction as of `ts` (time travel): it sees
+    /// exactly the commits with commit ts `<= ts`, and its
+    /// [`ReadTxn::read_ts`] is `ts`. [`Ts::from_time`] makes one from a time
+    /// of day ("as of 10:00").
+    ///
+    /// History is kept back to `now - Options::history_retention` (and as
+    /// far back as the oldest live snapshot); a `ts` older than that (or
+    /// than what compaction already collected) is
+    /// [`Error::SnapshotTooOld`]. A `ts` above the latest commit gives a
+    /// stable snapshot: later commits all get a larger ts, and commits at
+    /// or below it that are still in flight are waited for. A `ts` beyond
+    /// the clock (in the future) is [`Error::InvalidArgument`].
+    pub fn begin_read_at(&self, ts: Ts) -> Result<ReadTxn<'_>> {
+        let engine = &self.inner.engine;
+        engine.check_open()?;
+        ReadTxn::at(engine, ts)
+    }
+
     /// Runs `f` in a transaction and commits it, running it again on a fresh
     /// snapshot when the commit or `f` reports a retryable error, for up to
     /// [`Options::update_timeout`] (then the last error is returned).
@@ -428,6 +455,7 @@ impl Db {
         let (memtable_bytes, memtable_versions) = view.memtable_usage();
         let cc = &engine.store.compaction.counters;
         let st = &engine.stalls;
+        let oldest = engine.core.oracle.oldest_snapshot();
         Stats {
             commits: engine.commits.load(Ordering::Relaxed),
             conflicts: engine.core.oracle.conflicts(),
@@ -448,6 +476,12 @@ impl Db {
             read_ts: engine.core.oracle.read_ts(),
             gc_watermark: engine.core.oracle.gc_watermark(),
             live_snapshots: engine.core.oracle.live_snapshots() as u64,
+            oldest_snapshot_age: oldest.map_or(Duration::ZERO, |(_, age)| age),
+            oldest_snapshot_pins: oldest.map_or(Duration::ZERO, |(ts, _)| {
+                let latest = engine.core.oracle.read_ts().unix_millis();
+                Duration::from_millis(latest.saturating_sub(ts.unix_millis()))
+            }),
+            oldest_readable_ts: engine.core.oracle.oldest_readable(),
             last_lsn: engine.wal.last_lsn().0,
             wal_synced_lsn: c.durable.0,
             wal_background_syncs: c.background_syncs,
@@ -570,7 +604,15 @@ fn engine(
     // records may be gone), so a clock stepped back never reissues one.
     let last_ts = chain.last_ts.max(opened.state.max_ts());
     let core = Arc::new(Core {
-        oracle: Oracle::new(last_ts, system_millis),
+        oracle: Oracle::new(
+            last_ts,
+            system_millis,
+            Governance {
+                retention: options.history_retention,
+                max_snapshot_age: (options.max_snapshot_age != Duration::MAX)
+                    .then_some(options.max_snapshot_age),
+            },
+        ),
         views: Views::new(View::new(memtable, opened.levels)),
         recent: RecentWrites::default(),
         memtable_limit: options.memtable_limit(),

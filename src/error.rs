@@ -107,6 +107,19 @@ pub enum Error {
         /// Highest version this build understands.
         supported: u32,
     },
+    /// A read older than the history the database keeps: `Db::begin_read_at`
+    /// below the retained history (`Options::history_retention`, and what
+    /// compaction has already collected), or a snapshot past
+    /// `Options::max_snapshot_age` (its pin on old versions was released, so
+    /// it reads or commits nothing more). Not retryable as it is: begin a
+    /// newer snapshot.
+    #[error("snapshot at {read_ts:?} is too old: the oldest readable ts is now {oldest:?}")]
+    SnapshotTooOld {
+        /// The snapshot's (or the requested) read ts.
+        read_ts: Ts,
+        /// The oldest read ts the database can serve now.
+        oldest: Ts,
+    },
     /// An argument or option is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

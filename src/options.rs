@@ -47,6 +47,14 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 /// budgets to make flushes frequent).
 pub const MIN_MEMORY_BUDGET: u64 = 64 * 1024;
 
+/// Default of [`Options::history_retention`]: versions from the last 5
+/// minutes are kept for [`crate::Db::begin_read_at`].
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(5 * 60);
+
+/// Default of [`Options::max_snapshot_age`]: a snapshot may pin old
+/// versions for at most an hour.
+pub const DEFAULT_MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(60 * 60);
+
 /// The active memtable is frozen and flushed once it holds this fraction
 /// (1/4) of the memory budget.
 const MEMTABLE_SHARE_DIVISOR: u64 = 4;
@@ -62,6 +70,8 @@ pub struct Options {
     pub(crate) read_only: bool,
     pub(crate) buffered_sync_interval: Duration,
     pub(crate) memory_budget: u64,
+    pub(crate) history_retention: Duration,
+    pub(crate) max_snapshot_age: Duration,
 }
 
 impl Default for Options {
@@ -75,6 +85,8 @@ impl Default for Options {
             read_only: false,
             buffered_sync_interval: DEFAULT_BUFFERED_SYNC_INTERVAL,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            history_retention: DEFAULT_HISTORY_RETENTION,
+            max_snapshot_age: DEFAULT_MAX_SNAPSHOT_AGE,
         }
     }
 }
@@ -201,6 +213,31 @@ impl Options {
     #[must_use]
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = bytes;
+        self
+    }
+
+    /// How far back [`crate::Db::begin_read_at`] can read (default
+    /// [`DEFAULT_HISTORY_RETENTION`], 5 minutes): compaction keeps every
+    /// version newer than `now - retention` (and, for each key, the newest
+    /// one older), so a read as of any ts in that window is exact. Longer
+    /// keeps more versions on disk; `Duration::ZERO` keeps only what live
+    /// snapshots need (then `begin_read_at` accepts only the latest commit
+    /// and later).
+    #[must_use]
+    pub fn history_retention(mut self, retention: Duration) -> Self {
+        self.history_retention = retention;
+        self
+    }
+
+    /// The longest a snapshot (a [`crate::ReadTxn`] or a [`crate::Txn`]'s)
+    /// may pin old versions (default [`DEFAULT_MAX_SNAPSHOT_AGE`], 1 hour).
+    /// Past it the snapshot stops holding back garbage collection, and its
+    /// next read, scan or commit returns [`crate::Error::SnapshotTooOld`]; a
+    /// commit already under way is not cut short. `Duration::MAX` never
+    /// expires a snapshot. `Db::stats` names the oldest snapshot's age.
+    #[must_use]
+    pub fn max_snapshot_age(mut self, age: Duration) -> Self {
+        self.max_snapshot_age = age;
         self
     }
 

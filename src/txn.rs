@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crate::commit::Engine;
 use crate::error::{Error, Result};
+use crate::mvcc::SnapshotHandle;
 use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::view::View;
@@ -22,6 +23,8 @@ use crate::wal::format::op_encoded_len;
 struct Snapshot<'db> {
     db: &'db Engine,
     read_ts: Ts,
+    /// Its registration (released on drop; its age governs expiry).
+    handle: SnapshotHandle,
     /// Taken after the read ts registered, so it holds every commit the
     /// snapshot sees (`view` invariant 3).
     view: Arc<View>,
@@ -29,29 +32,50 @@ struct Snapshot<'db> {
 
 impl<'db> Snapshot<'db> {
     fn new(db: &'db Engine) -> Self {
-        let read_ts = db.core.oracle.begin_snapshot();
+        Self::registered(db, db.core.oracle.begin_snapshot())
+    }
+
+    /// A snapshot at `handle` (registered first, so the view taken now
+    /// holds every commit it sees).
+    fn registered(db: &'db Engine, handle: SnapshotHandle) -> Self {
         Snapshot {
             db,
-            read_ts,
+            read_ts: handle.ts,
+            handle,
             view: db.core.views.current(),
         }
     }
 
+    /// `SnapshotTooOld` once the snapshot is past `Options::max_snapshot_age`
+    /// (the GC watermark no longer counts it).
+    fn check_age(&self) -> Result<()> {
+        let oracle = &self.db.core.oracle;
+        if oracle.is_expired(&self.handle) {
+            return Err(Error::SnapshotTooOld {
+                read_ts: self.read_ts,
+                oldest: oracle.oldest_readable(),
+            });
+        }
+        Ok(())
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.check_age()?;
         self.view.get(key, self.read_ts)
     }
 
-    fn source(&self) -> ScanSource<'_> {
-        ScanSource {
+    fn source(&self) -> Result<ScanSource<'_>> {
+        self.check_age()?;
+        Ok(ScanSource {
             view: &self.view,
             read_ts: self.read_ts,
-        }
+        })
     }
 }
 
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
-        self.db.core.oracle.end_snapshot(self.read_ts);
+        self.db.core.oracle.end_snapshot(&self.handle);
     }
 }
 
@@ -89,6 +113,14 @@ impl<'db> ReadTxn<'db> {
         }
     }
 
+    /// A snapshot as of `ts` (`Db::begin_read_at`).
+    pub(crate) fn at(db: &'db Engine, ts: Ts) -> Result<Self> {
+        let handle = db.core.oracle.begin_snapshot_at(ts)?;
+        Ok(ReadTxn {
+            snap: Snapshot::registered(db, handle),
+        })
+    }
+
     /// The snapshot's timestamp: every commit with ts `<=` it is visible.
     pub fn read_ts(&self) -> Ts {
         self.snap.read_ts
@@ -103,12 +135,12 @@ impl<'db> ReadTxn<'db> {
     /// descending, from the back: the [`Scan`] is double-ended). `..` scans
     /// everything.
     pub fn scan<K, R: ScanRange<K>>(&self, range: R) -> Result<Scan<'_>> {
-        Ok(Scan::new(self.snap.source(), range.into_bounds(), None))
+        Ok(Scan::new(self.snap.source()?, range.into_bounds(), None))
     }
 
     /// Rows of the snapshot whose keys start with `prefix`, ascending.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
-        Ok(Scan::new(self.snap.source(), prefix_bounds(prefix), None))
+        Ok(Scan::new(self.snap.source()?, prefix_bounds(prefix), None))
     }
 }
 
@@ -191,7 +223,7 @@ impl<'db> Txn<'db> {
     /// own puts and deletes. `..` scans everything.
     pub fn scan<K, R: ScanRange<K>>(&self, range: R) -> Result<Scan<'_>> {
         Ok(Scan::new(
-            self.snap.source(),
+            self.snap.source()?,
             range.into_bounds(),
             Some(&self.writes),
         ))
@@ -201,7 +233,7 @@ impl<'db> Txn<'db> {
     /// sees them.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
         Ok(Scan::new(
-            self.snap.source(),
+            self.snap.source()?,
             prefix_bounds(prefix),
             Some(&self.writes),
         ))
@@ -210,13 +242,22 @@ impl<'db> Txn<'db> {
     /// Commits and returns the commit timestamp. A transaction that wrote
     /// nothing returns its read ts without touching the WAL.
     ///
-    /// Errors: [`Error::Conflict`] (retryable), [`Error::Closed`],
+    /// Errors: [`Error::Conflict`] (retryable), [`Error::SnapshotTooOld`]
+    /// (the snapshot is past `Options::max_snapshot_age`), [`Error::Closed`],
     /// [`Error::Poisoned`], or [`Error::Io`] when the WAL write or sync failed
     /// (then the outcome is unknown until the database is reopened, and the
     /// database is poisoned).
     pub fn commit(mut self) -> Result<Ts> {
         if self.writes.is_empty() {
             return Ok(self.snap.read_ts);
+        }
+        // Pinned from here: the GC watermark stays at or below its read ts
+        // while the conflict check needs the history above it.
+        if !self.snap.db.core.oracle.pin(&self.snap.handle) {
+            return Err(Error::SnapshotTooOld {
+                read_ts: self.snap.read_ts,
+                oldest: self.snap.db.core.oracle.oldest_readable(),
+            });
         }
         let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
         self.snap

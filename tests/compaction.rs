@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{MEM_DB_PATH, collect};
 use strata::vfs::{FaultConfig, FaultVfs, MemVfs, Vfs};
@@ -21,8 +22,12 @@ const SMALL_BUDGET: u64 = 64 * 1024;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// No history kept beyond what live snapshots need, so compaction drops
+/// every version it may.
 fn options() -> Options {
-    common::options(Durability::Buffered).memory_budget(SMALL_BUDGET)
+    common::options(Durability::Buffered)
+        .memory_budget(SMALL_BUDGET)
+        .history_retention(Duration::ZERO)
 }
 
 fn open(vfs: &MemVfs) -> Db {
@@ -242,7 +247,7 @@ fn a_failed_compaction_poisons_the_database_and_loses_nothing() {
         let mem = MemVfs::new();
         let (fault, config) = FaultVfs::new(Arc::new(mem.clone()));
         // The default budget: no flush or compaction but those asked for.
-        let opts = common::options(Durability::Sync);
+        let opts = common::options(Durability::Sync).history_retention(Duration::ZERO);
         let db = Db::open_with_vfs(MEM_DB_PATH, opts.clone(), Arc::new(fault)).unwrap();
         let mut model = Model::new();
         for round in 0..3 {

@@ -150,8 +150,8 @@ fn merge(
         });
     drop(view);
     // Taken after the inputs: a snapshot that began before holds it at or
-    // below its read ts (invariant 2).
-    let watermark = engine.core.oracle.gc_watermark();
+    // below its read ts (invariant 2); so does the retained history.
+    let watermark = engine.core.oracle.history_watermark();
     let max_lsn = tables
         .iter()
         .map(|(_, t)| t.properties().max_lsn)

@@ -36,6 +36,16 @@ impl Clock {
         self.last = self.last.max(ts.get());
     }
 
+    /// The highest timestamp issued or observed.
+    pub(crate) fn last(&self) -> Ts {
+        Ts::from(self.last)
+    }
+
+    /// The wall clock's milliseconds now.
+    pub(crate) fn wall_millis(&self) -> u64 {
+        (self.wall)()
+    }
+
     /// The next timestamp.
     pub(crate) fn tick(&mut self) -> Ts {
         let physical = (self.wall)().min(u64::MAX >> TS_LOGICAL_BITS) << TS_LOGICAL_BITS;

@@ -44,7 +44,8 @@ struct Attempt {
 
 /// Writer `id` writes both `a` and `b` on a snapshot it takes now.
 fn commit(oracle: &Oracle, store: &Store, id: u8) -> Attempt {
-    let read_ts = oracle.begin_snapshot();
+    let snap = oracle.begin_snapshot();
+    let read_ts = snap.ts;
     let keys: StdArc<dyn WriteKeys> = StdArc::new(Keys(vec![b"a".to_vec(), b"b".to_vec()]));
     let newest = |k: &[u8]| {
         store
@@ -69,7 +70,7 @@ fn commit(oracle: &Oracle, store: &Store, id: u8) -> Attempt {
             None
         }
     };
-    oracle.end_snapshot(read_ts);
+    oracle.end_snapshot(&snap);
     Attempt { read_ts, commit_ts }
 }
 
@@ -91,7 +92,7 @@ fn commit(oracle: &Oracle, store: &Store, id: u8) -> Attempt {
 #[test]
 fn loom_oracle_readers_see_whole_commits() {
     loom::model(|| {
-        let oracle = Arc::new(Oracle::new(Ts::ZERO, || 0));
+        let oracle = Arc::new(Oracle::new(Ts::ZERO, || 0, super::Governance::default()));
         let store = Arc::new(Store::default());
         let writers: Vec<_> = (1..=2u8)
             .map(|id| {
@@ -99,10 +100,11 @@ fn loom_oracle_readers_see_whole_commits() {
                 thread::spawn(move || commit(&o, &s, id))
             })
             .collect();
-        let rts = oracle.begin_snapshot();
+        let snap = oracle.begin_snapshot();
+        let rts = snap.ts;
         let (a, b) = (read(&store, b"a", rts), read(&store, b"b", rts));
         assert_eq!(a, b, "snapshot at {rts:?} saw a partial commit");
-        oracle.end_snapshot(rts);
+        oracle.end_snapshot(&snap);
         let attempts: Vec<Attempt> = writers.into_iter().map(|w| w.join().unwrap()).collect();
         // (commit ts, read ts) of the writers that committed, in commit order.
         let mut won: Vec<(Ts, Ts)> = attempts
@@ -126,15 +128,18 @@ fn loom_oracle_readers_see_whole_commits() {
 #[test]
 fn loom_snapshot_watermark_never_passes_a_live_snapshot() {
     loom::model(|| {
-        let oracle = Arc::new(Oracle::new(Ts::from(5), || 0));
+        let oracle = Arc::new(Oracle::new(Ts::from(5), || 0, super::Governance::default()));
         let store = Arc::new(Store::default());
         let o = oracle.clone();
         let writer = thread::spawn(move || commit(&o, &store, 1));
         let o = oracle.clone();
         let reader = thread::spawn(move || {
-            let ts = o.begin_snapshot();
-            assert!(o.gc_watermark() <= ts, "watermark passed a live snapshot");
-            o.end_snapshot(ts);
+            let snap = o.begin_snapshot();
+            assert!(
+                o.gc_watermark() <= snap.ts,
+                "watermark passed a live snapshot"
+            );
+            o.end_snapshot(&snap);
         });
         let first = oracle.gc_watermark();
         let second = oracle.gc_watermark();
@@ -142,5 +147,36 @@ fn loom_snapshot_watermark_never_passes_a_live_snapshot() {
         writer.join().unwrap();
         reader.join().unwrap();
         assert!(oracle.gc_watermark() >= second);
+    });
+}
+
+/// A time-travel registration (`register_at`, ts 6, retained back to 6)
+/// races a compaction taking the history watermark with retention at 8:
+/// in every interleaving either the registration is refused or the
+/// watermark stays at or below 6 while it lives, so compaction never drops
+/// a version the snapshot reads. Mutation check: not comparing with the
+/// floor in `register_at` fails it.
+#[test]
+fn loom_history_watermark_never_passes_a_time_travel_snapshot() {
+    use super::snapshot::Registry;
+    loom::model(|| {
+        let registry = Arc::new(Registry::default());
+        let r = registry.clone();
+        let reader = thread::spawn(move || r.register_at(Ts::from(6), Ts::from(6)).ok());
+        let w = registry.history_watermark(|| Ts::from(9), Ts::from(8));
+        let registered = reader.join().unwrap();
+        if let Some(h) = registered {
+            assert!(
+                w <= h.ts,
+                "the watermark {w:?} passed a registered snapshot"
+            );
+            let later = registry.history_watermark(|| Ts::from(9), Ts::from(8));
+            assert!(later <= h.ts);
+            registry.release(&h);
+        }
+        assert_eq!(
+            registry.history_watermark(|| Ts::from(9), Ts::from(8)),
+            Ts::from(8)
+        );
     });
 }

@@ -31,4 +31,5 @@ mod loom_tests;
 
 pub(crate) use clock::system_millis;
 pub(crate) use conflict::RecentWrites;
-pub(crate) use oracle::{Oracle, WriteKeys};
+pub(crate) use oracle::{Governance, Oracle, WriteKeys};
+pub(crate) use snapshot::Handle as SnapshotHandle;

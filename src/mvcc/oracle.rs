@@ -26,10 +26,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::clock::{Clock, WallClock};
-use super::snapshot::Registry;
+use super::snapshot::{Handle, Registry};
 use super::watermark::Watermark;
 use crate::error::{Error, Result};
 use crate::sync::Mutex;
@@ -63,12 +63,25 @@ pub(crate) trait WriteKeys: Send + Sync + fmt::Debug {
 #[derive(Debug)]
 struct CommitState {
     clock: Clock,
+    /// The last commit ts registered in the applied watermark (or the
+    /// recovered last ts): what `done_until` is sure to reach.
+    issued: Ts,
     inflight: VecDeque<(Ts, Arc<dyn WriteKeys>)>,
     filter: Vec<u64>,
 }
 
 fn slot(key: &[u8]) -> usize {
     crc32fast::hash(key) as usize % CONFLICT_FILTER_SLOTS
+}
+
+/// How much history the oracle lets readers keep (`Options::history_retention`,
+/// `Options::max_snapshot_age`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Governance {
+    /// Versions this recent are kept for `begin_snapshot_at`.
+    pub(crate) retention: Duration,
+    /// Snapshots older than this expire (`None`: never).
+    pub(crate) max_snapshot_age: Option<Duration>,
 }
 
 /// See the module docs.
@@ -78,22 +91,27 @@ pub(crate) struct Oracle {
     applied: Watermark,
     snapshots: Registry,
     conflicts: AtomicU64,
+    wall: WallClock,
+    retention: Duration,
 }
 
 impl Oracle {
     /// An oracle whose last commit (from recovery) is `last_ts`.
-    pub(crate) fn new(last_ts: Ts, wall: WallClock) -> Self {
+    pub(crate) fn new(last_ts: Ts, wall: WallClock, governance: Governance) -> Self {
         let mut clock = Clock::new(wall);
         clock.observe(last_ts);
         Self {
             commit: Mutex::new(CommitState {
                 clock,
+                issued: last_ts,
                 inflight: VecDeque::new(),
                 filter: vec![0; CONFLICT_FILTER_SLOTS],
             }),
             applied: Watermark::new(last_ts),
-            snapshots: Registry::default(),
+            snapshots: Registry::new(governance.max_snapshot_age),
             conflicts: AtomicU64::new(0),
+            wall,
+            retention: governance.retention,
         }
     }
 
@@ -103,13 +121,84 @@ impl Oracle {
     }
 
     /// Registers a snapshot at the current read ts; pair with `end_snapshot`.
-    pub(crate) fn begin_snapshot(&self) -> Ts {
+    pub(crate) fn begin_snapshot(&self) -> Handle {
         self.snapshots.register(|| self.applied.done_until())
     }
 
+    /// Registers a snapshot as of `ts` (time travel). Below the retained
+    /// history: `SnapshotTooOld`. Above the latest commit: every later
+    /// commit is made to take a larger ts (the clock observes `ts`) and
+    /// every earlier one is waited for, so the snapshot is stable; a `ts`
+    /// past the clock (the future) is `InvalidArgument`.
+    pub(crate) fn begin_snapshot_at(&self, ts: Ts) -> Result<Handle> {
+        if ts > self.read_ts() {
+            let issued = {
+                let mut st = self.commit.lock();
+                let last = st.clock.last();
+                let now = st.clock.wall_millis();
+                let ceiling = Ts::from_unix_millis(now.saturating_add(1))
+                    .get()
+                    .saturating_sub(1);
+                if ts > last && ts.get() > ceiling {
+                    return Err(Error::InvalidArgument(format!(
+                        "begin_read_at({ts:?}) is in the future: the clock reads {:?}",
+                        Ts::from_unix_millis(now)
+                    )));
+                }
+                st.clock.observe(ts);
+                st.issued
+            };
+            // Every commit at or below `ts` was issued by now: wait for them
+            // (`done_until` reaches `issued`, a registered ts, and passes `ts`
+            // once a registered ts above it is done).
+            self.applied.wait_for(ts.min(issued));
+        }
+        self.snapshots
+            .register_at(ts, self.retained().min(self.read_ts()))
+            .map_err(|oldest| Error::SnapshotTooOld {
+                read_ts: ts,
+                oldest,
+            })
+    }
+
     /// Releases a snapshot taken with `begin_snapshot`.
-    pub(crate) fn end_snapshot(&self, ts: Ts) {
-        self.snapshots.release(ts);
+    pub(crate) fn end_snapshot(&self, h: &Handle) {
+        self.snapshots.release(h);
+    }
+
+    /// Pins a snapshot for its commit; `false` if it has expired.
+    pub(crate) fn pin(&self, h: &Handle) -> bool {
+        self.snapshots.pin(h)
+    }
+
+    /// Whether a snapshot is past the maximum age.
+    pub(crate) fn is_expired(&self, h: &Handle) -> bool {
+        self.snapshots.is_expired(h.began)
+    }
+
+    /// The oldest ts `begin_snapshot_at` accepts now.
+    pub(crate) fn oldest_readable(&self) -> Ts {
+        self.snapshots
+            .oldest_readable(self.retained().min(self.read_ts()))
+    }
+
+    /// `now - retention`: versions this recent are kept.
+    fn retained(&self) -> Ts {
+        let ms = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+        Ts::from_unix_millis((self.wall)().saturating_sub(ms))
+    }
+
+    /// What compaction may collect below (the history watermark): the
+    /// oldest live snapshot, the current read ts and `now - retention`,
+    /// whichever is oldest, and never lower than before.
+    pub(crate) fn history_watermark(&self) -> Ts {
+        self.snapshots
+            .history_watermark(|| self.applied.done_until(), self.retained())
+    }
+
+    /// The oldest live snapshot's read ts and age.
+    pub(crate) fn oldest_snapshot(&self) -> Option<(Ts, Duration)> {
+        self.snapshots.oldest()
     }
 
     /// The oldest timestamp any live snapshot reads at (GC may drop versions
@@ -172,6 +261,7 @@ impl Oracle {
         // Registered before it is published: whoever applies it may mark it
         // done as soon as the WAL has it.
         self.applied.begin(ts);
+        st.issued = ts;
         let published = match publish(ts) {
             Ok(p) => p,
             Err(e) => {

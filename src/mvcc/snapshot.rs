@@ -1,55 +1,190 @@
-//! The snapshot registry: which read timestamps are in use, and from that the
-//! GC watermark (the oldest snapshot any reader may still ask for).
+//! The snapshot registry: which read timestamps are in use, and from that
+//! the GC watermark (the oldest snapshot any reader may still ask for) and
+//! the history floor (the oldest ts compaction keeps exactly).
 //!
 //! Invariants (loom model `loom_snapshot_watermark_never_passes_a_live_snapshot`):
-//! 1. `gc_watermark() <= ts` for every registered, not yet released `ts`.
-//! 2. `gc_watermark()` never decreases.
+//! 1. `gc_watermark() <= ts` for every registered, not yet released and not
+//!    expired snapshot `ts`.
+//! 2. `history_watermark()` never decreases, never passes such a snapshot,
+//!    and a snapshot is registered at an old ts (`register_at`) only at or
+//!    above every history watermark handed out: both are decided under the
+//!    one registry lock, so compaction (which drops what lies below the
+//!    history watermark) never drops a version a registered snapshot reads.
+//! 3. A snapshot past the maximum age expires: the watermarks stop
+//!    counting it (its pin is released), and a commit through it is
+//!    refused ([`Registry::pin`]). Its own reads check its age against the
+//!    same monotonic clock, so once it has expired every later read fails.
+//!    A snapshot that is committing is pinned and never expires.
 //!
-//! Both follow from doing two things under the one registry lock: reading the
-//! current read timestamp (monotonic, from the applied watermark) when a
-//! snapshot registers, and computing the GC watermark as the oldest live
-//! snapshot or, with none live, the current read timestamp.
+//! Registration reads the current read ts (monotonic, from the applied
+//! watermark) under the lock, so a snapshot taken now is never below a
+//! watermark already handed out.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 use crate::types::Ts;
 
+/// A registered snapshot, for [`Registry::release`] and [`Registry::pin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handle {
+    pub(crate) ts: Ts,
+    id: u64,
+    /// When it registered (its age is measured from here).
+    pub(crate) began: Instant,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// Pinned by a commit in progress: never expires.
+    pinned: bool,
+    expired: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    live: BTreeMap<(Ts, u64), (Instant, Entry)>,
+    next_id: u64,
+    /// The highest history watermark handed out.
+    floor: Ts,
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    live: Mutex<BTreeMap<Ts, usize>>,
+    state: Mutex<State>,
+    /// Snapshots older than this expire (`None`: never).
+    max_age: Option<Duration>,
 }
 
 impl Registry {
-    /// Registers a snapshot at `current()` and returns its timestamp.
-    pub(crate) fn register(&self, current: impl FnOnce() -> Ts) -> Ts {
-        let mut live = self.live.lock();
-        let ts = current();
-        *live.entry(ts).or_insert(0) += 1;
-        ts
+    /// A registry whose snapshots expire at `max_age`.
+    pub(crate) fn new(max_age: Option<Duration>) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            max_age,
+        }
     }
 
-    /// Releases one registration of `ts`.
-    pub(crate) fn release(&self, ts: Ts) {
-        let mut live = self.live.lock();
-        if let Some(n) = live.get_mut(&ts) {
-            *n -= 1;
-            if *n == 0 {
-                live.remove(&ts);
+    /// Whether a snapshot that began at `began` has expired.
+    pub(crate) fn is_expired(&self, began: Instant) -> bool {
+        self.max_age.is_some_and(|max| began.elapsed() >= max)
+    }
+
+    /// Registers a snapshot at `current()`.
+    pub(crate) fn register(&self, current: impl FnOnce() -> Ts) -> Handle {
+        let mut st = self.state.lock();
+        let ts = current();
+        Self::insert(&mut st, ts)
+    }
+
+    /// Registers a snapshot at `ts` if it is at or above
+    /// [`Registry::oldest_readable`]; otherwise `Err(that ts)`.
+    pub(crate) fn register_at(&self, ts: Ts, retained: Ts) -> Result<Handle, Ts> {
+        let mut st = self.state.lock();
+        let start = self.start(&mut st, retained);
+        if ts < start {
+            return Err(start);
+        }
+        Ok(Self::insert(&mut st, ts))
+    }
+
+    /// The oldest ts readable now: what is `retained` (the caller's rule:
+    /// retention, capped at the current read ts) or held by a live
+    /// snapshot, whichever is older, but never below the history floor.
+    pub(crate) fn oldest_readable(&self, retained: Ts) -> Ts {
+        let mut st = self.state.lock();
+        self.start(&mut st, retained)
+    }
+
+    fn start(&self, st: &mut State, retained: Ts) -> Ts {
+        let live = self.oldest_live(st).unwrap_or(retained);
+        st.floor.max(retained.min(live))
+    }
+
+    fn insert(st: &mut State, ts: Ts) -> Handle {
+        let id = st.next_id;
+        st.next_id += 1;
+        let began = Instant::now();
+        let entry = Entry {
+            pinned: false,
+            expired: false,
+        };
+        st.live.insert((ts, id), (began, entry));
+        Handle { ts, id, began }
+    }
+
+    /// Releases a registration.
+    pub(crate) fn release(&self, h: &Handle) {
+        self.state.lock().live.remove(&(h.ts, h.id));
+    }
+
+    /// Pins a snapshot for its commit: `false` (refuse the commit) if it has
+    /// expired, else it never expires from now on (invariant 3).
+    pub(crate) fn pin(&self, h: &Handle) -> bool {
+        let mut st = self.state.lock();
+        let max_age = self.max_age;
+        match st.live.get_mut(&(h.ts, h.id)) {
+            Some((began, e)) => {
+                if e.expired || (!e.pinned && max_age.is_some_and(|m| began.elapsed() >= m)) {
+                    e.expired = true;
+                    return false;
+                }
+                e.pinned = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Expires what is past the maximum age, then the oldest snapshot left.
+    fn oldest_live(&self, st: &mut State) -> Option<Ts> {
+        let max_age = self.max_age;
+        for (&(ts, _), (began, e)) in &mut st.live {
+            if !e.expired && !e.pinned && max_age.is_some_and(|m| began.elapsed() >= m) {
+                e.expired = true;
+            }
+            if !e.expired {
+                return Some(ts);
             }
         }
+        None
     }
 
     /// The oldest live snapshot, or `current()` if there is none.
     pub(crate) fn gc_watermark(&self, current: impl FnOnce() -> Ts) -> Ts {
-        let live = self.live.lock();
-        live.keys().next().copied().unwrap_or_else(current)
+        let mut st = self.state.lock();
+        self.oldest_live(&mut st).unwrap_or_else(current)
     }
 
-    /// Number of live snapshots.
+    /// What compaction may GC below: `min(oldest live snapshot, current(),
+    /// retained)`, never below an earlier one (invariant 2).
+    pub(crate) fn history_watermark(&self, current: impl FnOnce() -> Ts, retained: Ts) -> Ts {
+        let mut st = self.state.lock();
+        let live = self.oldest_live(&mut st);
+        let now = current();
+        let w = live.map_or(now, |t| t.min(now)).min(retained);
+        st.floor = st.floor.max(w);
+        st.floor
+    }
+
+    /// Live (registered, not expired) snapshots.
     pub(crate) fn live(&self) -> usize {
-        self.live.lock().values().sum()
+        let st = self.state.lock();
+        st.live.values().filter(|(_, e)| !e.expired).count()
+    }
+
+    /// The oldest live snapshot's read ts and age, if any.
+    pub(crate) fn oldest(&self) -> Option<(Ts, Duration)> {
+        let mut st = self.state.lock();
+        let ts = self.oldest_live(&mut st)?;
+        let began = st
+            .live
+            .range((ts, 0)..=(ts, u64::MAX))
+            .map(|(_, (b, _))| *b)
+            .min()?;
+        Some((ts, began.elapsed()))
     }
 }
 
@@ -64,12 +199,62 @@ mod tests {
         let b = r.register(|| Ts::from(7));
         let c = r.register(|| Ts::from(3));
         assert_eq!(r.gc_watermark(|| Ts::from(9)), Ts::from(3));
-        r.release(a);
+        r.release(&a);
         assert_eq!(r.gc_watermark(|| Ts::from(9)), Ts::from(3));
-        r.release(c);
+        r.release(&c);
         assert_eq!(r.gc_watermark(|| Ts::from(9)), Ts::from(7));
-        r.release(b);
+        r.release(&b);
         assert_eq!(r.live(), 0);
         assert_eq!(r.gc_watermark(|| Ts::from(9)), Ts::from(9));
+    }
+
+    #[test]
+    fn the_history_floor_rises_and_refuses_older_registrations() {
+        let r = Registry::default();
+        // Retention keeps back to 5; nothing live; current 9.
+        assert_eq!(
+            r.history_watermark(|| Ts::from(9), Ts::from(5)),
+            Ts::from(5)
+        );
+        assert_eq!(r.register_at(Ts::from(4), Ts::ZERO), Err(Ts::from(5)));
+        let old = r.register_at(Ts::from(6), Ts::from(6)).unwrap();
+        // A live snapshot keeps its history readable, whatever retention says.
+        let again = r.register_at(Ts::from(6), Ts::from(9)).unwrap();
+        r.release(&again);
+        // A live snapshot at 6 holds it back even though retention moved on.
+        assert_eq!(
+            r.history_watermark(|| Ts::from(20), Ts::from(15)),
+            Ts::from(6)
+        );
+        r.release(&old);
+        assert_eq!(
+            r.history_watermark(|| Ts::from(20), Ts::from(15)),
+            Ts::from(15)
+        );
+        // Never back down, whatever retention says.
+        assert_eq!(
+            r.history_watermark(|| Ts::from(20), Ts::from(1)),
+            Ts::from(15)
+        );
+        // The caller's rule raises the oldest readable ts further.
+        assert_eq!(r.register_at(Ts::from(16), Ts::from(18)), Err(Ts::from(18)));
+        assert_eq!(r.oldest_readable(Ts::from(18)), Ts::from(18));
+    }
+
+    #[test]
+    fn an_expired_snapshot_stops_holding_the_watermarks_and_cannot_commit() {
+        let r = Registry::new(Some(Duration::ZERO));
+        let s = r.register(|| Ts::from(3));
+        assert!(r.is_expired(s.began));
+        assert_eq!(r.gc_watermark(|| Ts::from(9)), Ts::from(9));
+        assert_eq!(r.live(), 0);
+        assert!(!r.pin(&s), "an expired snapshot commits nothing");
+        r.release(&s);
+        // Pinned first, it never expires.
+        let long = Registry::new(Some(Duration::from_secs(3600)));
+        let p = long.register(|| Ts::from(3));
+        assert!(long.pin(&p));
+        assert_eq!(long.gc_watermark(|| Ts::from(9)), Ts::from(3));
+        assert_eq!(long.oldest().map(|(t, _)| t), Some(Ts::from(3)));
     }
 }
