@@ -440,6 +440,25 @@ impl Db {
         engine.check_open()
     }
 
+    /// Writes a consistent copy of the database into `dir` (which must not
+    /// exist, or be empty) while reads and writes go on, and returns its
+    /// ts: the copy holds every commit acknowledged before the call, every
+    /// commit at or below the returned ts, and nothing after it. Tables are
+    /// hard-linked (copied on a file system that cannot link), the WAL
+    /// tail the tables lack is copied. Open the copy with [`Db::open`] like
+    /// any database. A checkpoint that fails leaves a partial directory
+    /// that is not a database: remove it.
+    ///
+    /// Errors: [`Error::Closed`], [`Error::ReadOnly`] (a read-only open
+    /// does not hold the manifest writer), [`Error::InvalidArgument`] for a
+    /// non-empty `dir`, [`Error::Io`].
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<Ts> {
+        let engine = &self.inner.engine;
+        engine.check_open()?;
+        engine.check_writable()?;
+        crate::checkpoint::checkpoint(engine, dir.as_ref())
+    }
+
     /// Makes every commit so far durable (useful with [`Durability::Buffered`]).
     pub fn sync(&self) -> Result<()> {
         self.inner.engine.check_open()?;

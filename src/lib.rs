@@ -55,6 +55,7 @@
 //! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
 
 mod backpressure;
+mod checkpoint;
 mod codec;
 mod commit;
 mod compaction;

@@ -518,6 +518,21 @@ pub(crate) fn encode_manifest(number: u64, records: &[Edit]) -> Result<Vec<u8>> 
 /// Writes manifest `number` holding a snapshot of `state` with
 /// `next_file_number` (header and record in one write), syncs it and its
 /// name; returns the open file, the state it holds, and its length.
+/// Writes a manifest holding `state` (without its clean-close mark) as the
+/// whole manifest of a new database in `dir`, a checkpoint: its number is
+/// the state's next file number (no file of the copied database had it),
+/// then `CURRENT`.
+pub(crate) fn write_copy(vfs: &dyn Vfs, dir: &Path, state: &ManifestState) -> Result<()> {
+    let number = state.next_file_number();
+    let next = number
+        .checked_add(1)
+        .ok_or_else(|| Error::InvalidArgument("file numbers are exhausted".into()))?;
+    let state = state.without_clean_close();
+    start_file(vfs, dir, number, &state, next)?;
+    current::install(vfs, dir, number)?;
+    Ok(())
+}
+
 fn start_file(
     vfs: &dyn Vfs,
     dir: &Path,

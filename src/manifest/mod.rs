@@ -59,6 +59,7 @@ pub(crate) use current::{
 pub(crate) use edit::{Edit, NUM_LEVELS, TableRecord};
 pub(crate) use log::{
     DEFAULT_ROTATE_BYTES, Log, Recovered, ReplayError, Replayed, encode_manifest, recover, replay,
+    write_copy,
 };
 pub(crate) use state::{FIRST_FILE_NUMBER, ManifestState};
 

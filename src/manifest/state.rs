@@ -99,6 +99,14 @@ impl ManifestState {
             .flat_map(|(tables, level)| tables.iter().map(move |t| (level, t)))
     }
 
+    /// The same state with no clean-close mark (a checkpoint's copy).
+    pub(crate) fn without_clean_close(&self) -> ManifestState {
+        ManifestState {
+            clean_close: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether table `number` is in some level.
     pub(crate) fn contains(&self, number: u64) -> bool {
         self.level_of.contains_key(&number)

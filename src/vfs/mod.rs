@@ -86,6 +86,13 @@ pub trait Vfs: Send + Sync + fmt::Debug {
         file.sync_data()?;
         self.remove(from)
     }
+    /// Makes `to` a second name of the finished file `from` (a checkpoint's
+    /// tables). The default copies the bytes and syncs the copy, which is
+    /// correct for a file nobody writes again, only slower; `to` must not
+    /// exist.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        copy_file(self, from, to)
+    }
     /// Makes the directory's entries (created or removed names) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Takes an exclusive lock named by `path` (creating the file if needed);
@@ -140,6 +147,15 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
 /// durable: it syncs the parent of each directory it created, outermost
 /// first, so that nothing later written inside can outlive a power cut
 /// while the directory holding it does not.
+/// Copies `from` to a new file `to` and syncs it (not the directory).
+pub fn copy_file<V: Vfs + ?Sized>(vfs: &V, from: &Path, to: &Path) -> io::Result<()> {
+    let data = vfs.read_all(from)?;
+    let mut file = vfs.open_write(to)?;
+    file.set_len(0)?;
+    file.write_all_at(0, &data)?;
+    file.sync_data()
+}
+
 pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     for dir in path.ancestors() {

@@ -144,6 +144,10 @@ impl Vfs for OsVfs {
         fs::rename(from, to).map_err(ctx("rename", from))
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to).map_err(ctx("hard_link", from))
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)
             .and_then(|dir| dir.sync_all())

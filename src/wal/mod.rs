@@ -27,6 +27,4 @@ pub(crate) use format::CommitFrameBuilder;
 pub(crate) use group_commit::{Apply, GroupCommit};
 pub(crate) use recovery::{Recovered, RecoveryMode, Repair, recover};
 pub(crate) use retention::Retention;
-#[allow(unused_imports, reason = "checkpoints pin the WAL (issue 16, item 9)")]
-pub(crate) use retention::RetentionPin;
 pub(crate) use writer::{SegmentSize, Writer, parse_segment_name, segment_name};

@@ -31,7 +31,6 @@ struct State {
 }
 
 /// Holds every record from its lsn on; released when dropped.
-#[allow(dead_code, reason = "checkpoints pin the WAL tail (issue 16, item 9)")]
 #[derive(Debug)]
 pub(crate) struct RetentionPin {
     retention: Arc<Retention>,
@@ -57,7 +56,6 @@ impl Retention {
     }
 
     /// Keeps every record from `from` on until the pin is dropped.
-    #[allow(dead_code, reason = "checkpoints pin the WAL tail (issue 16, item 9)")]
     pub(crate) fn pin(self: &Arc<Self>, from: Lsn) -> RetentionPin {
         *self.state.lock().pins.entry(from).or_insert(0) += 1;
         RetentionPin {
@@ -91,6 +89,22 @@ impl Retention {
             st.segments.remove(no);
         }
         out
+    }
+
+    /// The segments holding records from `from` on: the last one starting
+    /// at or below it and every later one, oldest first.
+    pub(crate) fn segments_from(&self, from: Lsn) -> Vec<u64> {
+        let st = self.state.lock();
+        let first = st
+            .segments
+            .iter()
+            .filter(|&(_, &f)| f <= from)
+            .map(|(&n, _)| n)
+            .next_back()
+            .or_else(|| st.segments.keys().next().copied());
+        first.map_or_else(Vec::new, |first| {
+            st.segments.range(first..).map(|(&n, _)| n).collect()
+        })
     }
 
     /// Segments on disk.
