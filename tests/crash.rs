@@ -1,11 +1,12 @@
 //! Crash-point enumeration: a scripted workload runs on `MemVfs` with
 //! `Durability::Sync` behind a probing file system that counts `sync_data`
-//! calls. For sync number `n` it keeps crash images right before and right
-//! after that sync is applied; the workload is rerun for every `n` until a
-//! run has fewer syncs. Durable state changes only at `sync_data` and
-//! `sync_dir` during a workload, and the state right after a `sync_dir` is
-//! the one right before the next `sync_data`, so these images are every
-//! state a power cut can leave.
+//! and `sync_dir` calls. For sync number `n` it keeps crash images right
+//! before and right after that sync is applied; the workload is rerun for
+//! every `n` until a run has fewer syncs. Durable state changes only at
+//! `sync_data` and `sync_dir`, so these images are every state a power cut
+//! can leave. (Cutting at `sync_data` alone is not enough: two directory
+//! syncs in a row, as installing `CURRENT` and then creating `tables/`,
+//! have a durable state between them that no `sync_data` precedes.)
 //!
 //! Each image is taken twice: as a power cut leaves it (`MemVfs::crash`,
 //! synced bytes only) and as a SIGKILL leaves it (`MemVfs::process_crash`,
@@ -15,9 +16,10 @@
 //! was taken, no transaction partly visible, a prefix of each thread's
 //! commits (commit order = log order), at most one in-flight commit per
 //! thread beyond the acknowledged ones, and a database that takes new
-//! commits and recovers them again. A second power cut right after that
-//! recovery, and another after a new commit, must recover too (recovery
-//! must not build on replayed bytes that are not durable).
+//! commits, flushes them and recovers them again. A second power cut right
+//! after that recovery, another after a new commit and another after its
+//! flush must recover too (recovery must not build on replayed bytes, or
+//! directories, that are not durable).
 //!
 //! The single-threaded workload runs with WAL preallocation off, with chunks
 //! smaller than a segment, and with the default chunk. Two more write
@@ -128,6 +130,26 @@ impl Probe {
         }
     }
 
+    /// Runs sync `n` (`sync`), keeping the images right before and right
+    /// after it if it is the target.
+    fn at_sync(
+        &self,
+        n: u64,
+        mem: &MemVfs,
+        what: String,
+        sync: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if n != self.target {
+            return sync();
+        }
+        let before = self.image(mem, what.clone());
+        assert!(self.before.set(before).is_ok(), "sync {n} seen twice");
+        sync()?;
+        let after = self.image(mem, what);
+        assert!(self.after.set(after).is_ok(), "sync {n} seen twice");
+        Ok(())
+    }
+
     fn image(&self, mem: &MemVfs, sync: String) -> Image {
         // Read the acknowledgements first: whatever was acknowledged before
         // this point was durable before the image is taken.
@@ -182,15 +204,19 @@ impl ProbeFile {
         })
     }
 
-    /// `<thread>/<kind>`: the flusher's, the compactor's, or the caller's
-    /// (a committer, or `Db::compact`'s merge).
+    /// `<thread>/<kind>` (see [`thread_name`]).
     fn describe(&self) -> String {
-        let thread = match std::thread::current().name() {
-            Some("strata-flush") => "flusher",
-            Some("strata-compact") => "compactor",
-            _ => "caller",
-        };
-        format!("{thread}/{}", self.kind)
+        format!("{}/{}", thread_name(), self.kind)
+    }
+}
+
+/// Whose sync it is: the flusher's, the compactor's, or the caller's (a
+/// committer, `Db::open`, or `Db::compact`'s merge).
+fn thread_name() -> &'static str {
+    match std::thread::current().name() {
+        Some("strata-flush") => "flusher",
+        Some("strata-compact") => "compactor",
+        _ => "caller",
     }
 }
 
@@ -214,15 +240,9 @@ impl VfsFile for ProbeFile {
     fn sync_data(&mut self) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         self.probe.hold()?;
-        if n != self.probe.target {
-            return self.inner.sync_data();
-        }
-        let before = self.probe.image(&self.mem, self.describe());
-        assert!(self.probe.before.set(before).is_ok(), "sync {n} seen twice");
-        self.inner.sync_data()?;
-        let after = self.probe.image(&self.mem, self.describe());
-        assert!(self.probe.after.set(after).is_ok(), "sync {n} seen twice");
-        Ok(())
+        let what = self.describe();
+        let inner = &mut self.inner;
+        self.probe.at_sync(n, &self.mem, what, || inner.sync_data())
     }
 }
 
@@ -260,7 +280,11 @@ impl Vfs for ProbeVfs {
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.mem.sync_dir(path)
+        // Not held (with several threads only the commit path's syncs are).
+        let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
+        let what = format!("{}/dir", thread_name());
+        self.probe
+            .at_sync(n, &self.mem, what, || self.mem.sync_dir(path))
     }
 
     fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
@@ -585,17 +609,19 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     let cut_after_recovery = fs.crash();
     assert_no_orphans(&db, fs, label);
 
-    // The recovered database takes new commits, and recovers them again.
+    // The recovered database takes new commits, flushes them, and recovers
+    // them again.
     let mut txn = db.begin();
     txn.put(b"after-crash", label.as_bytes()).unwrap();
     txn.commit().unwrap();
     let cut_after_commit = fs.crash();
+    db.flush()
+        .unwrap_or_else(|e| panic!("{label}: the recovered database cannot flush: {e}"));
+    let cut_after_flush = fs.crash();
     db.close().unwrap();
     let what = format!("{label}, reopened");
     let db = open(w, fs, &what);
-    if !w.writes_tables() {
-        assert_eq!(replayed(&db), found as u64 + 1, "{what}");
-    }
+    assert_eq!(replayed(&db), 0, "{what}: everything is in tables");
     assert_eq!(verify(w, &db, acked, &what), found, "{what}");
     assert_no_orphans(&db, fs, &what);
     assert_eq!(
@@ -613,22 +639,28 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     drop(db);
 
     // The new commit was acknowledged (Sync) and chained after everything
-    // recovery replayed: all of it must survive.
-    let what = format!("{label}, power cut after a new commit");
-    let db = open(w, &cut_after_commit, &what);
-    assert_eq!(verify(w, &db, acked, &what), found, "{what}");
-    assert_no_orphans(&db, &cut_after_commit, &what);
-    assert_eq!(
-        db.begin_read().get(b"after-crash").unwrap(),
-        Some(label.as_bytes().to_vec()),
-        "{what}"
-    );
+    // recovery replayed: all of it must survive, before and after the flush.
+    for (cut, when) in [
+        (&cut_after_commit, ""),
+        (&cut_after_flush, " and its flush"),
+    ] {
+        let what = format!("{label}, power cut after a new commit{when}");
+        let db = open(w, cut, &what);
+        assert_eq!(verify(w, &db, acked, &what), found, "{what}");
+        assert_no_orphans(&db, cut, &what);
+        assert_eq!(
+            db.begin_read().get(b"after-crash").unwrap(),
+            Some(label.as_bytes().to_vec()),
+            "{what}"
+        );
+    }
     found
 }
 
 /// Enumerates every sync point of `w`; returns the number of crash images
-/// checked (each recovered, then cut again twice), whether any run batched,
-/// and the kinds of sync the images were taken at ([`ProbeFile::describe`]).
+/// checked (each recovered, then cut again three times), whether any run
+/// batched, and the kinds of sync the images were taken at
+/// ([`ProbeFile::describe`], `<thread>/dir` for a directory sync).
 fn enumerate(w: Workload) -> (usize, bool, BTreeSet<String>) {
     let mut images = 0;
     let mut syncs = BTreeSet::new();
