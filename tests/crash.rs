@@ -183,11 +183,12 @@ struct ProbeFile {
 }
 
 impl ProbeFile {
-    fn new(inner: Box<dyn VfsFile>, vfs: &ProbeVfs, path: &Path) -> Box<dyn VfsFile> {
+    fn boxed(inner: Box<dyn VfsFile>, vfs: &ProbeVfs, path: &Path) -> Box<dyn VfsFile> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let kind = if name.ends_with(".wal") {
+        let ext = path.extension().and_then(|e| e.to_str());
+        let kind = if ext == Some("wal") {
             "wal"
-        } else if name.ends_with(".sst") {
+        } else if ext == Some("sst") {
             "table"
         } else if name.starts_with("MANIFEST") {
             "manifest"
@@ -256,11 +257,11 @@ impl Vfs for ProbeVfs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::new(self.mem.open_append(path)?, self, path))
+        Ok(ProbeFile::boxed(self.mem.open_append(path)?, self, path))
     }
 
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::new(self.mem.open_write(path)?, self, path))
+        Ok(ProbeFile::boxed(self.mem.open_write(path)?, self, path))
     }
 
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -583,7 +584,10 @@ fn open(w: Workload, fs: &MemVfs, label: &str) -> Db {
 fn assert_no_orphans(db: &Db, fs: &MemVfs, label: &str) {
     db.wait_for_compactions().unwrap();
     let files = fs.list(&Path::new(DB).join("tables")).map_or(0, |names| {
-        names.iter().filter(|n| n.ends_with(".sst")).count()
+        names
+            .iter()
+            .filter(|n| Path::new(n).extension().is_some_and(|e| e == "sst"))
+            .count()
     });
     let stats = db.stats();
     assert_eq!(

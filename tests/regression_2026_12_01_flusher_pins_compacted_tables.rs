@@ -29,8 +29,8 @@ mod common;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
@@ -41,27 +41,46 @@ const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// A `MemVfs` that holds the flusher thread's removal of the paths in
 /// `held_removes` (WAL segment deletions at the end of a flush), each until
-/// released, and, while `hold_compactor` is set, the compactor thread's
-/// creation of a table until `compactor_go`.
+/// the test counts one more release, and, while `hold_compactor` is set,
+/// the compactor thread's creation of a table.
 #[derive(Debug)]
 struct HoldVfs {
     mem: MemVfs,
-    held_removes: Mutex<Vec<PathBuf>>,
-    holding: Mutex<mpsc::Sender<()>>,
-    release: Mutex<mpsc::Receiver<()>>,
+    held_removes: OnceLock<Vec<PathBuf>>,
+    /// Told each time a removal is held.
+    holding: mpsc::Sender<()>,
+    holds: AtomicU64,
+    releases: AtomicU64,
     hold_compactor: AtomicBool,
-    compactor_go: Mutex<mpsc::Receiver<()>>,
+    /// Set when the test ends (also by a failing assertion): nothing is
+    /// held any more.
+    done: AtomicBool,
+}
+
+impl HoldVfs {
+    fn wait_until(&self, released: impl Fn() -> bool) -> io::Result<()> {
+        let deadline = Instant::now() + HANG_GUARD;
+        while !released() && !self.done.load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                return Err(io::Error::other("test: never released"));
+            }
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+}
+
+/// Ends every hold when dropped.
+struct Done(Arc<HoldVfs>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done.store(true, Ordering::SeqCst);
+    }
 }
 
 fn on_thread(name: &str) -> bool {
     std::thread::current().name() == Some(name)
-}
-
-fn wait_for(rx: &Mutex<mpsc::Receiver<()>>) -> io::Result<()> {
-    rx.lock()
-        .unwrap()
-        .recv_timeout(HANG_GUARD)
-        .map_err(|_| io::Error::other("test: never released"))
 }
 
 impl Vfs for HoldVfs {
@@ -78,8 +97,8 @@ impl Vfs for HoldVfs {
         self.mem.open_append(path)
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        if on_thread("strata-compact") && self.hold_compactor.load(Ordering::SeqCst) {
-            wait_for(&self.compactor_go)?;
+        if on_thread("strata-compact") {
+            self.wait_until(|| !self.hold_compactor.load(Ordering::SeqCst))?;
         }
         self.mem.open_write(path)
     }
@@ -90,14 +109,14 @@ impl Vfs for HoldVfs {
         self.mem.truncate(path, len)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        let held = on_thread("strata-flush") && {
-            let mut paths = self.held_removes.lock().unwrap();
-            let found = paths.iter().position(|p| p == path);
-            found.map(|i| paths.remove(i)).is_some()
-        };
-        if held {
-            self.holding.lock().unwrap().send(()).unwrap();
-            wait_for(&self.release)?;
+        let held = self
+            .held_removes
+            .get()
+            .is_some_and(|p| p.iter().any(|p| p == path));
+        if held && on_thread("strata-flush") {
+            let n = self.holds.fetch_add(1, Ordering::SeqCst) + 1;
+            let _ = self.holding.send(());
+            self.wait_until(|| self.releases.load(Ordering::SeqCst) >= n)?;
         }
         self.mem.remove(path)
     }
@@ -143,24 +162,24 @@ fn commit_big(db: &Db, key: &[u8]) {
 fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     let mem = MemVfs::new();
     let (holding, held) = mpsc::channel();
-    let (release_tx, released) = mpsc::channel();
-    let (compactor_go_tx, go) = mpsc::channel();
     let vfs = Arc::new(HoldVfs {
         mem: mem.clone(),
-        held_removes: Mutex::new(Vec::new()),
-        holding: Mutex::new(holding),
-        release: Mutex::new(released),
+        held_removes: OnceLock::new(),
+        holding,
+        holds: AtomicU64::new(0),
+        releases: AtomicU64::new(0),
         hold_compactor: AtomicBool::new(false),
-        compactor_go: Mutex::new(go),
+        done: AtomicBool::new(false),
     });
     let options = common::options(Durability::Sync)
         .memory_budget(strata::MIN_MEMORY_BUDGET)
         .wal_segment_bytes(4096);
     let db = Db::open_with_vfs(common::MEM_DB_PATH, options, vfs.clone()).unwrap();
-    // Bound after `db`, so that a failing assertion drops them first: a
-    // held thread then sees the channel closed instead of waiting for
-    // `HANG_GUARD` while `db` closes.
-    let (release, compactor_go) = (release_tx, compactor_go_tx);
+    // Bound after `db`, so that a failing assertion drops it first: a held
+    // thread is let go instead of waiting for `HANG_GUARD` while `db`
+    // closes.
+    let _done = Done(vfs.clone());
+    let release = || vfs.releases.fetch_add(1, Ordering::SeqCst);
     // Three tables in level 0 (a, b, c): one short of the trigger.
     for key in [b"a", b"b", b"c"] {
         commit_big(&db, key);
@@ -171,7 +190,7 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     // From here the compactor waits before writing its output, and the
     // flushes of d and e are held at their ends (deleting segments 3, 4).
     vfs.hold_compactor.store(true, Ordering::SeqCst);
-    *vfs.held_removes.lock().unwrap() = vec![segment(3), segment(4)];
+    vfs.held_removes.set(vec![segment(3), segment(4)]).unwrap();
     let wait_held = || {
         held.recv_timeout(HANG_GUARD)
             .expect("the flusher never deleted the WAL segment");
@@ -182,13 +201,12 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     // flush of d wakes the compactor (level 0 is due), and the flusher
     // reads the view for e: level 0 holds a to d, no compaction installed.
     commit_big(&db, b"e");
-    release.send(()).unwrap();
+    release();
     wait_held();
     // The flush of e is installed and held at its end, with the manifest
     // released: the compaction (a to d, and e if it picked after e's
     // install) runs to its end now.
     vfs.hold_compactor.store(false, Ordering::SeqCst);
-    compactor_go.send(()).unwrap();
     let deadline = Instant::now() + HANG_GUARD;
     while db.stats().compactions == 0 {
         assert!(Instant::now() < deadline, "test: the compaction never ran");
@@ -201,7 +219,7 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     );
     assert_eq!(table_files(&mem), stats.tables, "{stats:?}");
 
-    release.send(()).unwrap();
+    release();
     db.wait_for_compactions().unwrap();
     let stats = db.stats();
     assert_eq!(stats.obsolete_tables, 0, "{stats:?}");

@@ -21,7 +21,7 @@ mod common;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability};
@@ -32,15 +32,14 @@ use strata::{Db, Durability};
 struct KillAfterMkdir {
     mem: MemVfs,
     dir: PathBuf,
-    image: Mutex<Option<MemVfs>>,
+    image: OnceLock<MemVfs>,
 }
 
 impl Vfs for KillAfterMkdir {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.mem.create_dir_all(path)?;
         if path == self.dir {
-            let mut image = self.image.lock().unwrap();
-            image.get_or_insert_with(|| self.mem.process_crash());
+            self.image.get_or_init(|| self.mem.process_crash());
         }
         Ok(())
     }
@@ -85,13 +84,13 @@ fn killed_right_after_creating(dir: &str, workload: impl FnOnce(&Db)) -> MemVfs 
     let vfs = Arc::new(KillAfterMkdir {
         mem: MemVfs::new(),
         dir: PathBuf::from(dir),
-        image: Mutex::new(None),
+        image: OnceLock::new(),
     });
     let options = common::options(Durability::Sync);
     let db = Db::open_with_vfs(common::MEM_DB_PATH, options, vfs.clone()).unwrap();
     workload(&db);
     db.close().unwrap();
-    let image = vfs.image.lock().unwrap().take();
+    let image = vfs.image.get().cloned();
     image.unwrap_or_else(|| panic!("{dir} was never created"))
 }
 

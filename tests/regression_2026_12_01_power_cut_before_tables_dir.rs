@@ -25,7 +25,7 @@ mod common;
 
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability};
@@ -35,16 +35,13 @@ use strata::{Db, Durability};
 #[derive(Debug)]
 struct CutBeforeTablesDir {
     mem: MemVfs,
-    image: Mutex<Option<MemVfs>>,
+    image: OnceLock<MemVfs>,
 }
 
 impl Vfs for CutBeforeTablesDir {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         if path.ends_with("tables") {
-            self.image
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| self.mem.crash());
+            self.image.get_or_init(|| self.mem.crash());
         }
         self.mem.create_dir_all(path)
     }
@@ -93,7 +90,7 @@ fn commit(db: &Db, key: &[u8], value: &[u8]) {
 fn a_power_cut_between_the_first_manifest_and_the_tables_directory_still_flushes() {
     let vfs = Arc::new(CutBeforeTablesDir {
         mem: MemVfs::new(),
-        image: Mutex::new(None),
+        image: OnceLock::new(),
     });
     let db = Db::open_with_vfs(
         common::MEM_DB_PATH,
@@ -106,9 +103,8 @@ fn a_power_cut_between_the_first_manifest_and_the_tables_directory_still_flushes
     db.close().unwrap();
     let cut = vfs
         .image
-        .lock()
-        .unwrap()
-        .take()
+        .get()
+        .cloned()
         .expect("the first flush made tables/");
     assert!(
         cut.list(Path::new(common::MEM_DB_PATH))
