@@ -22,7 +22,10 @@
 //! so that the background flusher and compactor run on their own while the
 //! operations go on: every check holds at any moment (reads are snapshot
 //! reads), and the test waits only for `Db::wait_for_compactions` before
-//! counting files.
+//! counting files. What fails there may depend on when the background
+//! threads ran, so proptest's "minimal failing input" may not fail on its
+//! own (it has printed an empty one): the message and the seed are what to
+//! go on, and reruns (with the seed) are how to reproduce it.
 //!
 //! Runs on `MemVfs`. Proptest prints the minimal failing op sequence.
 
