@@ -42,7 +42,14 @@ use crate::worker::Signal;
 /// oldest first, until none is left; `false` (the thread ends) once a
 /// flush failed and poisoned the database.
 pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
-    while let Some(oldest) = engine.core.views.current().imm.last().cloned() {
+    loop {
+        // A statement of its own, so the view is dropped here: a `while let`
+        // scrutinee's temporaries live to the end of the body, and a view
+        // held across the flush pins (and keeps the files of) the tables a
+        // compaction removes meanwhile.
+        let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
+            return true;
+        };
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest)));
         let failure = match outcome {
             Ok(Ok(())) => None,
@@ -58,7 +65,6 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         }
         engine.store.compaction.signal.notify();
     }
-    true
 }
 
 /// Flushes frozen memtable `m` (the oldest); see the module docs.

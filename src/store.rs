@@ -20,7 +20,7 @@ use crate::sst::{BuiltTable, Table};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
-use crate::vfs::Vfs;
+use crate::vfs::{Vfs, create_dir_durable};
 use crate::wal::{Retention, segment_name};
 
 /// The WAL's directory inside the database directory.
@@ -82,6 +82,12 @@ impl Store {
         if !read_only {
             let obsolete = manifest::obsolete_files(vfs.as_ref(), dir, live.map(|n| (n, &state)))?;
             manifest::remove_files(vfs.as_ref(), &obsolete)?;
+            if live.is_some() {
+                // The first flush installs `CURRENT`, then creates the
+                // directory: a power cut between them leaves a manifest
+                // without it, and flushes only create it with a manifest.
+                create_dir_durable(vfs.as_ref(), &dir.join(manifest::TABLES_DIR))?;
+            }
         }
         let levels = open_tables(vfs.as_ref(), dir, &state)?;
         Ok(Opened {

@@ -10,6 +10,13 @@
 //! partly visible. Three rounds run on the same directory, each child
 //! recovering what the last one left.
 //!
+//! The database runs with the smallest memory budget, so the child flushes
+//! a memtable every few dozen commits and the background compactor merges
+//! level 0 every few flushes, and one committer calls `Db::compact` every
+//! [`COMPACT_EVERY`] commits: the kill may land anywhere in those too.
+//! After each reopen (once the background work due is done) the tables
+//! directory holds exactly the tables the database lists, no orphan.
+//!
 //! The child has no deadline of its own: it stops when a write to its stdout
 //! fails, which happens once the parent is gone (the pipe is closed). A long
 //! timeout in the parent only turns a child that stops acknowledging into a
@@ -24,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use strata::{Db, Durability, Options};
+use strata::{Db, Durability, Options, Stats};
 
 const DIR_ENV: &str = "STRATA_KILL_DIR";
 const ROUND_ENV: &str = "STRATA_KILL_ROUND";
@@ -32,12 +39,17 @@ const CHILD_TEST: &str = "kill_child";
 const THREADS: usize = 4;
 const ROUNDS: usize = 3;
 const ACKS_BEFORE_KILL: usize = 300;
+/// Thread 0 of the child runs a full compaction after every this many of
+/// its commits.
+const COMPACT_EVERY: u64 = 25;
 /// Only turns a hang into a failure: the longest the parent waits for the
 /// next acknowledgement.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
 fn options() -> Options {
-    Options::default().durability(Durability::Sync)
+    Options::default()
+        .durability(Durability::Sync)
+        .memory_budget(strata::MIN_MEMORY_BUDGET)
 }
 
 /// The value both keys of transaction `name` hold.
@@ -67,6 +79,9 @@ fn kill_child() {
                     txn.put(format!("{name}-a").as_bytes(), &value).unwrap();
                     txn.put(format!("{name}-b").as_bytes(), &value).unwrap();
                     txn.commit().unwrap();
+                    if thread == 0 && (n + 1).is_multiple_of(COMPACT_EVERY) {
+                        db.compact().unwrap();
+                    }
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "ACK {name}")
                         .and_then(|()| out.flush())
@@ -175,11 +190,33 @@ fn run_child(dir: &Path, round: usize) -> BTreeSet<String> {
     acked
 }
 
+/// Table files in the database's tables directory.
+fn table_files(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("tables")).map_or(0, |entries| {
+        entries
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sst"))
+            })
+            .count() as u64
+    })
+}
+
 /// Reopens the database and checks it against every acknowledged name;
-/// returns the number of transactions found.
-fn verify(dir: &Path, acked: &BTreeSet<String>, round: usize) -> usize {
+/// returns the number of transactions found and the database's stats.
+fn verify(dir: &Path, acked: &BTreeSet<String>, round: usize) -> (usize, Stats) {
     let db =
         Db::open(dir, options()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+    // What the child's flushes and compactions left: the open removed the
+    // orphans (outputs whose edit the kill cut, inputs not yet deleted).
+    let recovered = db.stats().recovered_records;
+    db.wait_for_compactions().unwrap();
+    let stats = db.stats();
+    assert_eq!(
+        table_files(dir),
+        stats.tables,
+        "round {round}: table files: {stats:?}"
+    );
     let r = db.begin_read();
     let mut found: BTreeMap<String, Vec<char>> = BTreeMap::new();
     for item in r.scan::<&[u8], _>(..).unwrap() {
@@ -220,24 +257,36 @@ fn verify(dir: &Path, acked: &BTreeSet<String>, round: usize) -> usize {
         let expected: Vec<u64> = (0..ns.len() as u64).collect();
         assert_eq!(ns, expected, "round {round}: {prefix} has gaps");
     }
-    assert_eq!(db.stats().recovered_records, found.len() as u64);
-    found.len()
+    // The flushed transactions are read from tables, the rest replayed.
+    assert!(recovered <= found.len() as u64, "round {round}");
+    (found.len(), stats)
 }
 
 #[test]
 fn sigkill_during_commits_loses_no_acknowledged_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let mut acked = BTreeSet::new();
+    let mut last = None;
     for round in 0..ROUNDS {
         let started = Instant::now();
         let this_round = run_child(dir.path(), round);
         let n = this_round.len();
         acked.extend(this_round);
-        let found = verify(dir.path(), &acked, round);
+        let (found, stats) = verify(dir.path(), &acked, round);
         println!(
-            "round {round}: {n} acks, {found} transactions recovered in total ({} acked), {:?}",
+            "round {round}: {n} acks, {found} transactions recovered in total ({} acked), \
+             tables per level {:?}, {:?}",
             acked.len(),
+            stats.tables_per_level,
             started.elapsed()
         );
+        last = Some(stats);
     }
+    // The children compacted (thread 0 alone runs `Db::compact` after its
+    // 25th commit, of some 900 acknowledged): tables are below level 0.
+    let stats = last.unwrap();
+    assert!(
+        stats.tables_per_level.iter().skip(1).any(|&n| n > 0),
+        "no compacted table: {stats:?}"
+    );
 }

@@ -9,9 +9,23 @@
 //! must be the model's state at the recovered read ts, which must cover
 //! every durable commit (with `Durability::Sync`, every acknowledged one).
 //!
-//! Flushes (`Db::flush`) move versions to tables between operations, with
-//! snapshots held across them, so reads, conflicts and recovery are checked
-//! over memtables and tables alike.
+//! Flushes (`Db::flush`) move versions to tables between operations, and
+//! compactions (`Db::compact`) merge the tables into the bottom level through
+//! the MVCC GC, with snapshots held across both, so reads, conflicts and
+//! recovery are checked over memtables and tables alike. After each
+//! compaction the tables hold exactly the versions the GC contract keeps
+//! (per key, those above the watermark and the newest at or below it unless
+//! it is a delete), and the tables directory exactly the live tables plus
+//! those a held view still pins; after each reopen, exactly the live ones.
+//!
+//! The `small_budget` variants run with `MIN_MEMORY_BUDGET` and large values,
+//! so that the background flusher and compactor run on their own while the
+//! operations go on: every check holds at any moment (reads are snapshot
+//! reads), and the test waits only for `Db::wait_for_compactions` before
+//! counting files. What fails there may depend on when the background
+//! threads ran, so proptest's "minimal failing input" may not fail on its
+//! own (it has printed an empty one): the message and the seed are what to
+//! go on, and reruns (with the seed) are how to reproduce it.
 //!
 //! Runs on `MemVfs`. Proptest prints the minimal failing op sequence.
 
@@ -21,13 +35,15 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
-use strata::vfs::{FaultVfs, MemVfs};
-use strata::{Db, Durability, Error, Txn};
+use proptest::test_runner::{RngSeed, TestRunner};
+use strata::vfs::{FaultVfs, MemVfs, Vfs};
+use strata::{Db, Durability, Error, Options, Txn};
 
 /// Concurrently open transactions.
 const SLOTS: usize = 3;
@@ -95,6 +111,9 @@ enum Op {
     /// `Db::flush`: every memtable to a table (and, in `Buffered` mode, the
     /// WAL synced first), with the open transactions' snapshots held across.
     Flush,
+    /// `Db::compact`: a flush, then every table merged into the bottom level
+    /// through the GC, with the open transactions' snapshots held across.
+    Compact,
     /// Close everything and reopen.
     Reopen,
     /// Drop everything as a power cut (`power`) or a killed process would.
@@ -112,20 +131,28 @@ fn bound() -> impl Strategy<Value = Bound<usize>> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
+    ops_weighted(1)
+}
+
+/// The op mix, with the transactional ops `n` times as frequent against
+/// flushes, compactions and restarts as in [`op`] (the small-budget
+/// variants use longer sessions, so that the background work gets going).
+fn ops_weighted(n: u32) -> impl Strategy<Value = Op> {
     let slot = || 0..SLOTS;
     let key = || 0..KEYS.len();
     prop_oneof![
-        3 => slot().prop_map(|slot| Op::Begin { slot }),
-        8 => (slot(), key(), vec(0_u8..4, 0..3))
+        3 * n => slot().prop_map(|slot| Op::Begin { slot }),
+        8 * n => (slot(), key(), vec(0_u8..4, 0..3))
             .prop_map(|(slot, key, value)| Op::Put { slot, key, value }),
-        3 => (slot(), key()).prop_map(|(slot, key)| Op::Delete { slot, key }),
-        3 => (slot(), key()).prop_map(|(slot, key)| Op::Get { slot, key }),
-        3 => (slot(), bound(), bound()).prop_map(|(slot, lo, hi)| Op::Scan { slot, lo, hi }),
-        5 => slot().prop_map(|slot| Op::Commit { slot }),
-        1 => slot().prop_map(|slot| Op::Rollback { slot }),
-        2 => Just(Op::ReadSnapshot),
-        1 => Just(Op::Sync),
+        3 * n => (slot(), key()).prop_map(|(slot, key)| Op::Delete { slot, key }),
+        3 * n => (slot(), key()).prop_map(|(slot, key)| Op::Get { slot, key }),
+        3 * n => (slot(), bound(), bound()).prop_map(|(slot, lo, hi)| Op::Scan { slot, lo, hi }),
+        5 * n => slot().prop_map(|slot| Op::Commit { slot }),
+        n => slot().prop_map(|slot| Op::Rollback { slot }),
+        2 * n => Just(Op::ReadSnapshot),
+        n => Just(Op::Sync),
         1 => Just(Op::Flush),
+        1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
         1 => any::<bool>().prop_map(|power| Op::Crash { power }),
     ]
@@ -176,6 +203,21 @@ impl Model {
                 .insert(ts, v.clone());
         }
         self.commits.push(ts);
+    }
+
+    /// How many versions a full compaction with GC watermark `w` keeps:
+    /// per key, every version above `w`, and the newest at or below `w`
+    /// unless it is a delete (`Db::compact`'s contract; at the bottom level
+    /// nothing lies beneath a dropped delete).
+    fn kept_by_full_compaction(&self, w: u64) -> u64 {
+        self.versions
+            .values()
+            .map(|vs| {
+                let above = vs.range(w + 1..).count() as u64;
+                let newest_at_or_below = vs.range(..=w).next_back();
+                above + u64::from(newest_at_or_below.is_some_and(|(_, v)| v.is_some()))
+            })
+            .sum()
     }
 
     /// Forgets the commits after `ts` (lost by a power cut).
@@ -234,6 +276,94 @@ fn bound_key(b: Bound<usize>) -> Bound<&'static [u8]> {
 }
 
 type Slots<'db> = Vec<Option<(Txn<'db>, ModelTxn)>>;
+
+/// How a sequence runs.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    durability: Durability,
+    /// `MIN_MEMORY_BUDGET` and values padded to `PADDED_VALUE_BYTES`: the
+    /// background flusher and compactor run on their own.
+    small_budget: bool,
+}
+
+/// Each put's value in the `small_budget` variants: every commit that puts
+/// fills the 16 KiB memtable and freezes it, so the background flusher runs
+/// after most commits and the compactor (four level-0 tables) every few.
+const PADDED_VALUE_BYTES: usize = 16 * 1024;
+
+impl Config {
+    fn options(self) -> Options {
+        let o = common::options(self.durability);
+        if self.small_budget {
+            o.memory_budget(strata::MIN_MEMORY_BUDGET)
+        } else {
+            o
+        }
+    }
+
+    fn value(self, generated: &[u8]) -> Vec<u8> {
+        let mut v = generated.to_vec();
+        if self.small_budget {
+            v.resize(PADDED_VALUE_BYTES, b'.');
+        }
+        v
+    }
+}
+
+/// Table files in the database's tables directory.
+fn table_files(vfs: &MemVfs) -> u64 {
+    let dir = Path::new(common::MEM_DB_PATH).join("tables");
+    vfs.list(&dir).map_or(0, |names| {
+        names
+            .iter()
+            .filter(|n| Path::new(n).extension().is_some_and(|e| e == "sst"))
+            .count() as u64
+    })
+}
+
+/// After `Db::compact` returned (single-threaded: nothing committed since):
+/// every version is in one level below level 0, the tables hold exactly
+/// the versions the GC contract keeps at the watermark the open
+/// transactions hold, and the files are the live tables plus the ones a
+/// held view (an open transaction's) still pins.
+fn check_compacted(
+    db: &Db,
+    vfs: &MemVfs,
+    model: &Model,
+    slots: &Slots<'_>,
+) -> Result<(), TestCaseError> {
+    let stats = db.stats();
+    let oldest_open = slots.iter().flatten().map(|(_, mt)| mt.read_ts).min();
+    let watermark = oldest_open.unwrap_or(stats.read_ts.get());
+    prop_assert_eq!(stats.gc_watermark.get(), watermark, "{:?}", stats);
+    prop_assert_eq!(stats.memtable_versions, 0, "{:?}", stats);
+    prop_assert_eq!(stats.frozen_memtables, 0, "{:?}", stats);
+    prop_assert_eq!(
+        stats.tables_per_level.first().copied().unwrap_or(0),
+        0,
+        "level 0 after a full compaction: {:?}",
+        stats
+    );
+    prop_assert!(
+        stats.tables_per_level.iter().filter(|&&n| n > 0).count() <= 1,
+        "more than one level after a full compaction: {:?}",
+        stats
+    );
+    prop_assert_eq!(
+        stats.table_versions,
+        model.kept_by_full_compaction(watermark),
+        "versions kept at watermark {}: {:?}",
+        watermark,
+        stats
+    );
+    prop_assert_eq!(
+        table_files(vfs),
+        stats.tables + stats.obsolete_tables,
+        "table files after a compaction: {:?}",
+        stats
+    );
+    Ok(())
+}
 
 fn begin<'db>(db: &'db Db, model: &Model) -> Result<(Txn<'db>, ModelTxn), TestCaseError> {
     let txn = db.begin();
@@ -347,11 +477,15 @@ fn commit(
 /// Runs ops on the open `db` until a restart (returned) or the end.
 fn run_session<'a>(
     db: &Db,
+    vfs: &MemVfs,
     ops: &mut impl Iterator<Item = &'a Op>,
     model: &mut Model,
-    durability: Durability,
+    config: Config,
+    tally: &Tally,
 ) -> Result<Option<Op>, TestCaseError> {
+    let durability = config.durability;
     let mut slots: Slots<'_> = (0..SLOTS).map(|_| None).collect();
+    let mut session_compacts = 0;
     for op in ops {
         match op {
             Op::Begin { slot } => {
@@ -361,8 +495,9 @@ fn run_session<'a>(
             }
             Op::Put { slot, key, value } => {
                 let (txn, mt) = slot_txn(&mut slots, *slot, db, model)?;
-                txn.put(KEYS[*key], value).unwrap();
-                mt.writes.insert(KEYS[*key].to_vec(), Some(value.clone()));
+                let value = config.value(value);
+                txn.put(KEYS[*key], &value).unwrap();
+                mt.writes.insert(KEYS[*key].to_vec(), Some(value));
             }
             Op::Delete { slot, key } => {
                 let (txn, mt) = slot_txn(&mut slots, *slot, db, model)?;
@@ -413,15 +548,63 @@ fn run_session<'a>(
                 db.flush().unwrap();
                 model.durable_ts = model.last_ts();
             }
-            Op::Reopen | Op::Crash { .. } => return Ok(Some(op.clone())),
+            Op::Compact => {
+                db.compact().unwrap();
+                model.durable_ts = model.last_ts();
+                tally.compact_ops.fetch_add(1, Ordering::Relaxed);
+                session_compacts += 1;
+                check_compacted(db, vfs, model, &slots)?;
+            }
+            Op::Reopen | Op::Crash { .. } => {
+                tally.session_ended(db, session_compacts);
+                return Ok(Some(op.clone()));
+            }
         }
     }
+    tally.session_ended(db, session_compacts);
     Ok(None)
 }
 
+/// What the sequences of one test did, to check that they did what they
+/// are for.
+#[derive(Debug, Default)]
+struct Tally {
+    /// `Op::Compact`s run.
+    compact_ops: AtomicU64,
+    /// Sessions in which the background compactor ran a merge of its own.
+    background_sessions: AtomicU64,
+}
+
+impl Tally {
+    /// Counts the session if the compactor merged more often than the
+    /// session's `Op::Compact`s did (each of those is one merge at most).
+    fn session_ended(&self, db: &Db, compacts: u64) {
+        if db.stats().compactions > compacts {
+            self.background_sessions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// After a restart: the database must hold the model's state at its read
-/// ts, which is a commit boundary at or after `at_least`.
-fn check_recovered(db: &Db, model: &mut Model, at_least: u64) -> Result<(), TestCaseError> {
+/// ts, which is a commit boundary at or after `at_least`, and once the
+/// background work due at open is done, the tables directory must hold
+/// exactly the tables the database lists (the open removed the orphans a
+/// crash left: outputs whose edit was lost, inputs whose deletion was).
+fn check_recovered(
+    db: &Db,
+    vfs: &MemVfs,
+    model: &mut Model,
+    at_least: u64,
+) -> Result<(), TestCaseError> {
+    db.wait_for_compactions().unwrap();
+    let stats = db.stats();
+    prop_assert_eq!(
+        table_files(vfs),
+        stats.tables,
+        "table files after reopening: {:?}",
+        stats
+    );
+    prop_assert_eq!(stats.obsolete_tables, 0);
     let ts = db.begin_read().read_ts().get();
     prop_assert!(
         ts >= at_least,
@@ -440,20 +623,16 @@ fn check_recovered(db: &Db, model: &mut Model, at_least: u64) -> Result<(), Test
     check_snapshot(db, model)
 }
 
-fn run(ops: &[Op], durability: Durability) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], config: Config, tally: &Tally) -> Result<(), TestCaseError> {
     let mut vfs = MemVfs::new();
     let mut model = Model::default();
     let mut ops = ops.iter();
     let mut at_least = 0;
     loop {
-        let db = Db::open_with_vfs(
-            common::MEM_DB_PATH,
-            common::options(durability),
-            Arc::new(vfs.clone()),
-        )
-        .map_err(|e| TestCaseError::fail(format!("open failed: {e:?}")))?;
-        check_recovered(&db, &mut model, at_least)?;
-        match run_session(&db, &mut ops, &mut model, durability)? {
+        let db = Db::open_with_vfs(common::MEM_DB_PATH, config.options(), Arc::new(vfs.clone()))
+            .map_err(|e| TestCaseError::fail(format!("open failed: {e:?}")))?;
+        check_recovered(&db, &vfs, &mut model, at_least)?;
+        match run_session(&db, &vfs, &mut ops, &mut model, config, tally)? {
             None => {
                 check_snapshot(&db, &model)?;
                 db.close().unwrap();
@@ -492,13 +671,53 @@ proptest! {
 
     #[test]
     fn model_sync(ops in vec(op(), 1..60)) {
-        run(&ops, Durability::Sync)?;
+        run(&ops, Config { durability: Durability::Sync, small_budget: false }, &Tally::default())?;
     }
 
     #[test]
     fn model_buffered(ops in vec(op(), 1..60)) {
-        run(&ops, Durability::Buffered)?;
+        run(&ops, Config { durability: Durability::Buffered, small_budget: false }, &Tally::default())?;
     }
+}
+
+/// The small-budget variant: proptest run by hand so that, after the cases,
+/// it can check that they did what they are for (a background compaction
+/// in a fair share of them, and `Op::Compact` at all).
+fn small_budget(durability: Durability, name: &str) {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 128,
+        rng_seed: RngSeed::Fixed(common::seed(name)),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let tally = Tally::default();
+    let config = Config {
+        durability,
+        small_budget: true,
+    };
+    if let Err(e) = runner.run(&vec(ops_weighted(3), 1..150), |ops| {
+        run(&ops, config, &tally)
+    }) {
+        panic!("{name}: {e}");
+    }
+    let compacts = tally.compact_ops.load(Ordering::Relaxed);
+    let background = tally.background_sessions.load(Ordering::Relaxed);
+    println!("{name}: {compacts} compact ops, {background} sessions with a background merge");
+    assert!(compacts > 0, "{name}: no Op::Compact ran");
+    assert!(
+        background >= 16,
+        "{name}: only {background} sessions had a background compaction"
+    );
+}
+
+#[test]
+fn model_small_budget_sync() {
+    small_budget(Durability::Sync, "model_small_budget_sync");
+}
+
+#[test]
+fn model_small_budget_buffered() {
+    small_budget(Durability::Buffered, "model_small_budget_buffered");
 }
 
 /// Shrunk failures of the model, kept as plain tests.

@@ -5,10 +5,16 @@
 //! of every open transaction (snapshot + own writes), commit outcomes
 //! (conflict iff a written key has a version newer than the read ts), and
 //! that reopening and power-cut crashes keep every acknowledged commit.
-//! Flushes move versions to tables between ops, with snapshots held across.
+//! Flushes move versions to tables between ops, and compactions merge them
+//! through the MVCC GC, with snapshots held across both. After a compaction
+//! the tables hold exactly the versions `Db::compact` keeps at the GC
+//! watermark the open transactions hold; after each open (once the
+//! background work is done) the tables directory holds exactly the live
+//! tables.
 #![no_main]
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use arbitrary::Arbitrary;
@@ -28,6 +34,9 @@ enum Op {
     Read { k: u8 },
     /// `Db::flush`: memtables to tables, open transactions held across.
     Flush,
+    /// `Db::compact`: a flush, then every table merged into the bottom
+    /// level through the GC, open transactions held across.
+    Compact,
     Reopen,
     Crash,
 }
@@ -66,12 +75,31 @@ fn view(
     out
 }
 
+/// Versions a full compaction at GC watermark `w` keeps: per key, those
+/// above `w`, and the newest at or below it unless it is a delete.
+fn kept(model: &Versions, w: u64) -> u64 {
+    model
+        .values()
+        .map(|vs| {
+            let above = vs.iter().filter(|(t, _)| *t > w).count() as u64;
+            let newest = vs.iter().filter(|(t, _)| *t <= w).max_by_key(|(t, _)| *t);
+            above + u64::from(newest.is_some_and(|(_, v)| v.is_some()))
+        })
+        .sum()
+}
+
+fn table_files(vfs: &MemVfs) -> u64 {
+    vfs.list(Path::new("/db/tables")).map_or(0, |names| {
+        names.iter().filter(|n| n.ends_with(".sst")).count() as u64
+    })
+}
+
 struct Open<'db> {
     txn: Txn<'db>,
     own: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-fn run_epoch(db: &Db, ops: &[Op], model: &mut Versions) {
+fn run_epoch(db: &Db, vfs: &MemVfs, ops: &[Op], model: &mut Versions) {
     let mut open: Vec<Open<'_>> = Vec::new();
     for op in ops {
         let pick = |t: u8, n: usize| usize::from(t) % n.max(1);
@@ -135,6 +163,16 @@ fn run_epoch(db: &Db, ops: &[Op], model: &mut Versions) {
                 assert_eq!(r.get(&key(k)).unwrap(), want);
             }
             Op::Flush => db.flush().unwrap(),
+            Op::Compact => {
+                db.compact().unwrap();
+                let s = db.stats();
+                let oldest_open = open.iter().map(|o| u64::from(o.txn.read_ts())).min();
+                let w = oldest_open.unwrap_or(s.read_ts.into());
+                assert_eq!(u64::from(s.gc_watermark), w);
+                assert_eq!(s.memtable_versions, 0);
+                assert_eq!(s.table_versions, kept(model, w), "{s:?}");
+                assert_eq!(table_files(vfs), s.tables + s.obsolete_tables, "{s:?}");
+            }
             _ => {}
         }
     }
@@ -154,12 +192,15 @@ fuzz_target!(|ops: Vec<Op>| {
             Arc::new(vfs.clone()) as Arc<dyn Vfs>,
         )
         .unwrap();
+        db.wait_for_compactions().unwrap();
+        let s = db.stats();
+        assert_eq!(table_files(&vfs), s.tables, "orphans after open: {s:?}");
         let r = db.begin_read();
         assert_eq!(view(&model, r.read_ts().into(), &BTreeMap::new()).len(), {
             r.scan::<&[u8], _>(..).unwrap().count()
         });
         drop(r);
-        run_epoch(&db, epoch, &mut model);
+        run_epoch(&db, &vfs, epoch, &mut model);
         if matches!(epoch.last(), Some(Op::Crash)) {
             let crashed = vfs.crash();
             drop(db);

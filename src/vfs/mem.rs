@@ -719,7 +719,8 @@ mod tests {
         crate::vfs::create_dir_durable(&vfs, Path::new("/x/y/z/db")).unwrap();
         let after = vfs.crash();
         assert!(after.dir_exists(Path::new("/x/y/z/db")).unwrap());
-        // Existing directories are left alone, and it is idempotent.
+        // An existing directory is only synced into its parent again: it is
+        // idempotent.
         crate::vfs::create_dir_durable(&vfs, Path::new("/x/y/z/db")).unwrap();
         assert!(vfs.create_dir_all(Path::new("/x/y/z/db/f/g")).is_ok());
     }

@@ -143,10 +143,6 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Creates `path` and any missing parents, then makes every new name
-/// durable: it syncs the parent of each directory it created, outermost
-/// first, so that nothing later written inside can outlive a power cut
-/// while the directory holding it does not.
 /// Copies `from` to a new file `to` and syncs it (not the directory).
 pub fn copy_file<V: Vfs + ?Sized>(vfs: &V, from: &Path, to: &Path) -> io::Result<()> {
     let data = vfs.read_all(from)?;
@@ -156,6 +152,12 @@ pub fn copy_file<V: Vfs + ?Sized>(vfs: &V, from: &Path, to: &Path) -> io::Result
     file.sync_data()
 }
 
+/// Creates `path` and any missing parents, then makes every new name
+/// durable: it syncs the parent of each directory it created, outermost
+/// first, so that nothing later written inside can outlive a power cut
+/// while the directory holding it does not. The parent of `path` is synced
+/// even if `path` existed: a process killed between creating it and that
+/// sync leaves a directory whose name a power cut can still take.
 pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     for dir in path.ancestors() {
@@ -167,6 +169,9 @@ pub(crate) fn create_dir_durable(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
     vfs.create_dir_all(path)?;
     for dir in missing.iter().rev() {
         vfs.sync_dir(&parent_dir(dir))?;
+    }
+    if missing.is_empty() && path.parent().is_some() {
+        vfs.sync_dir(&parent_dir(path))?;
     }
     Ok(())
 }
