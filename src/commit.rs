@@ -318,6 +318,9 @@ impl Engine {
                     e
                 }
             })?;
+        // Not held while the commit waits for its sync: a held view keeps
+        // compacted-away tables' files.
+        drop(view);
         // The batch is durable, applied and published before `wait` returns
         // `Ok`; an error means its outcome is unknown (see `wal::group_commit`).
         self.wal.wait(lsn, false)?;

@@ -293,7 +293,9 @@ const PADDED_VALUE_BYTES: usize = 16 * 1024;
 
 impl Config {
     fn options(self) -> Options {
-        let o = common::options(self.durability);
+        // No retained history: compaction keeps exactly what the open
+        // transactions need, which the model predicts.
+        let o = common::options(self.durability).history_retention(std::time::Duration::ZERO);
         if self.small_budget {
             o.memory_budget(strata::MIN_MEMORY_BUDGET)
         } else {

@@ -188,7 +188,9 @@ fuzz_target!(|ops: Vec<Op>| {
     {
         let db = Db::open_with_vfs(
             dir,
-            Options::default().wal_segment_bytes(4096), // small: exercise roll-over
+            Options::default()
+                .wal_segment_bytes(4096) // small: exercise roll-over
+                .history_retention(std::time::Duration::ZERO), // GC exactly what the model predicts
             Arc::new(vfs.clone()) as Arc<dyn Vfs>,
         )
         .unwrap();

@@ -182,8 +182,12 @@ impl Oracle {
             .oldest_readable(self.retained().min(self.read_ts()))
     }
 
-    /// `now - retention`: versions this recent are kept.
+    /// `now - retention`: versions this recent are kept. Retention zero
+    /// keeps nothing beyond live snapshots (no wall-clock rounding).
     fn retained(&self) -> Ts {
+        if self.retention.is_zero() {
+            return Ts::from(u64::MAX);
+        }
         let ms = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
         Ts::from_unix_millis((self.wall)().saturating_sub(ms))
     }
