@@ -3,7 +3,10 @@
 //! Durability is per database (decision 0004): `Durability::Sync` when opened
 //! durable, `Durability::Buffered` otherwise. The cache budget is Strata's
 //! `Options::memory_budget` (a memtable is flushed to a table at a quarter of
-//! it; mapped tables are the OS's page cache, as LMDB's pages are).
+//! it; mapped tables are the OS's page cache, as LMDB's pages are). No peer
+//! keeps old versions for time travel, so neither does Strata here:
+//! `Options::history_retention` is zero (compaction keeps only what live
+//! snapshots read), as an application without `begin_read_at` would set it.
 
 use std::path::Path;
 
@@ -27,7 +30,10 @@ impl Engine for StrataEngine {
         };
         // Strata's memory budget (memtables today) is its cache budget.
         let budget = config.cache_bytes.max(strata::MIN_MEMORY_BUDGET);
-        let options = Options::new().durability(durability).memory_budget(budget);
+        let options = Options::new()
+            .durability(durability)
+            .memory_budget(budget)
+            .history_retention(std::time::Duration::ZERO);
         let db = Db::open(dir, options).context("strata open")?;
         Ok(StrataEngine { db })
     }
