@@ -17,12 +17,19 @@
 //!    may end in a record being written meanwhile, a torn tail;
 //! 5. the copy's WAL recovered in place (repair mode: the torn tail cut,
 //!    exactly what opening the copy would do), giving its last record's ts;
-//! 6. a manifest holding the state written into `dest` (its own `CURRENT`).
+//! 6. the source's WAL synced (`sync_all`, which also waits for a sync in
+//!    flight): the copy may hold records a group-commit leader had written
+//!    but not yet synced, and a checkpoint must never hold a commit its
+//!    source can still lose (to a power cut, or to that sync failing, when
+//!    the commit gets `Io`). A failed sync fails the checkpoint (the source
+//!    is poisoned by its own WAL, as any failed WAL sync does);
+//! 7. a manifest holding the state written into `dest` (its own `CURRENT`).
 //!
 //! The checkpoint's ts `T` is the newest commit it holds (the copy's last
 //! WAL record, or the tables' newest ts): it has every commit at or below
 //! `T` (a prefix of the commit order, as recovery gives) and nothing
-//! after, and `T >= T0`.
+//! after, and `T >= T0`; every record it holds is durable in the source
+//! (step 6), so every later recovery of the source holds them too.
 
 use std::path::Path;
 
@@ -65,6 +72,8 @@ pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
     }
     drop(view);
     let last_ts = copy_wal(engine, dest, flushed)?;
+    // Step 6, before the copy becomes openable (its `CURRENT`).
+    engine.wal.sync_all()?;
     if let Some(state) = &state {
         manifest::write_copy(vfs, dest, state)?;
     }
