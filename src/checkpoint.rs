@@ -31,7 +31,8 @@
 //! after, and `T >= T0`; every record it holds is durable in the source
 //! (step 6), so every later recovery of the source holds them too.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::commit::Engine;
 use crate::error::{Error, Result};
@@ -46,14 +47,16 @@ use crate::wal::{self, RecoveryMode, segment_name};
 /// damage, which the next copy does not repeat).
 const WAL_COPY_ATTEMPTS: usize = 3;
 
-/// See the module docs. `dest` must not exist or be empty.
+/// See the module docs. `dest` must not exist or be empty (no file in it,
+/// nor in its `tables/` or `wal/`).
 pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
     let store = &engine.store;
     let vfs = store.vfs.as_ref();
-    if vfs.dir_exists(dest)? && !vfs.list(dest)?.is_empty() {
+    if let Some(file) = leftover(vfs, dest)? {
         return Err(Error::InvalidArgument(format!(
-            "checkpoint directory {} is not empty",
-            dest.display()
+            "checkpoint directory {} is not empty: {} exists",
+            dest.display(),
+            file.display()
         )));
     }
     let acknowledged = engine.core.oracle.read_ts();
@@ -85,6 +88,28 @@ pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
         )));
     }
     Ok(ts)
+}
+
+/// A file already in `dest`, `dest/tables` or `dest/wal`, if any. Not
+/// `dest` alone: a checkpoint cut short while it links tables or copies
+/// the WAL has written files only below it (`MANIFEST` and `CURRENT` come
+/// last), and `Vfs::list` lists the files directly in a directory.
+fn leftover(vfs: &dyn Vfs, dest: &Path) -> Result<Option<PathBuf>> {
+    for dir in [
+        dest.to_path_buf(),
+        dest.join(manifest::TABLES_DIR),
+        dest.join(WAL_DIR),
+    ] {
+        let names = match vfs.list(&dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if let Some(name) = names.first() {
+            return Ok(Some(dir.join(name)));
+        }
+    }
+    Ok(None)
 }
 
 /// Step 3: every listed table into `dest/tables`.
