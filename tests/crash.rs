@@ -965,11 +965,13 @@ fn every_sync_point_of_a_workload_that_compacts() {
 
 #[test]
 fn every_sync_point_of_a_workload_that_takes_checkpoints() {
-    // A flush after every 4th commit, a full compaction after every 10th
-    // and a checkpoint after every 5th: the checkpoints after commits 5 and
-    // 15 link the flushed tables and copy a WAL tail above them (commits 5,
-    // and 13 to 15), those after 10 and 20 come right after `Db::compact`
-    // (its new tables linked, the WAL copied only up to the flushed lsn).
+    // A flush after every 6th commit, a full compaction after every 10th
+    // and a checkpoint after every 5th: the one after commit 5 copies a
+    // database that never flushed (its WAL only, no manifest), the one
+    // after 15 links the flushed tables and copies the WAL tail above them
+    // (commits 13 to 15), those after 10 and 20 come right after
+    // `Db::compact` (its new tables linked, the WAL copied only up to the
+    // flushed lsn).
     // Every sync of a checkpoint (each table's copy, each WAL segment's, the
     // copy's recovery, its manifest, `CURRENT`, and each directory) is a
     // crash point: the database must recover from every image as without
@@ -978,7 +980,7 @@ fn every_sync_point_of_a_workload_that_takes_checkpoints() {
     // prefix or be refused clearly (`check_checkpoints`).
     let w = Workload {
         per_thread: 20,
-        flush_every: Some(4),
+        flush_every: Some(6),
         compact_every: Some(10),
         settle_after_flush: true,
         checkpoint_every: Some(5),
