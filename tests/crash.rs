@@ -778,9 +778,7 @@ fn check_checkpoints(
         checkpoint_dir(n),
         format!("{label}, checkpoint {n} cut short"),
     );
-    let outcome = if !fs.dir_exists(Path::new(&dir)).unwrap() {
-        "no directory".to_owned()
-    } else {
+    let outcome = if fs.dir_exists(Path::new(&dir)).unwrap() {
         match open_at(&dir) {
             Err(Error::Corruption { .. }) => "refused: corruption".to_owned(),
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
@@ -799,6 +797,8 @@ fn check_checkpoints(
                 format!("opened, holding {held}")
             }
         }
+    } else {
+        "no directory".to_owned()
     };
     *outcomes.entry(format!("{how}: {outcome}")).or_default() += 1;
 }
