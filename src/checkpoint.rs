@@ -17,14 +17,22 @@
 //!    may end in a record being written meanwhile, a torn tail;
 //! 5. the copy's WAL recovered in place (repair mode: the torn tail cut,
 //!    exactly what opening the copy would do), giving its last record's ts;
-//! 6. a manifest holding the state written into `dest` (its own `CURRENT`).
+//! 6. the source's WAL synced (`sync_all`, which also waits for a sync in
+//!    flight): the copy may hold records a group-commit leader had written
+//!    but not yet synced, and a checkpoint must never hold a commit its
+//!    source can still lose (to a power cut, or to that sync failing, when
+//!    the commit gets `Io`). A failed sync fails the checkpoint (the source
+//!    is poisoned by its own WAL, as any failed WAL sync does);
+//! 7. a manifest holding the state written into `dest` (its own `CURRENT`).
 //!
 //! The checkpoint's ts `T` is the newest commit it holds (the copy's last
 //! WAL record, or the tables' newest ts): it has every commit at or below
 //! `T` (a prefix of the commit order, as recovery gives) and nothing
-//! after, and `T >= T0`.
+//! after, and `T >= T0`; every record it holds is durable in the source
+//! (step 6), so every later recovery of the source holds them too.
 
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
 use crate::commit::Engine;
 use crate::error::{Error, Result};
@@ -39,14 +47,16 @@ use crate::wal::{self, RecoveryMode, segment_name};
 /// damage, which the next copy does not repeat).
 const WAL_COPY_ATTEMPTS: usize = 3;
 
-/// See the module docs. `dest` must not exist or be empty.
+/// See the module docs. `dest` must not exist or be empty (no file in it,
+/// nor in its `tables/` or `wal/`).
 pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
     let store = &engine.store;
     let vfs = store.vfs.as_ref();
-    if vfs.dir_exists(dest)? && !vfs.list(dest)?.is_empty() {
+    if let Some(file) = leftover(vfs, dest)? {
         return Err(Error::InvalidArgument(format!(
-            "checkpoint directory {} is not empty",
-            dest.display()
+            "checkpoint directory {} is not empty: {} exists",
+            dest.display(),
+            file.display()
         )));
     }
     let acknowledged = engine.core.oracle.read_ts();
@@ -65,6 +75,8 @@ pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
     }
     drop(view);
     let last_ts = copy_wal(engine, dest, flushed)?;
+    // Step 6, before the copy becomes openable (its `CURRENT`).
+    engine.wal.sync_all()?;
     if let Some(state) = &state {
         manifest::write_copy(vfs, dest, state)?;
     }
@@ -76,6 +88,28 @@ pub(crate) fn checkpoint(engine: &Engine, dest: &Path) -> Result<Ts> {
         )));
     }
     Ok(ts)
+}
+
+/// A file already in `dest`, `dest/tables` or `dest/wal`, if any. Not
+/// `dest` alone: a checkpoint cut short while it links tables or copies
+/// the WAL has written files only below it (`MANIFEST` and `CURRENT` come
+/// last), and `Vfs::list` lists the files directly in a directory.
+fn leftover(vfs: &dyn Vfs, dest: &Path) -> Result<Option<PathBuf>> {
+    for dir in [
+        dest.to_path_buf(),
+        dest.join(manifest::TABLES_DIR),
+        dest.join(WAL_DIR),
+    ] {
+        let names = match vfs.list(&dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if let Some(name) = names.first() {
+            return Ok(Some(dir.join(name)));
+        }
+    }
+    Ok(None)
 }
 
 /// Step 3: every listed table into `dest/tables`.

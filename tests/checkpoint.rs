@@ -194,3 +194,125 @@ fn on_disk_tables_are_hard_links_and_outlive_the_sources_compaction() {
     assert!(rows(&copy).into_iter().eq(at_checkpoint));
     copy.close().unwrap();
 }
+
+/// The failure paths: a checkpoint whose destination cannot be written.
+mod failures {
+    use super::*;
+    use std::io;
+    use strata::vfs::{FaultConfig, FaultVfs};
+
+    /// Small segments, so that the WAL rolls and a leaked pin would show in
+    /// `Stats::wal_segments`; `Sync`, so that no commit waits for a later
+    /// sync (a failed checkpoint sync must not be the WAL's); no background
+    /// flush (a large budget), so that every sync here is a checkpoint's
+    /// until the faults are lifted.
+    fn options() -> Options {
+        common::options(Durability::Sync)
+            .wal_segment_bytes(4096)
+            .history_retention(Duration::ZERO)
+    }
+
+    fn lift(faults: &FaultConfig) {
+        for budget in [
+            &faults.syncs_before_failure,
+            &faults.writes_before_failure,
+            &faults.creates_before_failure,
+            &faults.set_lens_before_failure,
+            &faults.renames_before_failure,
+        ] {
+            budget.store(u64::MAX, Ordering::SeqCst);
+        }
+    }
+
+    /// The files in `dir`, its `tables/` and its `wal/`.
+    fn files_under(vfs: &MemVfs, dir: &str) -> Vec<String> {
+        ["", "tables", "wal"]
+            .iter()
+            .flat_map(|sub| {
+                let names = vfs.list(&Path::new(dir).join(sub)).unwrap_or_default();
+                names.into_iter().map(move |n| format!("{sub}/{n}"))
+            })
+            .collect()
+    }
+
+    type Inject = fn(&FaultConfig);
+
+    const FAULTS: [(&str, Inject); 5] = [
+        ("create", FaultConfig::fail_creates_now),
+        ("write", FaultConfig::fail_writes_now),
+        ("sync", FaultConfig::fail_syncs_now),
+        ("full disk", FaultConfig::fail_as_full_disk_now),
+        ("rename", FaultConfig::fail_renames_now),
+    ];
+
+    /// Each fault makes `checkpoint` fail with `Io` and nothing else: the
+    /// source is not poisoned (a checkpoint writes no WAL or manifest of
+    /// its own database), commits and flushes go on, its WAL pin is gone
+    /// (the segments it held are deleted by the next flush), it reads and
+    /// reopens with every commit, and the next checkpoint works.
+    #[test]
+    fn a_checkpoint_that_cannot_write_fails_alone_and_the_source_goes_on() {
+        for (what, inject) in FAULTS {
+            let mem = MemVfs::new();
+            let (fault, faults) = FaultVfs::new(Arc::new(mem.clone()));
+            let vfs: Arc<dyn Vfs> = Arc::new(fault);
+            let open = || Db::open_with_vfs(MEM_DB_PATH, options(), vfs.clone()).unwrap();
+            let db = open();
+            let mut model = Model::new();
+            write_round(&db, &mut model, 0);
+            db.flush().unwrap();
+            write_round(&db, &mut model, 1); // a WAL tail of several segments
+            let before = db.stats();
+            assert!(
+                before.tables > 0 && before.wal_segments > 2,
+                "{what}: {before:?}"
+            );
+
+            inject(&faults);
+            let err = db.checkpoint("/failed").unwrap_err();
+            assert!(matches!(err, Error::Io(_)), "{what}: {err:?}");
+            if what == "full disk" {
+                let Error::Io(e) = &err else { unreachable!() };
+                assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{what}: {e}");
+            }
+            lift(&faults);
+
+            // Not poisoned: commits, flushes and reads go on.
+            assert!(rows(&db).into_iter().eq(model.clone()), "{what}");
+            write_round(&db, &mut model, 2);
+            db.flush().unwrap();
+            let after = db.stats();
+            assert!(
+                after.wal_segments <= 2 && after.wal_segments_deleted > before.wal_segments_deleted,
+                "{what}: the failed checkpoint's pin kept WAL segments: {before:?} -> {after:?}"
+            );
+            assert!(rows(&db).into_iter().eq(model.clone()), "{what}");
+            // What the failed checkpoint left is refused, not written over
+            // (also files only in `tables/` or `wal/`); directories alone
+            // are empty, and a checkpoint goes into them.
+            let left = files_under(&mem, "/failed");
+            let retry = db.checkpoint("/failed");
+            if left.is_empty() {
+                assert_eq!(retry.unwrap(), db.stats().read_ts, "{what}");
+            } else {
+                assert!(
+                    matches!(retry, Err(Error::InvalidArgument(_))),
+                    "{what}: a retry over {left:?}: {retry:?}"
+                );
+            }
+            let ts = db.checkpoint("/retried").unwrap();
+            assert_eq!(ts, db.stats().read_ts, "{what}");
+            db.close().unwrap();
+
+            let db = open();
+            assert!(rows(&db).into_iter().eq(model.clone()), "{what}: reopened");
+            db.close().unwrap();
+            let copy = Db::open_with_vfs("/retried", options(), vfs.clone()).unwrap();
+            assert!(
+                rows(&copy).into_iter().eq(model),
+                "{what}: the retried checkpoint"
+            );
+            copy.close().unwrap();
+        }
+    }
+}

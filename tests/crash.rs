@@ -29,6 +29,20 @@
 //! each recovery (once the background work due is done) the tables
 //! directory must hold exactly the tables the database lists, no orphan.
 //!
+//! One more takes checkpoints (`Db::checkpoint` every 5 commits, two of
+//! them right after `Db::compact`), so every sync of a checkpoint is a
+//! crash point as well. In each image, before the database is recovered,
+//! every checkpoint whose call had returned must open with exactly the
+//! commits before it and the ts it returned (its files, names and
+//! directories all durable), and the one cut short must be refused
+//! (`Corruption`, or a missing file) or open as a prefix of those commits,
+//! never panic; then the database must recover as if there were no
+//! checkpoints. What the cut-short ones did is counted and printed: a
+//! power cut or a kill before the copy's first table is durable leaves a
+//! directory that opens as an empty database; once a table is there and
+//! until `CURRENT` is installed, the open is refused (`CURRENT is missing,
+//! but table ... exists`); after that it opens with everything.
+//!
 //! Every run starts from an empty file system, so the images also cover a
 //! brand-new database: `MemVfs` keeps a new directory's name only once its
 //! parent is synced, so an open that did not make `/db` and `/db/wal`
@@ -52,12 +66,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
-use strata::{Db, Durability, Options, Stats};
+use strata::{Db, Durability, Error, Options, Stats};
 
 const DB: &str = "/db";
 /// Only turns a hang into a failure; never decides what a test checks.
@@ -75,6 +89,11 @@ struct Image {
     acked: Vec<bool>,
     /// Which sync it was taken at: `<thread>/<file kind>` (see [`ProbeFile`]).
     sync: String,
+    /// The ts each checkpoint that had returned by then returned, in order
+    /// (checkpoint `n` is [`checkpoint_dir`]`(n)`).
+    checkpoints: Vec<u64>,
+    /// The checkpoint under way (called, not returned), if any.
+    checkpoint_cut: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -84,6 +103,14 @@ struct Probe {
     syncs: AtomicU64,
     /// `acked[id]` is set once transaction `id`'s commit has returned `Ok`.
     acked: Vec<AtomicBool>,
+    /// `commit_ts[id]`: the ts transaction `id`'s commit returned.
+    commit_ts: Vec<AtomicU64>,
+    /// Checkpoints called so far.
+    checkpoints_started: AtomicUsize,
+    /// `checkpoint_ts[n]`: the ts checkpoint `n` returned (0: not yet).
+    checkpoint_ts: Vec<AtomicU64>,
+    /// Set while the workload's thread is inside `Db::checkpoint`.
+    in_checkpoint: AtomicBool,
     before: OnceLock<Image>,
     after: OnceLock<Image>,
     /// Where a `sync_data` asks to be released (see [`Event`]). Unset: syncs
@@ -158,11 +185,34 @@ impl Probe {
             .iter()
             .map(|a| a.load(Ordering::SeqCst))
             .collect();
+        // A checkpoint's ts is stored right after it returned, before the
+        // workload goes on: one without a ts was called and is under way.
+        let started = self.checkpoints_started.load(Ordering::SeqCst);
+        let checkpoints: Vec<u64> = self.checkpoint_ts[..started]
+            .iter()
+            .map(|t| t.load(Ordering::SeqCst))
+            .take_while(|&t| t != 0)
+            .collect();
+        let checkpoint_cut = (checkpoints.len() < started).then_some(checkpoints.len());
         Image {
             power_cut: mem.crash(),
             killed: mem.process_crash(),
             acked,
             sync,
+            checkpoints,
+            checkpoint_cut,
+        }
+    }
+
+    /// Whose sync it is: the flusher's, the compactor's, a checkpoint's
+    /// (`Db::checkpoint` on the workload's thread), or the caller's (a
+    /// committer, `Db::open`, or `Db::compact`'s merge).
+    fn owner(&self) -> &'static str {
+        match std::thread::current().name() {
+            Some("strata-flush") => "flusher",
+            Some("strata-compact") => "compactor",
+            _ if self.in_checkpoint.load(Ordering::SeqCst) => "checkpoint",
+            _ => "caller",
         }
     }
 }
@@ -205,19 +255,9 @@ impl ProbeFile {
         })
     }
 
-    /// `<thread>/<kind>` (see [`thread_name`]).
+    /// `<owner>/<kind>` (see [`Probe::owner`]).
     fn describe(&self) -> String {
-        format!("{}/{}", thread_name(), self.kind)
-    }
-}
-
-/// Whose sync it is: the flusher's, the compactor's, or the caller's (a
-/// committer, `Db::open`, or `Db::compact`'s merge).
-fn thread_name() -> &'static str {
-    match std::thread::current().name() {
-        Some("strata-flush") => "flusher",
-        Some("strata-compact") => "compactor",
-        _ => "caller",
+        format!("{}/{}", self.probe.owner(), self.kind)
     }
 }
 
@@ -283,7 +323,7 @@ impl Vfs for ProbeVfs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         // Not held (with several threads only the commit path's syncs are).
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-        let what = format!("{}/dir", thread_name());
+        let what = format!("{}/dir", self.probe.owner());
         self.probe
             .at_sync(n, &self.mem, what, || self.mem.sync_dir(path))
     }
@@ -311,6 +351,10 @@ struct Workload {
     /// `Db::wait_for_compactions` after each flush: a background
     /// compaction a flush made due then runs at a fixed point too.
     settle_after_flush: bool,
+    /// `Db::checkpoint` into [`checkpoint_dir`]`(n)` after every this many
+    /// transactions (after the flush and compaction due there, if any);
+    /// one thread only.
+    checkpoint_every: Option<usize>,
 }
 
 impl Workload {
@@ -321,6 +365,7 @@ impl Workload {
         flush_every: None,
         compact_every: None,
         settle_after_flush: false,
+        checkpoint_every: None,
     };
 
     /// Whether the workload writes tables (so that recovery reads some
@@ -336,6 +381,16 @@ impl Workload {
     fn id(self, thread: usize, i: usize) -> usize {
         thread * self.per_thread + i
     }
+
+    /// How many transactions checkpoint `n` must hold: all those before it.
+    fn checkpoint_commits(self, n: usize) -> usize {
+        self.checkpoint_every.map_or(0, |k| (n + 1) * k)
+    }
+}
+
+/// Where the workload's checkpoint `n` goes (beside the database).
+fn checkpoint_dir(n: usize) -> String {
+    format!("/ckpt-{n}")
 }
 
 /// Small segments, so that the runs cross several segment rolls.
@@ -434,6 +489,10 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
         target,
         syncs: AtomicU64::new(0),
         acked: (0..w.total()).map(|_| AtomicBool::new(false)).collect(),
+        commit_ts: (0..w.total()).map(|_| AtomicU64::new(0)).collect(),
+        checkpoints_started: AtomicUsize::new(0),
+        checkpoint_ts: (0..w.total()).map(|_| AtomicU64::new(0)).collect(),
+        in_checkpoint: AtomicBool::new(false),
         before: OnceLock::new(),
         after: OnceLock::new(),
         gate: OnceLock::new(),
@@ -465,7 +524,8 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
                     }
                     begun.fetch_add(1, Ordering::SeqCst);
                     phase.store(IN_COMMIT, Ordering::SeqCst);
-                    txn.commit().unwrap();
+                    let ts = txn.commit().unwrap();
+                    probe.commit_ts[w.id(thread, i)].store(ts.get(), Ordering::SeqCst);
                     probe.acked[w.id(thread, i)].store(true, Ordering::SeqCst);
                     let every = |k: Option<usize>| k.is_some_and(|k| (i + 1).is_multiple_of(k));
                     if every(w.flush_every) {
@@ -476,6 +536,16 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
                     }
                     if every(w.compact_every) {
                         db.compact().unwrap();
+                    }
+                    if every(w.checkpoint_every) {
+                        let n = probe.checkpoints_started.fetch_add(1, Ordering::SeqCst);
+                        probe.in_checkpoint.store(true, Ordering::SeqCst);
+                        let ts = db.checkpoint(checkpoint_dir(n)).unwrap();
+                        probe.in_checkpoint.store(false, Ordering::SeqCst);
+                        // One thread, nothing in flight: exactly every commit so far.
+                        let latest = probe.commit_ts[w.id(thread, i)].load(Ordering::SeqCst);
+                        assert_eq!(ts.get(), latest, "checkpoint {n}: not the latest commit");
+                        probe.checkpoint_ts[n].store(ts.get(), Ordering::SeqCst);
                     }
                     let next = if i + 1 == w.per_thread { DONE } else { RUNNING };
                     phase.store(next, Ordering::SeqCst);
@@ -509,6 +579,12 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
 /// Checks the recovered state of `db`; returns the number of workload
 /// transactions found.
 fn verify(w: Workload, db: &Db, acked: &[bool], label: &str) -> usize {
+    verify_with(w, db, acked, w.threads, label)
+}
+
+/// [`verify`], with at most `max_unacked` transactions found that were
+/// not acknowledged (a commit in flight per thread, for a crash image).
+fn verify_with(w: Workload, db: &Db, acked: &[bool], max_unacked: usize, label: &str) -> usize {
     let r = db.begin_read();
     // thread -> i -> keys seen
     let mut seen: BTreeMap<usize, BTreeMap<usize, Vec<String>>> = BTreeMap::new();
@@ -565,9 +641,8 @@ fn verify(w: Workload, db: &Db, acked: &[bool], label: &str) -> usize {
     }
     assert!(seen.is_empty(), "{label}: unknown threads {seen:?}");
     assert!(
-        unacked_found <= w.threads,
-        "{label}: {unacked_found} unacknowledged commits but only {} in flight at most",
-        w.threads
+        unacked_found <= max_unacked,
+        "{label}: {unacked_found} unacknowledged commits but only {max_unacked} in flight at most",
     );
     found
 }
@@ -582,8 +657,13 @@ fn open(w: Workload, fs: &MemVfs, label: &str) -> Db {
 /// orphan a crash left (a flush's or compaction's output whose edit was
 /// lost, an input whose deletion was), and nothing it lists is missing.
 fn assert_no_orphans(db: &Db, fs: &MemVfs, label: &str) {
+    assert_no_orphans_in(db, fs, DB, label);
+}
+
+/// [`assert_no_orphans`] for the database in `dir`.
+fn assert_no_orphans_in(db: &Db, fs: &MemVfs, dir: &str, label: &str) {
     db.wait_for_compactions().unwrap();
-    let files = fs.list(&Path::new(DB).join("tables")).map_or(0, |names| {
+    let files = fs.list(&Path::new(dir).join("tables")).map_or(0, |names| {
         names
             .iter()
             .filter(|n| Path::new(n).extension().is_some_and(|e| e == "sst"))
@@ -661,11 +741,83 @@ fn check(w: Workload, fs: &MemVfs, acked: &[bool], label: &str) -> usize {
     found
 }
 
+/// Opens the checkpoints in crash image `fs` (taken as `image` says),
+/// before the database itself is recovered from it (so that whatever
+/// opening them does, the database must not mind):
+/// - every checkpoint whose `Db::checkpoint` had returned opens and holds
+///   exactly the transactions committed before it was called (all of them
+///   acknowledged, none after), has the ts that call returned, and lists
+///   exactly the tables in its `tables/`: a power cut must not take any of
+///   its files, names or directories;
+/// - the checkpoint under way, if any, is refused with `Corruption` or a
+///   missing file, or opens as a prefix of the commits before it; how, is
+///   counted in `outcomes` under `<how the image was taken>: <outcome>`.
+fn check_checkpoints(
+    w: Workload,
+    (fs, how): (&MemVfs, &str),
+    image: &Image,
+    label: &str,
+    outcomes: &mut BTreeMap<String, usize>,
+) {
+    let open_at = |dir: &str| Db::open_with_vfs(dir, options(w), Arc::new(fs.clone()));
+    for (n, &ts) in image.checkpoints.iter().enumerate() {
+        let (dir, label) = (checkpoint_dir(n), format!("{label}, checkpoint {n}"));
+        let db = open_at(&dir).unwrap_or_else(|e| panic!("{label}: it does not open: {e}"));
+        let k = w.checkpoint_commits(n);
+        let acked: Vec<bool> = (0..w.total()).map(|id| id < k).collect();
+        let found = verify_with(w, &db, &acked, 0, &label);
+        assert_eq!(found, k, "{label}: transactions");
+        assert_eq!(db.stats().read_ts.get(), ts, "{label}: its ts");
+        assert_no_orphans_in(&db, fs, &dir, &label);
+        db.close().unwrap();
+    }
+    let Some(n) = image.checkpoint_cut else {
+        return;
+    };
+    let (dir, label) = (
+        checkpoint_dir(n),
+        format!("{label}, checkpoint {n} cut short"),
+    );
+    let outcome = if fs.dir_exists(Path::new(&dir)).unwrap() {
+        match open_at(&dir) {
+            Err(Error::Corruption { .. }) => "refused: corruption".to_owned(),
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                "refused: a file not found".to_owned()
+            }
+            Err(e) => panic!("{label}: opening it fails with {e:?}, not a clear error"),
+            Ok(db) => {
+                let k = w.checkpoint_commits(n);
+                let found = verify_with(w, &db, &vec![false; w.total()], k, &label);
+                db.close().unwrap();
+                let held = match found {
+                    0 => "nothing".to_owned(),
+                    f if f == k => "everything".to_owned(),
+                    f => format!("{f} of {k}"),
+                };
+                format!("opened, holding {held}")
+            }
+        }
+    } else {
+        "no directory".to_owned()
+    };
+    *outcomes.entry(format!("{how}: {outcome}")).or_default() += 1;
+}
+
 /// Enumerates every sync point of `w`; returns the number of crash images
 /// checked (each recovered, then cut again three times), whether any run
 /// batched, and the kinds of sync the images were taken at
 /// ([`ProbeFile::describe`], `<thread>/dir` for a directory sync).
 fn enumerate(w: Workload) -> (usize, bool, BTreeSet<String>) {
+    enumerate_tallying(w, &mut BTreeMap::new())
+}
+
+/// [`enumerate`], also opening the checkpoints in each image (see
+/// [`check_checkpoints`]) before the database is recovered from it;
+/// counts in `cut_short` how each checkpoint cut short opened.
+fn enumerate_tallying(
+    w: Workload,
+    cut_short: &mut BTreeMap<String, usize>,
+) -> (usize, bool, BTreeSet<String>) {
     let mut images = 0;
     let mut syncs = BTreeSet::new();
     let mut any_batched = false;
@@ -685,6 +837,7 @@ fn enumerate(w: Workload) -> (usize, bool, BTreeSet<String>) {
                     "{} thread(s), {how} {when} sync {target} ({})",
                     w.threads, image.sync
                 );
+                check_checkpoints(w, (fs, how), image, &label, cut_short);
                 let found = check(w, fs, &image.acked, &label);
                 if w.threads == 1 {
                     // One thread: exactly the acknowledged commits, plus
@@ -808,4 +961,56 @@ fn every_sync_point_of_a_workload_that_compacts() {
     ] {
         assert!(syncs.contains(sync), "no crash point at {sync}: {syncs:?}");
     }
+}
+
+#[test]
+fn every_sync_point_of_a_workload_that_takes_checkpoints() {
+    // A flush after every 6th commit, a full compaction after every 10th
+    // and a checkpoint after every 5th: the one after commit 5 copies a
+    // database that never flushed (its WAL only, no manifest), the one
+    // after 15 links the flushed tables and copies the WAL tail above them
+    // (commits 13 to 15), those after 10 and 20 come right after
+    // `Db::compact` (its new tables linked, the WAL copied only up to the
+    // flushed lsn).
+    // Every sync of a checkpoint (each table's copy, each WAL segment's, the
+    // copy's recovery, its manifest, `CURRENT`, and each directory) is a
+    // crash point: the database must recover from every image as without
+    // checkpoints, every checkpoint that returned before the image must
+    // open with exactly its commits, and the one cut short must open as a
+    // prefix or be refused clearly (`check_checkpoints`).
+    let w = Workload {
+        per_thread: 20,
+        flush_every: Some(6),
+        compact_every: Some(10),
+        settle_after_flush: true,
+        checkpoint_every: Some(5),
+        ..Workload::PLAIN
+    };
+    let mut cut_short = BTreeMap::new();
+    let (images, batched, syncs) = enumerate_tallying(w, &mut cut_short);
+    assert!(!batched);
+    println!(
+        "single thread with checkpoints: {images} crash images checked at {syncs:?}; \
+         checkpoints cut short: {cut_short:?}"
+    );
+    // Crash points inside a checkpoint: each kind of file it writes.
+    for sync in [
+        "checkpoint/table",
+        "checkpoint/wal",
+        "checkpoint/manifest",
+        "checkpoint/current",
+        "checkpoint/dir",
+    ] {
+        assert!(syncs.contains(sync), "no crash point at {sync}: {syncs:?}");
+    }
+    // Both a checkpoint refused and one opened (a power cut before its
+    // names are durable, or a kill before its tables are copied) were seen.
+    assert!(
+        cut_short.keys().any(|k| k.ends_with("refused: corruption")),
+        "{cut_short:?}"
+    );
+    assert!(
+        cut_short.keys().any(|k| k.contains("opened")),
+        "{cut_short:?}"
+    );
 }
