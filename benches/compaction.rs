@@ -61,9 +61,9 @@ fn compaction(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let versions = || {
         (0..KEYS).flat_map(|n| {
-            (0..ROUNDS).rev().map(move |r| -> TableVersion {
-                (key(n), 10 + r, Some(vec![(n + r) as u8; 100]))
-            })
+            (0..ROUNDS)
+                .rev()
+                .map(move |r| -> TableVersion { (key(n), 10 + r, Some(vec![(n + r) as u8; 100])) })
         })
     };
     let mut i = 0;

@@ -446,8 +446,12 @@ impl Db {
     /// commit at or below the returned ts, and nothing after it. Tables are
     /// hard-linked (copied on a file system that cannot link), the WAL
     /// tail the tables lack is copied. Open the copy with [`Db::open`] like
-    /// any database. A checkpoint that fails leaves a partial directory
-    /// that is not a database: remove it.
+    /// any database. A checkpoint that fails (or is cut short by a crash)
+    /// leaves a partial directory: opening it is refused with
+    /// `Error::Corruption`, or gives an empty database if nothing was
+    /// durable yet; remove it before trying again (a non-empty directory is
+    /// refused). A `Buffered` database's WAL is synced first, so the copy
+    /// never holds a commit the source could still lose.
     ///
     /// Errors: [`Error::Closed`], [`Error::ReadOnly`] (a read-only open
     /// does not hold the manifest writer), [`Error::InvalidArgument`] for a

@@ -270,6 +270,12 @@ impl Vfs for FaultVfs {
         self.inner.remove(path)
     }
 
+    /// A new name: fails as a create does.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check_create(to)?;
+        self.inner.hard_link(from, to)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let c = &self.config;
         if FaultConfig::fails(&c.renames, &c.renames_before_failure) {
