@@ -65,6 +65,12 @@ impl Mapped {
         // of a mapping. A change by another process is outside what any
         // file API can rule out (`docs/unsafe.md`, rule 4).
         let map = unsafe { memmap2::Mmap::map(file)? };
+        // Point reads touch one block of a table in no order: without this
+        // the kernel reads ahead ~128 KiB around every fault, which under
+        // memory pressure evicts the pages the next reads need (decision
+        // 0023). Advisory: a kernel that refuses it only reads more.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
         Ok(Mapped(Repr::Map(map)))
     }
 
