@@ -225,6 +225,14 @@ impl Engine {
         Ok(())
     }
 
+    /// No frozen memtable waits and no flush is in progress (its WAL
+    /// segment deletions included), or the database is poisoned: what
+    /// `Db::flush` waits for.
+    pub(crate) fn flushes_done(&self) -> bool {
+        self.wal.is_poisoned()
+            || (self.core.views.current().imm.is_empty() && !self.core.flush_signal.is_busy())
+    }
+
     /// The load backpressure looks at, from the current view.
     fn load(&self) -> Load {
         let view = self.core.views.current();

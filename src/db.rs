@@ -261,8 +261,7 @@ impl Db {
                 // Waited for, so that the open leaves at most a few.
                 engine.core.freeze_now();
                 let core = &engine.core;
-                core.flush_signal
-                    .wait_until(|| core.views.current().imm.is_empty() || engine.wal.is_poisoned());
+                core.flush_signal.wait_until(|| engine.flushes_done());
                 // A failed flush (a full disk, say) poisons the database but
                 // does not fail the open: reads work, commits get Poisoned,
                 // as after any failed write.
@@ -397,7 +396,7 @@ impl Db {
         engine.check_writable()?;
         let core = &engine.core;
         core.freeze_now();
-        let finished = || core.views.current().imm.is_empty() || engine.wal.is_poisoned();
+        let finished = || engine.flushes_done();
         if !core.flush_signal.wait_until(finished) {
             return Err(Error::Closed);
         }
@@ -433,7 +432,7 @@ impl Db {
         engine.check_open()?;
         engine.check_writable()?;
         let core = &engine.core;
-        let flushed = || core.views.current().imm.is_empty() || engine.wal.is_poisoned();
+        let flushed = || engine.flushes_done();
         if !core.flush_signal.wait_until(flushed) || !compaction::wait_idle(engine) {
             return Err(Error::Closed);
         }

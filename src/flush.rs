@@ -10,13 +10,16 @@
 //!    commit whose WAL record a power cut could still lose;
 //! 3. the manifest edit `{ add table n to level 0, flushed lsn F, max ts }`,
 //!    synced: the flush's durable point;
-//! 4. the WAL segments all of whose records are now in tables deleted
-//!    (`wal::Retention`: never the newest, never one a pin holds), before
-//!    the view changes, so `Db::flush` returns with them gone;
-//! 5. `M`'s keys whose newest version is above the GC watermark noted in
+//! 4. `M`'s keys whose newest version is above the GC watermark noted in
 //!    the recent-writes index, *then* the view replaced by one with the
 //!    table and without `M` (so a conflict check finds a recent key in one
-//!    of them), and the compactor woken.
+//!    of them);
+//! 5. with the manifest released, the WAL segments all of whose records
+//!    are now in tables deleted (`wal::Retention`: never the newest, never
+//!    one a pin holds), and the compactor woken. The whole flush runs as a
+//!    busy step of the flusher's [`Signal`], so `Db::flush` (which waits
+//!    for no frozen memtable *and* no step in progress) returns with the
+//!    segments gone.
 //!
 //! Any failure (or a panic) poisons the database, as a failed WAL sync
 //! does: commits get `Error::Poisoned` until it is reopened, and reopening
@@ -50,7 +53,8 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
             return true;
         };
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest)));
+        let outcome =
+            signal.busy(|| panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest))));
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
@@ -104,14 +108,12 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
         ..Edit::default()
     })?;
     let table = Arc::new(Table::open(vfs, &path)?);
-    // Before the view changes: once `M` is out of the view, `Db::flush`
-    // may return, and its segments must be gone by then.
-    store.delete_flushed_segments(flushed)?;
     let watermark = engine.core.oracle.gc_watermark();
     let core = &engine.core;
     let newest = NewestAbove::new(m, watermark);
     hand_off_flushed(&core.views, &core.recent, watermark, m, newest, Some(table));
     drop(guard);
+    store.delete_flushed_segments(flushed)?;
     store.flushes.fetch_add(1, Ordering::Relaxed);
     store
         .flushed_bytes

@@ -16,6 +16,7 @@
 use std::sync::{Arc, Weak};
 
 use crate::commit::Engine;
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Condvar, Mutex, thread};
 
 /// See the module docs.
@@ -24,6 +25,8 @@ pub(crate) struct Signal {
     state: Mutex<SignalState>,
     work: Condvar,
     done: Condvar,
+    /// Steps in progress ([`Signal::busy`]).
+    busy: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +61,21 @@ impl Signal {
             }
             st = self.work.wait(st);
         }
+    }
+
+    /// Runs one step of work, counted as in progress until it returns (a
+    /// waiter's condition may ask [`Signal::is_busy`]); call
+    /// [`Signal::finished`] after it.
+    pub(crate) fn busy<R>(&self, step: impl FnOnce() -> R) -> R {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let out = step();
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+        out
+    }
+
+    /// Whether a step is in progress.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
     }
 
     /// A step finished (or failed and poisoned the database).
