@@ -256,6 +256,18 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// Keeps a copy of `key` in `slot`, reusing its buffer (no allocation per
+/// row once the first is made).
+fn remember(slot: &mut Option<Vec<u8>>, key: &[u8]) {
+    match slot {
+        Some(buf) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        None => *slot = Some(key.to_vec()),
+    }
+}
+
 impl Iterator for Scan<'_> {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
@@ -270,7 +282,7 @@ impl Iterator for Scan<'_> {
                 None
             }
             Some(Ok((k, _))) => {
-                self.last_front = Some(k.clone());
+                remember(&mut self.last_front, k);
                 row
             }
             Some(Err(_)) | None => {
@@ -293,7 +305,7 @@ impl DoubleEndedIterator for Scan<'_> {
                 None
             }
             Some(Ok((k, _))) => {
-                self.last_back = Some(k.clone());
+                remember(&mut self.last_back, k);
                 row
             }
             Some(Err(_)) | None => {

@@ -21,6 +21,9 @@ pub(crate) struct MergeIter<'a> {
     current: Option<usize>,
     forward: bool,
     failed: bool,
+    /// The current version's key while the sources step off it (reused:
+    /// no allocation per step).
+    scratch: Vec<u8>,
 }
 
 impl<'a> MergeIter<'a> {
@@ -30,6 +33,7 @@ impl<'a> MergeIter<'a> {
             current: None,
             forward: true,
             failed: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -69,9 +73,14 @@ impl<'a> MergeIter<'a> {
         self.current = best;
     }
 
-    fn current_version(&self) -> Option<(Vec<u8>, Ts)> {
+    /// The current version, its key copied into a buffer the caller
+    /// hands back (`self.scratch`, taken out so the sources can move).
+    fn current_version(&mut self) -> Option<(Vec<u8>, Ts)> {
         let c = self.children.get(self.current?)?;
-        Some((c.key().to_vec(), c.ts()))
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        key.extend_from_slice(c.key());
+        Some((key, c.ts()))
     }
 
     fn at(c: &dyn Source, key: &[u8], ts: Ts) -> bool {
@@ -132,6 +141,7 @@ impl Source for MergeIter<'_> {
                 c.next();
             }
         }
+        self.scratch = key;
         self.settle();
     }
 
@@ -153,6 +163,7 @@ impl Source for MergeIter<'_> {
                 c.prev();
             }
         }
+        self.scratch = key;
         self.settle();
     }
 
