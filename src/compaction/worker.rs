@@ -33,10 +33,6 @@ pub(crate) struct Compactor {
     /// them).
     pub(crate) obsolete_pending: Arc<AtomicU64>,
     pub(crate) counters: Counters,
-    /// Background steps in progress (0 or 1): `wait_idle` waits for 0, so
-    /// a job has also dropped its inputs (and deleted their files, when no
-    /// other view lists them).
-    active: AtomicU64,
 }
 
 /// Totals since open, for `Db::stats`.
@@ -58,7 +54,6 @@ impl Compactor {
             signal: Arc::new(Signal::default()),
             obsolete_pending: Arc::new(AtomicU64::new(0)),
             counters: Counters::default(),
-            active: AtomicU64::new(0),
         }
     }
 
@@ -85,18 +80,19 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         if engine.closed.load(Ordering::Acquire) || engine.wal.is_poisoned() {
             return false;
         }
-        let compactor = &engine.store.compaction;
-        compactor.active.fetch_add(1, Ordering::AcqRel);
-        let ran = guarded(engine, "a compaction", || {
-            let compactor = &engine.store.compaction;
-            let mut cursors = compactor.state.lock();
-            let levels = summaries(&engine.core.views.current());
-            let choice = compactor.policy.pick(&levels, &mut cursors);
-            let outcome = job::run(engine, &choice, compactor.policy.table_bytes)?;
-            compactor.count(&outcome);
-            Ok(outcome != Outcome::default())
+        // A busy step until its inputs are dropped (and their files gone,
+        // when no other view lists them): `wait_idle` waits for that.
+        let ran = signal.busy(|| {
+            guarded(engine, "a compaction", || {
+                let compactor = &engine.store.compaction;
+                let mut cursors = compactor.state.lock();
+                let levels = summaries(&engine.core.views.current());
+                let choice = compactor.policy.pick(&levels, &mut cursors);
+                let outcome = job::run(engine, &choice, compactor.policy.table_bytes)?;
+                compactor.count(&outcome);
+                Ok(outcome != Outcome::default())
+            })
         });
-        compactor.active.fetch_sub(1, Ordering::AcqRel);
         signal.finished();
         match ran {
             Ok(true) => {}
@@ -127,7 +123,7 @@ pub(crate) fn wait_idle(engine: &Engine) -> bool {
     let compactor = &engine.store.compaction;
     compactor.signal.wait_until(|| {
         engine.wal.is_poisoned()
-            || compactor.active.load(Ordering::Acquire) == 0
+            || !compactor.signal.is_busy()
                 && !compactor
                     .policy
                     .due(&summaries(&engine.core.views.current()))

@@ -79,11 +79,7 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// one is reported as `Error::Corruption`, never misread; implementations
     /// should still override it with a real rename.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let data = self.read_all(from)?;
-        let mut file = self.open_write(to)?;
-        file.set_len(0)?;
-        file.write_all_at(0, &data)?;
-        file.sync_data()?;
+        copy_file(self, from, to)?;
         self.remove(from)
     }
     /// Makes `to` a second name of the finished file `from` (a checkpoint's
