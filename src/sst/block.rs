@@ -14,7 +14,7 @@ use crate::codec::{Cursor, put_varint32};
 use crate::types::Ts;
 
 /// One restart every this many entries in data blocks.
-pub(crate) const DATA_RESTART_INTERVAL: usize = 16;
+pub(crate) const DATA_RESTART_INTERVAL: usize = 4;
 /// Index blocks restart at every entry, so a seek is a binary search.
 pub(crate) const INDEX_RESTART_INTERVAL: usize = 1;
 
@@ -464,6 +464,39 @@ impl BlockCursor {
             }
         }
         ordinal
+    }
+
+    /// [`BlockCursor::seek_ordinal`] for a block with a restart at every
+    /// entry (index blocks), given that the answer lies in `lo..=hi`: every
+    /// entry before `lo` is below `(key, ts)` and every entry from `hi` on
+    /// above it (the table's fences say so). A lower-bound search over
+    /// `lo..hi` only, which decodes no entry at all when `lo == hi`.
+    pub(crate) fn seek_ordinal_between(
+        &mut self,
+        contents: &[u8],
+        key: &[u8],
+        ts: Ts,
+        lo: usize,
+        hi: usize,
+    ) -> usize {
+        let (mut lo, mut hi) = (lo.min(self.restarts), hi.min(self.restarts));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.restart_version(contents, mid) {
+                Some((k, t)) if cmp_version(k, t, key, ts) == Ordering::Less => lo = mid + 1,
+                Some(_) => hi = mid,
+                None => {
+                    self.fail();
+                    return lo;
+                }
+            }
+        }
+        if lo < self.restarts {
+            self.load_restart(contents, lo);
+        } else {
+            self.invalidate();
+        }
+        lo
     }
 
     /// Moves to the last entry `<= (key, ts)` (invalid if there is none).

@@ -21,6 +21,7 @@
 mod block;
 mod bloom;
 mod builder;
+mod fence;
 mod format;
 mod reader;
 // `Table::verify_all`: every byte of a table, for `strata verify`.

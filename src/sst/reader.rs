@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::block::{BlockCursor, EntryKind, cmp_version, validate};
 use super::bloom::Bloom;
+use super::fence::Fences;
 use super::format::{
     BlockKind, FORMAT_VERSION, Footer, FooterError, Handle, Properties, verify_block,
 };
@@ -37,6 +38,8 @@ pub(crate) struct Table {
     /// Where the data blocks end (the filter block's offset).
     data_end: usize,
     props: Properties,
+    /// The index block's summary the seeks search first.
+    fences: Fences,
     /// One bit per data block offset slot: set once the block at that
     /// index ordinal passed its checksum and structure checks.
     verified: Box<[AtomicU64]>,
@@ -121,6 +124,8 @@ impl Table {
                 "index keys differ from the properties' key range",
             ));
         }
+        let fences = Fences::build(slice(index), &props.smallest_key, &props.largest_key)
+            .ok_or_else(|| corrupt(index.0, "index block does not decode"))?;
         let data_end = usize::try_from(footer.filter.offset).unwrap_or(usize::MAX);
         let words = summary.entries.div_ceil(64);
         Ok(Table {
@@ -130,6 +135,7 @@ impl Table {
             filter,
             data_end,
             props,
+            fences,
             verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
             obsolete: Mutex::new(None),
         })
@@ -207,6 +213,12 @@ impl Table {
 
     /// The version of `key` visible at `read_ts`, if this table holds one.
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Result<Option<Found>> {
+        // The key range first: it is in memory, the filter is a mapped
+        // page (and level 0's tables are probed whatever their range).
+        let p = &self.props;
+        if key < p.smallest_key.as_slice() || key > p.largest_key.as_slice() {
+            return Ok(None);
+        }
         if !self.may_contain(key) {
             return Ok(None);
         }
@@ -366,8 +378,12 @@ impl<T: AsRef<Table>> TableIter<T> {
     /// Moves the index cursor to the first entry `>= (key, ts)` and tracks
     /// its ordinal.
     fn index_seek(&mut self, key: &[u8], ts: Ts) {
-        let idx = self.table.as_ref().index_contents();
-        self.ordinal = self.index.seek_ordinal(idx, key, ts);
+        let t = self.table.as_ref();
+        let idx = t.index_contents();
+        self.ordinal = match t.fences.bounds(&t.props.smallest_key, key) {
+            Some((lo, hi)) => self.index.seek_ordinal_between(idx, key, ts, lo, hi),
+            None => self.index.seek_ordinal(idx, key, ts),
+        };
     }
 
     pub(crate) fn seek_to_first(&mut self) {
