@@ -3,9 +3,13 @@
 //! other source is re-positioned around the current version).
 //!
 //! Invariant: in forward mode every valid non-current source is at a
-//! version `>=` the current one (and not equal: equal versions are stepped
-//! together); in backward mode, `<=` and not equal. So the current source
-//! holds the smallest (forward) or largest (backward) version of all.
+//! version `>=` the current one (equal ones are stepped together); in
+//! backward mode, `<=`. So the current source holds the smallest (forward)
+//! or largest (backward) version of all. The merge also remembers the
+//! runner-up, the best of the other sources: a step moves only the current
+//! source, so while it stays ahead of the runner-up no other source needs
+//! a comparison (one comparison per step, not one per source: in a leveled
+//! tree most consecutive versions come from the same source).
 
 use std::cmp::Ordering;
 
@@ -19,6 +23,8 @@ use crate::types::Ts;
 pub(crate) struct MergeIter<'a> {
     children: Vec<Box<dyn Source + 'a>>,
     current: Option<usize>,
+    /// The best valid source other than `current` (see the module docs).
+    second: Option<usize>,
     forward: bool,
     failed: bool,
     /// The current version's key while the sources step off it (reused:
@@ -31,6 +37,7 @@ impl<'a> MergeIter<'a> {
         Self {
             children,
             current: None,
+            second: None,
             forward: true,
             failed: false,
             scratch: Vec::new(),
@@ -44,33 +51,78 @@ impl<'a> MergeIter<'a> {
         }
     }
 
+    /// Whether child `a` comes before child `b` in the current direction.
+    fn ahead(&self, a: usize, b: usize) -> bool {
+        let ord = self.cmp_children(a, b);
+        if self.forward {
+            ord == Ordering::Less
+        } else {
+            ord == Ordering::Greater
+        }
+    }
+
     /// Picks the smallest (`forward`) or largest valid child as current,
-    /// unless a child stopped on damage.
+    /// and the runner-up, unless a child stopped on damage. Ties go to the
+    /// earlier child.
     fn settle(&mut self) {
         if self.children.iter().any(|c| c.status().is_err()) {
             self.failed = true;
             self.current = None;
+            self.second = None;
             return;
         }
-        let mut best: Option<usize> = None;
+        let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
         for i in 0..self.children.len() {
             if !self.children.get(i).is_some_and(|c| c.valid()) {
                 continue;
             }
-            best = match best {
-                None => Some(i),
-                Some(b) => {
-                    let ord = self.cmp_children(i, b);
-                    let better = if self.forward {
-                        ord == Ordering::Less
-                    } else {
-                        ord == Ordering::Greater
-                    };
-                    Some(if better { i } else { b })
+            match best {
+                None => best = Some(i),
+                Some(b) if self.ahead(i, b) => {
+                    second = best;
+                    best = Some(i);
                 }
-            };
+                Some(_) => {
+                    if second.is_none_or(|s| self.ahead(i, s)) {
+                        second = Some(i);
+                    }
+                }
+            }
         }
         self.current = best;
+        self.second = second;
+    }
+
+    /// One step of the current source when no other source is at its
+    /// version (the common case): `false` if that does not hold and the
+    /// caller must take the general path. Only the stepped source is
+    /// compared, with the runner-up; the others did not move.
+    fn step_current(&mut self) -> bool {
+        let Some(cur) = self.current else {
+            return false;
+        };
+        if self
+            .second
+            .is_some_and(|s| self.cmp_children(cur, s) == Ordering::Equal)
+        {
+            return false;
+        }
+        let forward = self.forward;
+        let Some(c) = self.children.get_mut(cur) else {
+            return false;
+        };
+        if forward {
+            c.next();
+        } else {
+            c.prev();
+        }
+        let still_ahead = c.valid() && self.second.is_none_or(|s| self.ahead(cur, s));
+        if !still_ahead {
+            // Exhausted, damaged or overtaken: a full pick (which also
+            // looks at the stepped source's status).
+            self.settle();
+        }
+        true
     }
 
     /// The current version, its key copied into a buffer the caller
@@ -122,6 +174,9 @@ impl Source for MergeIter<'_> {
     }
 
     fn next(&mut self) {
+        if self.forward && self.step_current() {
+            return;
+        }
         let Some((key, ts)) = self.current_version() else {
             return;
         };
@@ -146,6 +201,9 @@ impl Source for MergeIter<'_> {
     }
 
     fn prev(&mut self) {
+        if !self.forward && self.step_current() {
+            return;
+        }
         let Some((key, ts)) = self.current_version() else {
             return;
         };
