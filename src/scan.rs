@@ -181,7 +181,7 @@ impl<'a> Scan<'a> {
 
     fn storage(&self, direction: Direction) -> Storage<'a> {
         VisibleIter::new(
-            MergeIter::new(self.source.view.sources()),
+            MergeIter::new(self.source.view.sources_in(&self.start, &self.end)),
             self.source.read_ts,
             self.start.clone(),
             self.end.clone(),

@@ -25,6 +25,7 @@
 //! Freeze (`Views::freeze`) and flush (`Views::replace_flushed`, in
 //! `flush.rs`) install new views; decision 0017 gives the protocol.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
@@ -99,19 +100,51 @@ impl View {
     }
 
     /// One cursor per source, newest first, for a merging iterator.
+    #[cfg(test)]
     pub(crate) fn sources(&self) -> Vec<Box<dyn Source + '_>> {
+        self.sources_in(&Bound::Unbounded, &Bound::Unbounded)
+    }
+
+    /// [`View::sources`] for a scan between `start` and `end`: tables (and
+    /// whole levels) whose key range lies outside the bounds are left out,
+    /// so a scan seeks only sources that can hold a row of it. Empty
+    /// memtables are left out too.
+    pub(crate) fn sources_in(
+        &self,
+        start: &Bound<Vec<u8>>,
+        end: &Bound<Vec<u8>>,
+    ) -> Vec<Box<dyn Source + '_>> {
+        let overlaps = |smallest: &[u8], largest: &[u8]| {
+            let after_start = match start {
+                Bound::Included(s) | Bound::Excluded(s) => largest >= s.as_slice(),
+                Bound::Unbounded => true,
+            };
+            let before_end = match end {
+                Bound::Included(e) | Bound::Excluded(e) => smallest <= e.as_slice(),
+                Bound::Unbounded => true,
+            };
+            after_start && before_end
+        };
         let mut out: Vec<Box<dyn Source + '_>> = Vec::new();
-        for mem in self.memtables() {
+        for mem in self.memtables().filter(|m| m.len() > 0) {
             out.push(Box::new(MemCursor::new(mem)));
         }
         let mut levels = self.levels.iter();
         // Level 0's tables overlap: each is a source of its own.
         for t in levels.next().into_iter().flatten() {
-            out.push(Box::new(crate::sst::TableIter::borrowed(t)));
+            let p = t.properties();
+            if overlaps(&p.smallest_key, &p.largest_key) {
+                out.push(Box::new(crate::sst::TableIter::borrowed(t)));
+            }
         }
         // A deeper level is sorted and disjoint: one source walks it all.
-        for tables in levels.filter(|l| !l.is_empty()) {
-            out.push(Box::new(LevelIter::new(tables)));
+        for tables in levels {
+            if let (Some(first), Some(last)) = (tables.first(), tables.last()) {
+                let (a, b) = (first.properties(), last.properties());
+                if overlaps(&a.smallest_key, &b.largest_key) {
+                    out.push(Box::new(LevelIter::new(tables)));
+                }
+            }
         }
         out
     }

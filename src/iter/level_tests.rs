@@ -372,7 +372,34 @@ fn a_view_merges_one_source_per_deeper_level_not_one_per_table() {
     // The memtable, level 0's two tables, one for level 1, one for level 3.
     assert_eq!(view.sources().len(), 5);
     let only_deep = View::new(Memtable::new(), vec![vec![], vec![t(2), t(3), t(4)]]);
-    assert_eq!(only_deep.sources().len(), 2, "the memtable and level 1");
+    assert_eq!(
+        only_deep.sources().len(),
+        1,
+        "level 1 (the memtable is empty)"
+    );
+    // A scan from "c" to "f" leaves out level 3 (g..=z), which cannot hold
+    // a row of it, and still reads every row in the bounds.
+    let (start, end) = (
+        Bound::Included(b"c".to_vec()),
+        Bound::Included(b"f".to_vec()),
+    );
+    assert_eq!(view.sources_in(&start, &end).len(), 4);
+    let after_x = Bound::Excluded(b"x".to_vec());
+    assert_eq!(
+        view.sources_in(&after_x, &Bound::Unbounded).len(),
+        4,
+        "the memtable, level 0's two tables and level 3 (h..=z); not level 1 (c..=f)"
+    );
+    let rows: Vec<String> = VisibleIter::new(
+        MergeIter::new(view.sources_in(&start, &end)),
+        Ts::from(20),
+        start.clone(),
+        end.clone(),
+        Direction::Forward,
+    )
+    .map(|r| String::from_utf8(r.unwrap().0).unwrap())
+    .collect();
+    assert_eq!(rows, ["c", "d", "e", "f"]);
 
     let mut keys: Vec<&str> = vec!["a", "b", "c", "d", "e", "f", "g", "h", "m", "x", "y", "z"];
     for d in [Direction::Forward, Direction::Backward] {
