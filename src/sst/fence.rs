@@ -17,6 +17,8 @@
 //! only blocks with an equal fence need the full comparison.
 
 use super::block::BlockCursor;
+use super::format::Handle;
+use crate::codec::Cursor;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -24,7 +26,10 @@ pub(crate) struct Fences {
     /// Length of the prefix every key of the table shares.
     skip: usize,
     /// One fence per data block, in index order (non-decreasing).
-    fences: Box<[u64]>,
+    prefixes: Box<[u64]>,
+    /// Each data block's handle (the index entry's value), so a point get
+    /// whose fence does not tie reads no index entry at all.
+    handles: Box<[Handle]>,
 }
 
 /// The 8 bytes of `key` after `skip`, zero-padded, big-endian.
@@ -54,10 +59,12 @@ impl Fences {
     pub(crate) fn build(contents: &[u8], smallest: &[u8], largest: &[u8]) -> Option<Fences> {
         let skip = common_prefix(smallest, largest);
         let mut fences = Vec::new();
+        let mut handles = Vec::new();
         let mut c = BlockCursor::new(contents);
         c.seek_to_first(contents);
         while c.is_valid() {
             fences.push(fence_of(c.key(), skip));
+            handles.push(Handle::decode(&mut Cursor::new(c.value(contents)))?);
             c.next(contents);
         }
         if c.is_corrupt() {
@@ -65,13 +72,19 @@ impl Fences {
         }
         Some(Fences {
             skip,
-            fences: fences.into_boxed_slice(),
+            prefixes: fences.into_boxed_slice(),
+            handles: handles.into_boxed_slice(),
         })
     }
 
     /// Bytes of memory the fences hold.
     pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.fences)
+        std::mem::size_of_val(&*self.prefixes) + std::mem::size_of_val(&*self.handles)
+    }
+
+    /// The handle of data block `ordinal`.
+    pub(crate) fn handle(&self, ordinal: usize) -> Option<Handle> {
+        self.handles.get(ordinal).copied()
     }
 
     /// The index entries a seek for `key` must still compare in full:
@@ -85,10 +98,10 @@ impl Fences {
             return None;
         }
         let target = fence_of(key, self.skip);
-        let lo = self.fences.partition_point(|&f| f < target);
+        let lo = self.prefixes.partition_point(|&f| f < target);
         // Ties are rare and few (keys that agree on 8 bytes past the
         // prefix): gallop from `lo` rather than search the whole rest.
-        let rest = self.fences.get(lo..).unwrap_or_default();
+        let rest = self.prefixes.get(lo..).unwrap_or_default();
         let mut end = 0;
         let mut step = 1;
         while rest.get(end).is_some_and(|&f| f <= target) {
@@ -149,7 +162,7 @@ mod tests {
             target in 0u64..45,
         ) {
             raw.sort_unstable();
-            let f = Fences { skip: 0, fences: raw.clone().into_boxed_slice() };
+            let f = Fences { skip: 0, prefixes: raw.clone().into_boxed_slice(), handles: Box::default() };
             let (lo, hi) = f.bounds(b"", &target.to_be_bytes()).unwrap();
             let want_lo = raw.iter().filter(|&&x| x < target).count();
             let want_hi = raw.iter().filter(|&&x| x <= target).count();

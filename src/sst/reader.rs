@@ -27,6 +27,14 @@ pub(crate) enum Found {
     Tombstone,
 }
 
+/// What [`Table::get`]'s direct path found.
+enum Direct {
+    Found(Found),
+    Absent,
+    /// The general path must answer.
+    General,
+}
+
 /// An open table. Immutable; shared by every view that lists it.
 #[derive(Debug)]
 pub(crate) struct Table {
@@ -222,6 +230,11 @@ impl Table {
         if !self.may_contain(key) {
             return Ok(None);
         }
+        match self.get_in_block(key, read_ts) {
+            Direct::Found(found) => return Ok(Some(found)),
+            Direct::Absent => return Ok(None),
+            Direct::General => {}
+        }
         let mut it = TableIter::borrowed(self);
         it.seek(key, read_ts);
         it.status()?;
@@ -232,6 +245,45 @@ impl Table {
             Some(EntryKind::Value) => Found::Value(it.value().to_vec()),
             _ => Found::Tombstone,
         }))
+    }
+
+    /// [`Table::get`]'s direct path: when the fences name the one block
+    /// that can hold `key` (no tie) and that block is already verified,
+    /// search it without touching the index. `None` where that does not
+    /// hold (a tie, a first use of the block, a block that does not
+    /// decode): the general path answers, and reports any damage.
+    fn get_in_block(&self, key: &[u8], read_ts: Ts) -> Direct {
+        let Some((lo, hi)) = self.fences.bounds(&self.props.smallest_key, key) else {
+            return Direct::General;
+        };
+        if lo != hi || !self.is_verified(lo) {
+            return Direct::General;
+        }
+        let span = self.fences.handle(lo).and_then(|h| h.span(self.data_end));
+        let Some((start, end)) = span else {
+            return Direct::General;
+        };
+        let contents = self.slice((start, end - super::format::BLOCK_TRAILER_BYTES));
+        let mut cur = BlockCursor::new(contents);
+        cur.seek(contents, key, read_ts);
+        if cur.is_corrupt() {
+            return Direct::General;
+        }
+        if !cur.is_valid() || cur.key() != key {
+            return Direct::Absent;
+        }
+        Direct::Found(match cur.kind() {
+            Some(EntryKind::Value) => Found::Value(cur.value(contents).to_vec()),
+            _ => Found::Tombstone,
+        })
+    }
+
+    /// Whether data block `ordinal` passed its checks (`data_block`).
+    fn is_verified(&self, ordinal: usize) -> bool {
+        let (word, bit) = (ordinal / 64, 1u64 << (ordinal % 64));
+        self.verified
+            .get(word)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0)
     }
 
     /// A cursor over every version, not yet positioned.
