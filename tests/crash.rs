@@ -63,6 +63,8 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
@@ -70,7 +72,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use common::{FileHooks, HookedFile, HookedVfs, VfsHooks};
+use strata::vfs::{MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability, Error, Options, Stats};
 
 const DB: &str = "/db";
@@ -217,6 +220,8 @@ impl Probe {
     }
 }
 
+/// The probing file system's hooks: every sync (of a file or a directory)
+/// goes through [`Probe::at_sync`].
 #[derive(Debug)]
 struct ProbeVfs {
     mem: MemVfs,
@@ -225,7 +230,6 @@ struct ProbeVfs {
 
 #[derive(Debug)]
 struct ProbeFile {
-    inner: Box<dyn VfsFile>,
     mem: MemVfs,
     probe: Arc<Probe>,
     /// `wal`, `table`, `manifest`, `current` or `other`, from its name.
@@ -233,7 +237,7 @@ struct ProbeFile {
 }
 
 impl ProbeFile {
-    fn boxed(inner: Box<dyn VfsFile>, vfs: &ProbeVfs, path: &Path) -> Box<dyn VfsFile> {
+    fn new(vfs: &ProbeVfs, path: &Path) -> ProbeFile {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let ext = path.extension().and_then(|e| e.to_str());
         let kind = if ext == Some("wal") {
@@ -247,12 +251,11 @@ impl ProbeFile {
         } else {
             "other"
         };
-        Box::new(ProbeFile {
-            inner,
+        ProbeFile {
             mem: vfs.mem.clone(),
             probe: vfs.probe.clone(),
             kind,
-        })
+        }
     }
 
     /// `<owner>/<kind>` (see [`Probe::owner`]).
@@ -261,75 +264,33 @@ impl ProbeFile {
     }
 }
 
-impl VfsFile for ProbeFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-
-    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all_at(offset, buf)
-    }
-
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn file_len(&self) -> io::Result<u64> {
-        self.inner.file_len()
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
+impl FileHooks for ProbeFile {
+    fn sync_data(&mut self, inner: &mut dyn VfsFile) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         self.probe.hold()?;
         let what = self.describe();
-        let inner = &mut self.inner;
         self.probe.at_sync(n, &self.mem, what, || inner.sync_data())
     }
 }
 
-impl Vfs for ProbeVfs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.mem.create_dir_all(path)
+impl VfsHooks for ProbeVfs {
+    /// No directory exists, as far as the engine can tell (the trait's
+    /// default): `vfs::create_dir_durable` then syncs the parent of every
+    /// directory on the path, each sync one more crash point.
+    fn dir_exists(&self, _: &dyn Vfs, _: &Path) -> io::Result<bool> {
+        Ok(false)
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
+    fn file(&self, path: &Path, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        HookedFile::boxed(file, ProbeFile::new(self, path))
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::boxed(self.mem.open_append(path)?, self, path))
-    }
-
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::boxed(self.mem.open_write(path)?, self, path))
-    }
-
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn sync_dir(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
         // Not held (with several threads only the commit path's syncs are).
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         let what = format!("{}/dir", self.probe.owner());
         self.probe
-            .at_sync(n, &self.mem, what, || self.mem.sync_dir(path))
-    }
-
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
+            .at_sync(n, &self.mem, what, || inner.sync_dir(path))
     }
 }
 
@@ -497,10 +458,11 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
         after: OnceLock::new(),
         gate: OnceLock::new(),
     });
-    let vfs = ProbeVfs {
-        mem,
+    let hooks = ProbeVfs {
+        mem: mem.clone(),
         probe: probe.clone(),
     };
+    let vfs = HookedVfs::new(Arc::new(mem), hooks);
     let db = Db::open_with_vfs(DB, options(w), Arc::new(vfs)).unwrap();
     let first_lsn = db.stats().last_lsn;
     let held = w.threads > 1;
