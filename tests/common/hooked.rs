@@ -32,6 +32,14 @@ pub trait VfsHooks: fmt::Debug + Send + Sync + 'static {
     fn open_write(&self, inner: &dyn Vfs, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         inner.open_write(path)
     }
+    /// `Vfs::read_all`.
+    fn read_all(&self, inner: &dyn Vfs, path: &Path) -> io::Result<Vec<u8>> {
+        inner.read_all(path)
+    }
+    /// `Vfs::map`.
+    fn map(&self, inner: &dyn Vfs, path: &Path) -> io::Result<Mapped> {
+        inner.map(path)
+    }
     /// `Vfs::remove`.
     fn remove(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
         inner.remove(path)
@@ -79,7 +87,7 @@ impl<H: VfsHooks> Vfs for HookedVfs<H> {
         Ok(self.hooks.file(path, file))
     }
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read_all(path)
+        self.hooks.read_all(self.inner.as_ref(), path)
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.inner.truncate(path, len)
@@ -100,7 +108,7 @@ impl<H: VfsHooks> Vfs for HookedVfs<H> {
         self.inner.lock_shared(path)
     }
     fn map(&self, path: &Path) -> io::Result<Mapped> {
-        self.inner.map(path)
+        self.hooks.map(self.inner.as_ref(), path)
     }
 }
 
