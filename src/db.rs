@@ -196,7 +196,13 @@ impl Db {
         let lock = lock_dir(vfs.as_ref(), &path, options.read_only)?;
         let wal_dir = path.join(WAL_DIR);
         let policy = Leveled::for_memtable(options.memtable_limit(), NUM_LEVELS);
-        let opened = Store::open(vfs.clone(), &path, options.read_only, policy)?;
+        let opened = Store::open(
+            vfs.clone(),
+            &path,
+            options.read_only,
+            policy,
+            options.manifest_rotate_bytes,
+        )?;
         let memtable = Memtable::new();
         let flushed = opened.state.flushed_lsn();
         let recovered = recover(

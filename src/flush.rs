@@ -83,7 +83,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
         *guard = Some(Log::create(
             store.vfs.clone(),
             &store.dir,
-            manifest::DEFAULT_ROTATE_BYTES,
+            store.manifest_rotate_bytes,
         )?);
         create_dir_durable(vfs, &tables_dir)?;
     }

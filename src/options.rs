@@ -72,6 +72,7 @@ pub struct Options {
     pub(crate) memory_budget: u64,
     pub(crate) history_retention: Duration,
     pub(crate) max_snapshot_age: Duration,
+    pub(crate) manifest_rotate_bytes: u64,
 }
 
 impl Default for Options {
@@ -87,6 +88,7 @@ impl Default for Options {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             history_retention: DEFAULT_HISTORY_RETENTION,
             max_snapshot_age: DEFAULT_MAX_SNAPSHOT_AGE,
+            manifest_rotate_bytes: crate::manifest::DEFAULT_ROTATE_BYTES,
         }
     }
 }
@@ -238,6 +240,18 @@ impl Options {
     #[must_use]
     pub fn max_snapshot_age(mut self, age: Duration) -> Self {
         self.max_snapshot_age = age;
+        self
+    }
+
+    /// Test knob, hidden from the docs: the manifest file's size past which
+    /// its writer rotates to a new file (default 4 MiB;
+    /// `docs/format/manifest.md`, writer rule 5). Tests set it to a few
+    /// KiB so that a short workload rotates, and its crash points can be
+    /// enumerated. Not a tuning setting.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn manifest_rotate_bytes(mut self, bytes: u64) -> Self {
+        self.manifest_rotate_bytes = bytes;
         self
     }
 

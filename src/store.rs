@@ -37,6 +37,9 @@ pub(crate) struct Store {
     pub(crate) manifest: Mutex<Option<Log>>,
     /// The live manifest's path at open, for error messages.
     manifest_path: Option<PathBuf>,
+    /// The size past which the manifest writer rotates
+    /// (`Options::manifest_rotate_bytes`).
+    pub(crate) manifest_rotate_bytes: u64,
     pub(crate) flushes: AtomicU64,
     pub(crate) flushed_bytes: AtomicU64,
     /// Which WAL segments a flush lets go.
@@ -56,12 +59,14 @@ pub(crate) struct Opened {
 }
 
 impl Store {
-    /// Opens the manifest and tables of the database in `dir`.
+    /// Opens the manifest and tables of the database in `dir`; the manifest
+    /// writer rotates past `rotate_bytes`.
     pub(crate) fn open(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         read_only: bool,
         policy: Leveled,
+        rotate_bytes: u64,
     ) -> Result<Opened> {
         let recovered = manifest::recover(vfs.as_ref(), dir)?;
         let state = recovered
@@ -71,7 +76,7 @@ impl Store {
         let live = recovered.as_ref().map(|r| r.number);
         let log = match recovered {
             Some(r) if !read_only => {
-                let mut log = Log::resume(vfs.clone(), dir, r, manifest::DEFAULT_ROTATE_BYTES)?;
+                let mut log = Log::resume(vfs.clone(), dir, r, rotate_bytes)?;
                 // Recovery may have read records a killed process never
                 // synced: durable first, then acted on.
                 log.make_durable()?;
@@ -96,6 +101,7 @@ impl Store {
                 dir: dir.to_path_buf(),
                 manifest: Mutex::new(log),
                 manifest_path,
+                manifest_rotate_bytes: rotate_bytes,
                 flushes: AtomicU64::new(0),
                 flushed_bytes: AtomicU64::new(0),
                 retention: Arc::new(Retention::default()),

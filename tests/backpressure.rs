@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::MEM_DB_PATH;
-use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use common::{HookedVfs, MEM_DB_PATH, VfsHooks};
+use strata::vfs::{MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability};
 
 /// A budget whose memtable share (a quarter) is 16 KiB.
@@ -31,46 +31,32 @@ const MAX_FROZEN: u64 = 4;
 /// Turns a hang into a failure; never decides an outcome.
 const HANG: Duration = Duration::from_secs(120);
 
-/// A [`MemVfs`] on which creating a `.sst` file blocks while the gate is
-/// shut.
+/// The hooks of a file system on which creating a `.sst` file blocks
+/// while the gate is shut.
 #[derive(Debug, Clone)]
-struct GateVfs {
-    mem: MemVfs,
-    gate: Arc<(Mutex<bool>, Condvar)>,
+struct Gate {
+    open: Arc<(Mutex<bool>, Condvar)>,
     held: Arc<AtomicUsize>,
 }
 
-impl GateVfs {
-    fn new(mem: MemVfs) -> Self {
+impl Gate {
+    fn new() -> Self {
         Self {
-            mem,
-            gate: Arc::new((Mutex::new(true), Condvar::new())),
+            open: Arc::new((Mutex::new(true), Condvar::new())),
             held: Arc::default(),
         }
     }
 
     fn set_open(&self, open: bool) {
-        *self.gate.0.lock().unwrap() = open;
-        self.gate.1.notify_all();
+        *self.open.0.lock().unwrap() = open;
+        self.open.1.notify_all();
     }
 }
 
-impl Vfs for GateVfs {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.create_dir_all(path)
-    }
-    fn dir_exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
-        self.mem.open_append(path)
-    }
-    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
+impl VfsHooks for Gate {
+    fn open_write(&self, inner: &dyn Vfs, path: &Path) -> std::io::Result<Box<dyn VfsFile>> {
         if path.extension().is_some_and(|e| e == "sst") {
-            let (lock, cond) = &*self.gate;
+            let (lock, cond) = &*self.open;
             let mut open = lock.lock().unwrap();
             if !*open {
                 self.held.fetch_add(1, Ordering::SeqCst);
@@ -80,30 +66,12 @@ impl Vfs for GateVfs {
                 self.held.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.mem.open_write(path)
-    }
-    fn read_all(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
+        inner.open_write(path)
     }
 }
 
 /// Opens the gate when dropped.
-struct OpenOnDrop(GateVfs);
+struct OpenOnDrop(Gate);
 
 impl Drop for OpenOnDrop {
     fn drop(&mut self) {
@@ -122,13 +90,14 @@ fn wait_for(what: &str, event: impl Fn() -> bool) {
 
 #[test]
 fn writers_stop_when_the_flusher_is_held_and_go_on_when_it_resumes() {
-    let vfs = GateVfs::new(MemVfs::new());
+    let gate = Gate::new();
+    let vfs = HookedVfs::new(Arc::new(MemVfs::new()), gate.clone());
     let options = common::options(Durability::Buffered).memory_budget(SMALL_BUDGET);
-    let db = Db::open_with_vfs(MEM_DB_PATH, options, Arc::new(vfs.clone())).unwrap();
+    let db = Db::open_with_vfs(MEM_DB_PATH, options, Arc::new(vfs)).unwrap();
     // Dropped before `db`: a failing assertion opens the gate, so the
     // flusher can finish and the close that follows does not hang.
-    let _reopen = OpenOnDrop(vfs.clone());
-    vfs.set_open(false);
+    let _reopen = OpenOnDrop(gate.clone());
+    gate.set_open(false);
     let value = vec![b'v'; 1000];
     let writes = 400u32;
     let stats = std::thread::scope(|s| {
@@ -140,7 +109,7 @@ fn writers_stop_when_the_flusher_is_held_and_go_on_when_it_resumes() {
             }
         });
         wait_for("the flusher to block", || {
-            vfs.held.load(Ordering::SeqCst) > 0
+            gate.held.load(Ordering::SeqCst) > 0
         });
         wait_for("the writer to stop", || db.stats().write_stops > 0);
         let stats = db.stats();
@@ -155,7 +124,7 @@ fn writers_stop_when_the_flusher_is_held_and_go_on_when_it_resumes() {
         assert_eq!(stats.frozen_memtables, MAX_FROZEN);
         assert_eq!(stats.stalled_writers, 1);
         assert!(stats.commits < u64::from(writes), "the writer is stopped");
-        vfs.set_open(true);
+        gate.set_open(true);
         writer.join().unwrap();
         stats
     });

@@ -153,8 +153,8 @@ fn close_stops_the_background_sync_and_syncs_everything() {
 /// the database now, as a failed sync does.
 #[test]
 fn a_panic_in_the_background_sync_poisons() {
-    let vfs = common::SlowSyncVfs::new(MemVfs::new(), Duration::ZERO);
-    let panics = vfs.panic_syncs.clone();
+    let vfs = common::slow_sync_vfs(MemVfs::new(), Duration::ZERO);
+    let panics = vfs.hooks.panic_syncs.clone();
     let db = Db::open_with_vfs("/db", options(Duration::from_millis(1)), Arc::new(vfs)).unwrap();
     commit(&db, 0).unwrap();
     wait_until_synced(&db);

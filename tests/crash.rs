@@ -63,6 +63,8 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
@@ -70,7 +72,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use common::{FileHooks, HookedFile, HookedVfs, VfsHooks};
+use strata::vfs::{MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability, Error, Options, Stats};
 
 const DB: &str = "/db";
@@ -111,6 +114,8 @@ struct Probe {
     checkpoint_ts: Vec<AtomicU64>,
     /// Set while the workload's thread is inside `Db::checkpoint`.
     in_checkpoint: AtomicBool,
+    /// `MANIFEST-*` files created in [`DB`] (see [`Run::manifests_created`]).
+    manifests_created: AtomicU64,
     before: OnceLock<Image>,
     after: OnceLock<Image>,
     /// Where a `sync_data` asks to be released (see [`Event`]). Unset: syncs
@@ -217,6 +222,8 @@ impl Probe {
     }
 }
 
+/// The probing file system's hooks: every sync (of a file or a directory)
+/// goes through [`Probe::at_sync`].
 #[derive(Debug)]
 struct ProbeVfs {
     mem: MemVfs,
@@ -225,7 +232,6 @@ struct ProbeVfs {
 
 #[derive(Debug)]
 struct ProbeFile {
-    inner: Box<dyn VfsFile>,
     mem: MemVfs,
     probe: Arc<Probe>,
     /// `wal`, `table`, `manifest`, `current` or `other`, from its name.
@@ -233,7 +239,7 @@ struct ProbeFile {
 }
 
 impl ProbeFile {
-    fn boxed(inner: Box<dyn VfsFile>, vfs: &ProbeVfs, path: &Path) -> Box<dyn VfsFile> {
+    fn new(vfs: &ProbeVfs, path: &Path) -> ProbeFile {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let ext = path.extension().and_then(|e| e.to_str());
         let kind = if ext == Some("wal") {
@@ -247,12 +253,11 @@ impl ProbeFile {
         } else {
             "other"
         };
-        Box::new(ProbeFile {
-            inner,
+        ProbeFile {
             mem: vfs.mem.clone(),
             probe: vfs.probe.clone(),
             kind,
-        })
+        }
     }
 
     /// `<owner>/<kind>` (see [`Probe::owner`]).
@@ -261,75 +266,44 @@ impl ProbeFile {
     }
 }
 
-impl VfsFile for ProbeFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-
-    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all_at(offset, buf)
-    }
-
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn file_len(&self) -> io::Result<u64> {
-        self.inner.file_len()
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
+impl FileHooks for ProbeFile {
+    fn sync_data(&mut self, inner: &mut dyn VfsFile) -> io::Result<()> {
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         self.probe.hold()?;
         let what = self.describe();
-        let inner = &mut self.inner;
         self.probe.at_sync(n, &self.mem, what, || inner.sync_data())
     }
 }
 
-impl Vfs for ProbeVfs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.mem.create_dir_all(path)
+impl VfsHooks for ProbeVfs {
+    fn open_write(&self, inner: &dyn Vfs, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("MANIFEST-")
+            && path.parent() == Some(Path::new(DB))
+            && !inner.list(Path::new(DB))?.iter().any(|n| n == name)
+        {
+            self.probe.manifests_created.fetch_add(1, Ordering::SeqCst);
+        }
+        inner.open_write(path)
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
+    /// No directory exists, as far as the engine can tell (the trait's
+    /// default): `vfs::create_dir_durable` then syncs the parent of every
+    /// directory on the path, each sync one more crash point.
+    fn dir_exists(&self, _: &dyn Vfs, _: &Path) -> io::Result<bool> {
+        Ok(false)
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::boxed(self.mem.open_append(path)?, self, path))
+    fn file(&self, path: &Path, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        HookedFile::boxed(file, ProbeFile::new(self, path))
     }
 
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(ProbeFile::boxed(self.mem.open_write(path)?, self, path))
-    }
-
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn sync_dir(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
         // Not held (with several threads only the commit path's syncs are).
         let n = self.probe.syncs.fetch_add(1, Ordering::SeqCst) + 1;
         let what = format!("{}/dir", self.probe.owner());
         self.probe
-            .at_sync(n, &self.mem, what, || self.mem.sync_dir(path))
-    }
-
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
+            .at_sync(n, &self.mem, what, || inner.sync_dir(path))
     }
 }
 
@@ -355,6 +329,18 @@ struct Workload {
     /// transactions (after the flush and compaction due there, if any);
     /// one thread only.
     checkpoint_every: Option<usize>,
+    /// The size of every value the transactions write.
+    value_bytes: usize,
+    /// `Options::memory_budget`, if not the default.
+    memory_budget: Option<u64>,
+    /// `Options::manifest_rotate_bytes`, if not the default (4 MiB, which
+    /// no workload here reaches).
+    manifest_rotate_bytes: Option<u64>,
+    /// The first this many transactions run once, before the enumeration,
+    /// and the database is closed: every run starts from a copy of that
+    /// file system ([`start`]), and only the syncs after it are crash
+    /// points. One thread, no checkpoints.
+    prefix: usize,
 }
 
 impl Workload {
@@ -366,6 +352,10 @@ impl Workload {
         compact_every: None,
         settle_after_flush: false,
         checkpoint_every: None,
+        value_bytes: 160,
+        memory_budget: None,
+        manifest_rotate_bytes: None,
+        prefix: 0,
     };
 
     /// Whether the workload writes tables (so that recovery reads some
@@ -395,10 +385,17 @@ fn checkpoint_dir(n: usize) -> String {
 
 /// Small segments, so that the runs cross several segment rolls.
 fn options(w: Workload) -> Options {
-    Options::default()
+    let mut options = Options::default()
         .durability(Durability::Sync)
         .wal_segment_bytes(4096)
-        .wal_preallocate_bytes(w.preallocate)
+        .wal_preallocate_bytes(w.preallocate);
+    if let Some(bytes) = w.memory_budget {
+        options = options.memory_budget(bytes);
+    }
+    if let Some(bytes) = w.manifest_rotate_bytes {
+        options = options.manifest_rotate_bytes(bytes);
+    }
+    options
 }
 
 /// Transaction `i` of `thread` writes `t{thread}-{i}-a`, on even `i` also
@@ -412,9 +409,9 @@ fn txn_keys(thread: usize, i: usize) -> Vec<String> {
     keys
 }
 
-fn txn_value(thread: usize, i: usize) -> Vec<u8> {
+fn txn_value(w: Workload, thread: usize, i: usize) -> Vec<u8> {
     let mut v = format!("txn t{thread}-{i:03}|").into_bytes();
-    v.resize(160, b'.');
+    v.resize(w.value_bytes, b'.');
     v
 }
 
@@ -477,30 +474,64 @@ fn hold_until_all_enqueued(
     }
 }
 
-/// Runs the workload with images taken at sync `target`. Returns them, or
-/// `None` if the run had fewer syncs, and the database's stats at the end.
-/// The third item says whether group commit batched: fewer commit-path
-/// syncs than commits (with several threads the held syncs make every run
-/// batch, which this asserts).
-fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
-    let mem = MemVfs::new();
+/// What one run of a workload did.
+#[derive(Debug)]
+struct Run {
+    /// The images taken at the target sync, `None` if the run had fewer
+    /// syncs; the third item says whether group commit batched: fewer
+    /// commit-path syncs than commits (with several threads the held syncs
+    /// make every run batch, which [`run`] asserts).
+    images: Option<(Image, Image, bool)>,
+    /// The database's stats at the end of the workload (before its close).
+    stats: Stats,
+    /// `MANIFEST-*` files created in the database's directory: its first
+    /// manifest and one per rotation.
+    manifests_created: u64,
+    /// The file system after the database's close.
+    fs: MemVfs,
+}
+
+/// The file system every run of `w` starts from: an empty one, or one
+/// holding `w.prefix` transactions of the workload, closed cleanly.
+fn start(w: Workload) -> MemVfs {
+    if w.prefix == 0 {
+        return MemVfs::new();
+    }
+    assert!(w.threads == 1 && w.checkpoint_every.is_none(), "{w:?}");
+    let prefix = Workload {
+        per_thread: w.prefix,
+        prefix: 0,
+        ..w
+    };
+    run(prefix, &MemVfs::new(), u64::MAX).fs
+}
+
+/// Runs the workload from (a copy of) `start` with images taken at sync
+/// `target`.
+fn run(w: Workload, start: &MemVfs, target: u64) -> Run {
+    // A copy of every file and directory: `start` is cleanly closed.
+    let mem = start.crash();
     let (events_tx, events) = mpsc::channel();
     let probe = Arc::new(Probe {
         target,
         syncs: AtomicU64::new(0),
-        acked: (0..w.total()).map(|_| AtomicBool::new(false)).collect(),
+        acked: (0..w.total())
+            .map(|id| AtomicBool::new(id < w.prefix))
+            .collect(),
         commit_ts: (0..w.total()).map(|_| AtomicU64::new(0)).collect(),
         checkpoints_started: AtomicUsize::new(0),
         checkpoint_ts: (0..w.total()).map(|_| AtomicU64::new(0)).collect(),
         in_checkpoint: AtomicBool::new(false),
+        manifests_created: AtomicU64::new(0),
         before: OnceLock::new(),
         after: OnceLock::new(),
         gate: OnceLock::new(),
     });
-    let vfs = ProbeVfs {
-        mem,
+    let hooks = ProbeVfs {
+        mem: mem.clone(),
         probe: probe.clone(),
     };
+    let vfs = HookedVfs::new(Arc::new(mem.clone()), hooks);
     let db = Db::open_with_vfs(DB, options(w), Arc::new(vfs)).unwrap();
     let first_lsn = db.stats().last_lsn;
     let held = w.threads > 1;
@@ -516,9 +547,9 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
             let done = DoneOnDrop(events_tx.clone());
             s.spawn(move || {
                 let _done = done;
-                for i in 0..w.per_thread {
+                for i in w.prefix..w.per_thread {
                     let mut txn = db.begin();
-                    let value = txn_value(thread, i);
+                    let value = txn_value(w, thread, i);
                     for k in txn_keys(thread, i) {
                         txn.put(k.as_bytes(), &value).unwrap();
                     }
@@ -568,12 +599,18 @@ fn run(w: Workload, target: u64) -> (Option<(Image, Image, bool)>, Stats) {
     }
     db.close().unwrap();
     let probe = Arc::try_unwrap(probe).unwrap();
+    let manifests_created = probe.manifests_created.into_inner();
     let images = match (probe.before.into_inner(), probe.after.into_inner()) {
         (Some(before), Some(after)) => Some((before, after, batched)),
         (None, None) => None,
         _ => panic!("sync {target}: only one image"),
     };
-    (images, stats)
+    Run {
+        images,
+        stats,
+        manifests_created,
+        fs: mem,
+    }
 }
 
 /// Checks the recovered state of `db`; returns the number of workload
@@ -660,9 +697,17 @@ fn assert_no_orphans(db: &Db, fs: &MemVfs, label: &str) {
     assert_no_orphans_in(db, fs, DB, label);
 }
 
-/// [`assert_no_orphans`] for the database in `dir`.
+/// [`assert_no_orphans`] for the database in `dir`; also, that the open
+/// removed every manifest but the live one (a rotation cut short leaves
+/// two) and `CURRENT.tmp`.
 fn assert_no_orphans_in(db: &Db, fs: &MemVfs, dir: &str, label: &str) {
     db.wait_for_compactions().unwrap();
+    let names = fs.list(Path::new(dir)).unwrap();
+    let leftovers: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("MANIFEST-") || *n == "CURRENT.tmp")
+        .collect();
+    assert!(leftovers.len() <= 1, "{label}: {leftovers:?}");
     let files = fs.list(&Path::new(dir).join("tables")).map_or(0, |names| {
         names
             .iter()
@@ -803,33 +848,39 @@ fn check_checkpoints(
     *outcomes.entry(format!("{how}: {outcome}")).or_default() += 1;
 }
 
-/// Enumerates every sync point of `w`; returns the number of crash images
-/// checked (each recovered, then cut again three times), whether any run
-/// batched, and the kinds of sync the images were taken at
-/// ([`ProbeFile::describe`], `<thread>/dir` for a directory sync).
-fn enumerate(w: Workload) -> (usize, bool, BTreeSet<String>) {
-    enumerate_tallying(w, &mut BTreeMap::new())
+/// What enumerating the sync points of a workload saw.
+#[derive(Debug, Default)]
+struct Enumerated {
+    /// Crash images checked (each recovered, then cut again three times).
+    images: usize,
+    /// Whether any run batched.
+    batched: bool,
+    /// The kinds of sync the images were taken at ([`ProbeFile::describe`],
+    /// `<thread>/dir` for a directory sync).
+    syncs: BTreeSet<String>,
+    /// How each checkpoint cut short opened ([`check_checkpoints`]).
+    cut_short: BTreeMap<String, usize>,
+    /// Images by the state of a manifest rotation in them
+    /// ([`rotation_step`]), as `<how the image was taken>: <step>`.
+    rotation: BTreeMap<String, usize>,
 }
 
-/// [`enumerate`], also opening the checkpoints in each image (see
-/// [`check_checkpoints`]) before the database is recovered from it;
-/// counts in `cut_short` how each checkpoint cut short opened.
-fn enumerate_tallying(
-    w: Workload,
-    cut_short: &mut BTreeMap<String, usize>,
-) -> (usize, bool, BTreeSet<String>) {
-    let mut images = 0;
-    let mut syncs = BTreeSet::new();
-    let mut any_batched = false;
+/// Enumerates every sync point of `w`. In each image, the checkpoints are
+/// opened first (see [`check_checkpoints`]), then the database is
+/// recovered from it ([`check`]).
+fn enumerate(w: Workload) -> Enumerated {
+    let start = start(w);
+    let mut seen = Enumerated::default();
     let mut max_found = 0;
     for target in 1.. {
         // With several threads the number of syncs varies from run to run
         // (group commit batches differently): retry before concluding.
-        let Some((before, after, batched)) = (0..5).find_map(|_| run(w, target).0) else {
+        let Some((before, after, batched)) = (0..5).find_map(|_| run(w, &start, target).images)
+        else {
             break;
         };
-        any_batched |= batched;
-        syncs.insert(before.sync.clone());
+        seen.batched |= batched;
+        seen.syncs.insert(before.sync.clone());
         for (image, when) in [(&before, "before"), (&after, "after")] {
             let acked = image.acked.iter().filter(|&&a| a).count();
             for (fs, how) in [(&image.power_cut, "power cut"), (&image.killed, "kill")] {
@@ -837,7 +888,10 @@ fn enumerate_tallying(
                     "{} thread(s), {how} {when} sync {target} ({})",
                     w.threads, image.sync
                 );
-                check_checkpoints(w, (fs, how), image, &label, cut_short);
+                if let Some(step) = rotation_step(fs) {
+                    *seen.rotation.entry(format!("{how}: {step}")).or_default() += 1;
+                }
+                check_checkpoints(w, (fs, how), image, &label, &mut seen.cut_short);
                 let found = check(w, fs, &image.acked, &label);
                 if w.threads == 1 {
                     // One thread: exactly the acknowledged commits, plus
@@ -848,11 +902,11 @@ fn enumerate_tallying(
                     );
                 }
                 max_found = max_found.max(found);
-                images += 1;
+                seen.images += 1;
             }
         }
     }
-    assert!(images > 0);
+    assert!(seen.images > 0);
     if w.threads == 1 {
         assert_eq!(
             max_found,
@@ -860,7 +914,34 @@ fn enumerate_tallying(
             "the last images hold the whole workload"
         );
     }
-    (images, any_batched, syncs)
+    seen
+}
+
+/// Where a manifest rotation (writer rule 5: the new manifest written and
+/// synced, its name synced, `CURRENT.tmp` written and synced, renamed over
+/// `CURRENT`, the directory synced, the old manifest removed) stands in
+/// crash image `fs`, before recovery; `None` if no rotation has begun.
+fn rotation_step(fs: &MemVfs) -> Option<&'static str> {
+    let names = fs.list(Path::new(DB)).ok()?;
+    let manifests: BTreeSet<u64> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("MANIFEST-")?.parse().ok())
+        .collect();
+    // `CURRENT` is "MANIFEST-<number:020>\n<crc>\n".
+    let current = fs.read_all(&Path::new(DB).join("CURRENT")).ok()?;
+    let live: u64 = std::str::from_utf8(current.get(9..29)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let tmp = names.iter().any(|n| n == "CURRENT.tmp");
+    let (&oldest, &newest) = (manifests.first()?, manifests.last()?);
+    Some(match (oldest == newest, live == oldest, tmp) {
+        (false, true, false) => "a new manifest beside the live one",
+        (false, true, true) => "a new manifest and CURRENT.tmp beside the live one",
+        (false, false, _) => "CURRENT names the new manifest, the old one not yet removed",
+        (true, _, _) if live > 1 => "a rotated manifest alone",
+        (true, _, _) => return None,
+    })
 }
 
 #[test]
@@ -873,7 +954,9 @@ fn every_sync_point_of_a_single_threaded_workload() {
             preallocate,
             ..Workload::PLAIN
         };
-        let (images, batched, _) = enumerate(w);
+        let Enumerated {
+            images, batched, ..
+        } = enumerate(w);
         assert!(!batched, "one thread cannot share a sync");
         println!("single thread, preallocate {preallocate}: {images} crash images checked");
         // At least one sync per commit; before and after each; two kinds.
@@ -893,9 +976,9 @@ fn every_sync_point_of_a_three_threaded_workload() {
     let mut batched = false;
     // The interleaving differs from run to run: a few passes see more of them.
     for _ in 0..3 {
-        let (n, b, _) = enumerate(w);
-        images += n;
-        batched |= b;
+        let seen = enumerate(w);
+        images += seen.images;
+        batched |= seen.batched;
     }
     println!("three threads: {images} crash images checked");
     assert!(images > 0);
@@ -913,7 +996,9 @@ fn every_sync_point_of_a_workload_that_flushes() {
         flush_every: Some(7),
         ..Workload::PLAIN
     };
-    let (images, batched, _) = enumerate(w);
+    let Enumerated {
+        images, batched, ..
+    } = enumerate(w);
     assert!(!batched);
     println!("single thread with flushes: {images} crash images checked");
     assert!(images >= 4 * w.total(), "only {images} images");
@@ -931,22 +1016,42 @@ fn every_sync_point_of_a_workload_that_compacts() {
     // between them) is a crash point at a fixed place of the workload, and
     // each image must hold every acknowledged commit and, once reopened,
     // no orphan (an output whose edit was lost, an input whose deletion
-    // was). Manifest rotation (at 4 MiB of edits) is out of reach here;
-    // the manifest's own tests cut every step of it.
+    // was). The manifest rotates past 1 KiB, at some of these edits, so
+    // that every step of a rotation (the new manifest and its name synced,
+    // `CURRENT.tmp` synced, renamed over `CURRENT`, the directory synced,
+    // the old manifest removed) lies between crash points; each image must
+    // recover, and the open remove the manifest `CURRENT` does not name.
+    // (Moves and merges below level 1 are
+    // `every_sync_point_of_a_workload_that_moves_and_merges_below_level_1`'s.)
     let w = Workload {
         flush_every: Some(2),
         compact_every: Some(10),
         settle_after_flush: true,
+        manifest_rotate_bytes: Some(1024),
         ..Workload::PLAIN
     };
-    let (_, stats) = run(w, u64::MAX);
+    let reference = run(w, &start(w), u64::MAX);
+    // Four rotations: the first manifest and four more.
+    assert!(
+        reference.manifests_created >= 5,
+        "only {} manifests",
+        reference.manifests_created
+    );
+    let stats = reference.stats;
     // Three background merges of level 0 and three full compactions.
     assert_eq!(stats.compactions, 6, "{stats:?}");
     assert_eq!(stats.flushes, 15, "{stats:?}");
-    let (images, batched, syncs) = enumerate(w);
+    let Enumerated {
+        images,
+        batched,
+        syncs,
+        rotation,
+        ..
+    } = enumerate(w);
     assert!(!batched);
     println!(
-        "single thread with flushes and compactions: {images} crash images checked at {syncs:?}"
+        "single thread with flushes, compactions and manifest rotations: {images} crash \
+         images checked at {syncs:?}; rotation steps: {rotation:?}"
     );
     // A sync per commit, and two per flush and per compaction at least.
     let at_least = w.total() + 2 * (15 + 6);
@@ -960,6 +1065,22 @@ fn every_sync_point_of_a_workload_that_compacts() {
         "caller/manifest",
     ] {
         assert!(syncs.contains(sync), "no crash point at {sync}: {syncs:?}");
+    }
+    // Images inside every step of a rotation. A power cut keeps the old
+    // manifest until the directory is synced again (the removal is not
+    // synced), a kill only until it is removed.
+    for step in [
+        "power cut: a new manifest beside the live one",
+        "power cut: CURRENT names the new manifest, the old one not yet removed",
+        "kill: a new manifest beside the live one",
+        "kill: a new manifest and CURRENT.tmp beside the live one",
+        "kill: CURRENT names the new manifest, the old one not yet removed",
+        "kill: a rotated manifest alone",
+    ] {
+        assert!(
+            rotation.contains_key(step),
+            "no image at {step}: {rotation:?}"
+        );
     }
 }
 
@@ -986,8 +1107,13 @@ fn every_sync_point_of_a_workload_that_takes_checkpoints() {
         checkpoint_every: Some(5),
         ..Workload::PLAIN
     };
-    let mut cut_short = BTreeMap::new();
-    let (images, batched, syncs) = enumerate_tallying(w, &mut cut_short);
+    let Enumerated {
+        images,
+        batched,
+        syncs,
+        cut_short,
+        ..
+    } = enumerate(w);
     assert!(!batched);
     println!(
         "single thread with checkpoints: {images} crash images checked at {syncs:?}; \
@@ -1013,4 +1139,68 @@ fn every_sync_point_of_a_workload_that_takes_checkpoints() {
         cut_short.keys().any(|k| k.contains("opened")),
         "{cut_short:?}"
     );
+}
+
+#[test]
+fn every_sync_point_of_a_workload_that_moves_and_merges_below_level_1() {
+    // Large values (32 KiB) and the smallest memory budget: tables of about
+    // 64 KiB, level 1 due past about 256 KiB, every commit flushed (and the
+    // compactions it makes due waited for), so that every fourth flush
+    // merges level 0 into level 1 and overfills it. The first 7 commits run
+    // once: the first level-0 merge moves level 1's first table (the
+    // versions of `last-t0`, the smallest key) to level 2, and 3 tables
+    // wait in level 0. The enumeration starts by reopening that database,
+    // which restarts the compactor's round robin at the first key: the 8th
+    // commit's level-0 merge overfills level 1 again, and its first table
+    // (the newer versions of `last-t0`) merges into level 2 with the one
+    // there; the tables after it overlap nothing in level 2 and move down.
+    // So every sync of a move and of a merge from level 1 into level 2 is
+    // a crash point (and of a rotation by the compactor: the manifest
+    // rotates past 1 KiB).
+    let w = Workload {
+        per_thread: 8,
+        value_bytes: 32 << 10,
+        flush_every: Some(1),
+        settle_after_flush: true,
+        memory_budget: Some(strata::MIN_MEMORY_BUDGET),
+        manifest_rotate_bytes: Some(1024),
+        prefix: 7,
+        ..Workload::PLAIN
+    };
+    let first = run(
+        Workload {
+            per_thread: w.prefix,
+            prefix: 0,
+            ..w
+        },
+        &MemVfs::new(),
+        u64::MAX,
+    )
+    .stats;
+    assert!(first.compaction_moves >= 1, "{first:?}");
+    assert_eq!(first.tables_per_level.first(), Some(&3), "{first:?}");
+    assert!(first.tables_per_level.get(2) >= Some(&1), "{first:?}");
+    // The enumerated part (stats count from its open): one flush, which
+    // makes level 0 due once; every other merge is from level 1, into
+    // level 2 (nothing reaches level 3).
+    let rest = run(w, &start(w), u64::MAX).stats;
+    assert_eq!(rest.flushes, 1, "{rest:?}");
+    assert!(rest.compactions >= 2, "no merge from level 1: {rest:?}");
+    assert!(rest.compaction_moves >= 1, "no move: {rest:?}");
+    assert_eq!(rest.tables_per_level.len(), 3, "{rest:?}");
+
+    let Enumerated {
+        images,
+        batched,
+        syncs,
+        ..
+    } = enumerate(w);
+    assert!(!batched);
+    println!(
+        "single thread with moves and merges below level 1: {images} crash images checked \
+         at {syncs:?}"
+    );
+    for sync in ["compactor/table", "compactor/manifest", "compactor/current"] {
+        assert!(syncs.contains(sync), "no crash point at {sync}: {syncs:?}");
+    }
 }

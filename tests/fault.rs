@@ -6,6 +6,8 @@
 //! the test releases them, and the test waits for commits to be enqueued by
 //! watching `Stats::last_lsn`. Timeouts only turn a hang into a failure.
 
+mod common;
+
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -15,7 +17,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use strata::vfs::{FaultVfs, FileLock, MemVfs, Vfs, VfsFile};
+use common::{FileHooks, HookedFile, HookedVfs, VfsHooks};
+use strata::vfs::{FaultVfs, MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability, Error, Options};
 
 /// Buffered options without the background sync: its timer would take a
@@ -85,103 +88,38 @@ impl Gate {
     }
 }
 
-/// A [`Vfs`] over another that runs every file's syncs and positional
-/// writes through a [`Gate`].
+/// The hooks of a file system over another that runs every file's syncs
+/// and positional writes through a [`Gate`].
 #[derive(Debug)]
-struct GatedVfs {
-    inner: Arc<dyn Vfs>,
-    gate: Arc<Gate>,
-}
+struct GatedVfs(Arc<Gate>);
 
 #[derive(Debug)]
-struct GatedFile {
-    inner: Box<dyn VfsFile>,
-    gate: Arc<Gate>,
-}
+struct GatedFile(Arc<Gate>);
 
-impl VfsFile for GatedFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-
-    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+impl FileHooks for GatedFile {
+    fn write_all_at(&mut self, inner: &mut dyn VfsFile, offset: u64, buf: &[u8]) -> io::Result<()> {
         assert!(
-            !self.gate.panic_writes.load(Ordering::SeqCst),
+            !self.0.panic_writes.load(Ordering::SeqCst),
             "injected panic in write_all_at"
         );
-        self.inner.write_all_at(offset, buf)
+        inner.write_all_at(offset, buf)
     }
 
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-
-    fn file_len(&self) -> io::Result<u64> {
-        self.inner.file_len()
-    }
-
-    fn sync_data(&mut self) -> io::Result<()> {
-        self.gate.sync();
-        self.inner.sync_data()
+    fn sync_data(&mut self, inner: &mut dyn VfsFile) -> io::Result<()> {
+        self.0.sync();
+        inner.sync_data()
     }
 }
 
-impl GatedVfs {
-    fn wrap(&self, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
-        Box::new(GatedFile {
-            inner: file,
-            gate: self.gate.clone(),
-        })
-    }
-}
-
-impl Vfs for GatedVfs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.inner.open_append(path).map(|f| self.wrap(f))
-    }
-
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.inner.open_write(path).map(|f| self.wrap(f))
-    }
-
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read_all(path)
-    }
-
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.inner.truncate(path, len)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.inner.lock(path)
+impl VfsHooks for GatedVfs {
+    fn file(&self, _: &Path, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        HookedFile::boxed(file, GatedFile(self.0.clone()))
     }
 }
 
 fn gated(mem: &MemVfs, gate: &Arc<Gate>) -> Arc<dyn Vfs> {
-    Arc::new(GatedVfs {
-        inner: Arc::new(mem.clone()),
-        gate: gate.clone(),
-    })
+    let hooks = GatedVfs(gate.clone());
+    Arc::new(HookedVfs::new(Arc::new(mem.clone()), hooks))
 }
 
 fn put(db: &Db, key: &str) -> strata::Result<()> {

@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
-use common::MEM_DB_PATH;
-use strata::vfs::{FileLock, MemVfs, Vfs, VfsFile};
+use common::{FileHooks, HookedFile, HookedVfs, MEM_DB_PATH, VfsHooks};
+use strata::vfs::{MemVfs, VfsFile};
 use strata::{Db, Durability, Error, Options};
 
 const CHECKPOINT: &str = "/ckpt";
@@ -56,15 +56,17 @@ struct Gate {
     release: OnceLock<(String, mpsc::Sender<()>)>,
 }
 
+/// The hooks of the test's file system: every file it opens gets a
+/// [`HoldFile`].
 #[derive(Debug, Clone)]
-struct HoldVfs {
-    mem: MemVfs,
+struct Hold {
     gate: Arc<Gate>,
 }
 
+/// Holds the source's armed WAL sync, and releases it at the sync of the
+/// checkpoint's copy of that segment.
 #[derive(Debug)]
 struct HoldFile {
-    inner: Box<dyn VfsFile>,
     gate: Arc<Gate>,
     name: String,
     /// Under the source's `wal/`, or under the checkpoint's.
@@ -72,20 +74,8 @@ struct HoldFile {
     checkpoint_wal: bool,
 }
 
-impl VfsFile for HoldFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
-    }
-    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all_at(offset, buf)
-    }
-    fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn file_len(&self) -> io::Result<u64> {
-        self.inner.file_len()
-    }
-    fn sync_data(&mut self) -> io::Result<()> {
+impl FileHooks for HoldFile {
+    fn sync_data(&mut self, inner: &mut dyn VfsFile) -> io::Result<()> {
         let gate = &self.gate;
         if self.source_wal && gate.armed.swap(false, Ordering::SeqCst) {
             let (release, released) = mpsc::channel();
@@ -102,55 +92,19 @@ impl VfsFile for HoldFile {
             // The copy of the held batch's segment is durable: let it go.
             let _ = release.send(());
         }
-        self.inner.sync_data()
+        inner.sync_data()
     }
 }
 
-impl HoldVfs {
-    fn wrap(&self, inner: Box<dyn VfsFile>, path: &Path) -> Box<dyn VfsFile> {
-        Box::new(HoldFile {
-            inner,
+impl VfsHooks for Hold {
+    fn file(&self, path: &Path, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        let hooks = HoldFile {
             gate: self.gate.clone(),
             name: path.file_name().unwrap().to_string_lossy().into_owned(),
             source_wal: path.starts_with(Path::new(MEM_DB_PATH).join("wal")),
             checkpoint_wal: path.starts_with(Path::new(CHECKPOINT).join("wal")),
-        })
-    }
-}
-
-impl Vfs for HoldVfs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.mem.create_dir_all(path)
-    }
-    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(self.wrap(self.mem.open_append(path)?, path))
-    }
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(self.wrap(self.mem.open_write(path)?, path))
-    }
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
+        };
+        HookedFile::boxed(file, hooks)
     }
 }
 
@@ -180,10 +134,8 @@ fn race(
         arrived,
         release: OnceLock::new(),
     });
-    let vfs = HoldVfs {
-        mem: mem.clone(),
-        gate: gate.clone(),
-    };
+    let hooks = Hold { gate: gate.clone() };
+    let vfs = HookedVfs::new(Arc::new(mem.clone()), hooks);
     let db = Db::open_with_vfs(MEM_DB_PATH, options(), Arc::new(vfs)).unwrap();
     for i in 0..5u32 {
         let mut t = db.begin();

@@ -33,19 +33,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
+use common::{HookedVfs, VfsHooks};
+use strata::vfs::{MemVfs, Vfs, VfsFile};
 use strata::{Db, Durability};
 
 /// Only turns a hang into a failure; never decides what the test checks.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-/// A `MemVfs` that holds the flusher thread's removal of the paths in
+/// Over a `MemVfs`: holds the flusher thread's removal of the paths in
 /// `held_removes` (WAL segment deletions at the end of a flush), each until
 /// the test counts one more release, and, while `hold_compactor` is set,
 /// the compactor thread's creation of a table.
 #[derive(Debug)]
-struct HoldVfs {
-    mem: MemVfs,
+struct HoldPoints {
     held_removes: OnceLock<Vec<PathBuf>>,
     /// Told each time a removal is held.
     holding: mpsc::Sender<()>,
@@ -57,7 +57,9 @@ struct HoldVfs {
     done: AtomicBool,
 }
 
-impl HoldVfs {
+type HoldVfs = HookedVfs<HoldPoints>;
+
+impl HoldPoints {
     fn wait_until(&self, released: impl Fn() -> bool) -> io::Result<()> {
         let deadline = Instant::now() + HANG_GUARD;
         while !released() && !self.done.load(Ordering::SeqCst) {
@@ -75,7 +77,7 @@ struct Done(Arc<HoldVfs>);
 
 impl Drop for Done {
     fn drop(&mut self) {
-        self.0.done.store(true, Ordering::SeqCst);
+        self.0.hooks.done.store(true, Ordering::SeqCst);
     }
 }
 
@@ -83,32 +85,14 @@ fn on_thread(name: &str) -> bool {
     std::thread::current().name() == Some(name)
 }
 
-impl Vfs for HoldVfs {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.mem.create_dir_all(path)
-    }
-    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.mem.open_append(path)
-    }
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+impl VfsHooks for HoldPoints {
+    fn open_write(&self, inner: &dyn Vfs, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         if on_thread("strata-compact") {
             self.wait_until(|| !self.hold_compactor.load(Ordering::SeqCst))?;
         }
-        self.mem.open_write(path)
+        inner.open_write(path)
     }
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
         let held = self
             .held_removes
             .get()
@@ -118,19 +102,7 @@ impl Vfs for HoldVfs {
             let _ = self.holding.send(());
             self.wait_until(|| self.releases.load(Ordering::SeqCst) >= n)?;
         }
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
-    }
-    fn map(&self, path: &Path) -> io::Result<Mapped> {
-        self.mem.map(path)
+        inner.remove(path)
     }
 }
 
@@ -162,15 +134,15 @@ fn commit_big(db: &Db, key: &[u8]) {
 fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     let mem = MemVfs::new();
     let (holding, held) = mpsc::channel();
-    let vfs = Arc::new(HoldVfs {
-        mem: mem.clone(),
+    let hooks = HoldPoints {
         held_removes: OnceLock::new(),
         holding,
         holds: AtomicU64::new(0),
         releases: AtomicU64::new(0),
         hold_compactor: AtomicBool::new(false),
         done: AtomicBool::new(false),
-    });
+    };
+    let vfs = Arc::new(HookedVfs::new(Arc::new(mem.clone()), hooks));
     let options = common::options(Durability::Sync)
         .memory_budget(strata::MIN_MEMORY_BUDGET)
         .wal_segment_bytes(4096);
@@ -179,7 +151,7 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     // thread is let go instead of waiting for `HANG_GUARD` while `db`
     // closes.
     let _done = Done(vfs.clone());
-    let release = || vfs.releases.fetch_add(1, Ordering::SeqCst);
+    let release = || vfs.hooks.releases.fetch_add(1, Ordering::SeqCst);
     // Three tables in level 0 (a, b, c): one short of the trigger.
     for key in [b"a", b"b", b"c"] {
         commit_big(&db, key);
@@ -189,8 +161,11 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
 
     // From here the compactor waits before writing its output, and the
     // flushes of d and e are held at their ends (deleting segments 3, 4).
-    vfs.hold_compactor.store(true, Ordering::SeqCst);
-    vfs.held_removes.set(vec![segment(3), segment(4)]).unwrap();
+    vfs.hooks.hold_compactor.store(true, Ordering::SeqCst);
+    vfs.hooks
+        .held_removes
+        .set(vec![segment(3), segment(4)])
+        .unwrap();
     let wait_held = || {
         held.recv_timeout(HANG_GUARD)
             .expect("the flusher never deleted the WAL segment");
@@ -206,7 +181,7 @@ fn a_flush_does_not_pin_the_tables_a_compaction_removes_meanwhile() {
     // The flush of e is installed and held at its end, with the manifest
     // released: the compaction (a to d, and e if it picked after e's
     // install) runs to its end now.
-    vfs.hold_compactor.store(false, Ordering::SeqCst);
+    vfs.hooks.hold_compactor.store(false, Ordering::SeqCst);
     let deadline = Instant::now() + HANG_GUARD;
     while db.stats().compactions == 0 {
         assert!(Instant::now() < deadline, "test: the compaction never ran");

@@ -23,10 +23,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
+use common::{HookedVfs, VfsHooks};
+use strata::vfs::{MemVfs, Vfs};
 use strata::{Db, Durability};
 
-/// A `MemVfs` that keeps the image a SIGKILL leaves right after directory
+/// Over a `MemVfs`: keeps the image a SIGKILL leaves right after directory
 /// `dir` is created (before anything syncs it into its parent).
 #[derive(Debug)]
 struct KillAfterMkdir {
@@ -35,62 +36,31 @@ struct KillAfterMkdir {
     image: OnceLock<MemVfs>,
 }
 
-impl Vfs for KillAfterMkdir {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.mem.create_dir_all(path)?;
+impl VfsHooks for KillAfterMkdir {
+    fn create_dir_all(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
+        inner.create_dir_all(path)?;
         if path == self.dir {
             self.image.get_or_init(|| self.mem.process_crash());
         }
         Ok(())
-    }
-    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.mem.open_append(path)
-    }
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.mem.open_write(path)
-    }
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
-    }
-    fn map(&self, path: &Path) -> io::Result<Mapped> {
-        self.mem.map(path)
     }
 }
 
 /// Runs `workload` on a fresh database whose file system keeps the kill
 /// image of the moment `dir` was created; returns that image.
 fn killed_right_after_creating(dir: &str, workload: impl FnOnce(&Db)) -> MemVfs {
-    let vfs = Arc::new(KillAfterMkdir {
-        mem: MemVfs::new(),
+    let mem = MemVfs::new();
+    let hooks = KillAfterMkdir {
+        mem: mem.clone(),
         dir: PathBuf::from(dir),
         image: OnceLock::new(),
-    });
+    };
+    let vfs = Arc::new(HookedVfs::new(Arc::new(mem), hooks));
     let options = common::options(Durability::Sync);
     let db = Db::open_with_vfs(common::MEM_DB_PATH, options, vfs.clone()).unwrap();
     workload(&db);
     db.close().unwrap();
-    let image = vfs.image.get().cloned();
+    let image = vfs.hooks.image.get().cloned();
     image.unwrap_or_else(|| panic!("{dir} was never created"))
 }
 

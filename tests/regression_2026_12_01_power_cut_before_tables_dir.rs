@@ -27,10 +27,11 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use strata::vfs::{FileLock, Mapped, MemVfs, Vfs, VfsFile};
+use common::{HookedVfs, VfsHooks};
+use strata::vfs::{MemVfs, Vfs};
 use strata::{Db, Durability};
 
-/// A `MemVfs` that keeps the power-cut image of the moment the `tables`
+/// Over a `MemVfs`: keeps the power-cut image of the moment the `tables`
 /// directory is about to be created.
 #[derive(Debug)]
 struct CutBeforeTablesDir {
@@ -38,45 +39,12 @@ struct CutBeforeTablesDir {
     image: OnceLock<MemVfs>,
 }
 
-impl Vfs for CutBeforeTablesDir {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+impl VfsHooks for CutBeforeTablesDir {
+    fn create_dir_all(&self, inner: &dyn Vfs, path: &Path) -> io::Result<()> {
         if path.ends_with("tables") {
             self.image.get_or_init(|| self.mem.crash());
         }
-        self.mem.create_dir_all(path)
-    }
-    fn dir_exists(&self, path: &Path) -> io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.mem.open_append(path)
-    }
-    fn open_write(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.mem.open_write(path)
-    }
-    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> io::Result<Option<Box<dyn FileLock>>> {
-        self.mem.lock(path)
-    }
-    fn map(&self, path: &Path) -> io::Result<Mapped> {
-        self.mem.map(path)
+        inner.create_dir_all(path)
     }
 }
 
@@ -88,10 +56,12 @@ fn commit(db: &Db, key: &[u8], value: &[u8]) {
 
 #[test]
 fn a_power_cut_between_the_first_manifest_and_the_tables_directory_still_flushes() {
-    let vfs = Arc::new(CutBeforeTablesDir {
-        mem: MemVfs::new(),
+    let mem = MemVfs::new();
+    let hooks = CutBeforeTablesDir {
+        mem: mem.clone(),
         image: OnceLock::new(),
-    });
+    };
+    let vfs = Arc::new(HookedVfs::new(Arc::new(mem), hooks));
     let db = Db::open_with_vfs(
         common::MEM_DB_PATH,
         common::options(Durability::Sync),
@@ -102,6 +72,7 @@ fn a_power_cut_between_the_first_manifest_and_the_tables_directory_still_flushes
     db.flush().unwrap();
     db.close().unwrap();
     let cut = vfs
+        .hooks
         .image
         .get()
         .cloned()

@@ -406,7 +406,7 @@ mod lost_update {
     fn update_on_one_hot_key_with_slow_syncs_never_gives_up() {
         const THREADS: u64 = 8;
         const INCREMENTS: u64 = 100;
-        let vfs = common::SlowSyncVfs::new(
+        let vfs = common::slow_sync_vfs(
             strata::vfs::MemVfs::new(),
             std::time::Duration::from_millis(3),
         );

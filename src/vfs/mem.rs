@@ -37,6 +37,16 @@ struct MemFile {
     name_durable: bool,
 }
 
+/// `v.resize(len, 0)`, without the byte-at-a-time loop `resize` runs in
+/// unoptimized builds (where the tests run: appending a 64 KiB value cost
+/// more than checksumming it).
+fn resize_zeroed(v: &mut Vec<u8>, len: usize) {
+    match len.checked_sub(v.len()) {
+        Some(grow) => v.extend_from_slice(&vec![0; grow]),
+        None => v.truncate(len),
+    }
+}
+
 impl MemFile {
     /// Notes that `from..to` (and possibly the length) changed.
     fn touch(&mut self, from: usize, to: usize) {
@@ -55,7 +65,7 @@ impl MemFile {
         // there, from before an unsynced cut).
         let from = offset.min(self.live.len());
         if self.live.len() < end {
-            self.live.resize(end, 0);
+            resize_zeroed(&mut self.live, end);
         }
         if let Some(slot) = self.live.get_mut(offset..end) {
             slot.copy_from_slice(buf);
@@ -66,13 +76,13 @@ impl MemFile {
 
     fn set_len(&mut self, len: usize) {
         let old = self.live.len();
-        self.live.resize(len, 0);
+        resize_zeroed(&mut self.live, len);
         self.touch(old.min(len), old.max(len));
     }
 
     fn sync(&mut self) {
         let len = self.live.len();
-        self.durable.resize(len, 0);
+        resize_zeroed(&mut self.durable, len);
         if let Some((from, to)) = self.dirty.take() {
             let to = to.min(len);
             let from = from.min(to);

@@ -14,8 +14,12 @@ use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use strata::vfs::MemVfs;
+use strata::vfs::{MemVfs, VfsFile};
 use strata::{Db, Durability, Options};
+
+mod hooked;
+
+pub use hooked::{FileHooks, HookedFile, HookedVfs, VfsHooks};
 
 /// Environment variable that fixes the seed of [`seeded_rng`].
 pub const SEED_ENV: &str = "STRATA_TEST_SEED";
@@ -124,95 +128,38 @@ pub fn kv(key: &str, value: &str) -> (Vec<u8>, Vec<u8>) {
 /// A [`MemVfs`] whose `sync_data` takes `delay` (a slow disk): commits
 /// queue up behind each sync as they do on real hardware. The delay only
 /// shapes the load; no test may decide its outcome by it. While
-/// `panic_syncs` is set, every `sync_data` panics instead.
+/// `hooks.panic_syncs` is set, every `sync_data` panics instead.
+pub type SlowSyncVfs = HookedVfs<SlowSync>;
+
+/// Over `mem`, with syncs taking `delay`, not panicking.
+pub fn slow_sync_vfs(mem: MemVfs, delay: std::time::Duration) -> SlowSyncVfs {
+    HookedVfs::new(
+        Arc::new(mem),
+        SlowSync {
+            delay,
+            panic_syncs: Arc::default(),
+        },
+    )
+}
+
+/// The hooks of a [`SlowSyncVfs`], for the file system and for each file.
 #[derive(Debug, Clone)]
-pub struct SlowSyncVfs {
-    pub mem: MemVfs,
+pub struct SlowSync {
     pub delay: std::time::Duration,
     pub panic_syncs: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl SlowSyncVfs {
-    /// Over `mem`, with syncs taking `delay`, not panicking.
-    pub fn new(mem: MemVfs, delay: std::time::Duration) -> Self {
-        Self {
-            mem,
-            delay,
-            panic_syncs: Arc::default(),
-        }
+impl VfsHooks for SlowSync {
+    fn file(&self, _: &Path, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        HookedFile::boxed(file, self.clone())
     }
 }
 
-#[derive(Debug)]
-struct SlowSyncFile {
-    inner: Box<dyn strata::vfs::VfsFile>,
-    delay: std::time::Duration,
-    panic_syncs: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl strata::vfs::VfsFile for SlowSyncFile {
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.inner.write_all(buf)
-    }
-    fn write_all_at(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.inner.write_all_at(offset, buf)
-    }
-    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn file_len(&self) -> std::io::Result<u64> {
-        self.inner.file_len()
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
+impl FileHooks for SlowSync {
+    fn sync_data(&mut self, inner: &mut dyn VfsFile) -> std::io::Result<()> {
         let panic = self.panic_syncs.load(std::sync::atomic::Ordering::SeqCst);
         assert!(!panic, "injected panic in sync_data");
         std::thread::sleep(self.delay);
-        self.inner.sync_data()
-    }
-}
-
-impl strata::vfs::Vfs for SlowSyncVfs {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.create_dir_all(path)
-    }
-    fn dir_exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.mem.dir_exists(path)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.mem.list(dir)
-    }
-    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn strata::vfs::VfsFile>> {
-        let inner = self.mem.open_append(path)?;
-        Ok(Box::new(SlowSyncFile {
-            inner,
-            delay: self.delay,
-            panic_syncs: self.panic_syncs.clone(),
-        }))
-    }
-    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn strata::vfs::VfsFile>> {
-        let inner = self.mem.open_write(path)?;
-        Ok(Box::new(SlowSyncFile {
-            inner,
-            delay: self.delay,
-            panic_syncs: self.panic_syncs.clone(),
-        }))
-    }
-    fn read_all(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        self.mem.read_all(path)
-    }
-    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
-        self.mem.truncate(path, len)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.mem.rename(from, to)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.mem.sync_dir(path)
-    }
-    fn lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn strata::vfs::FileLock>>> {
-        self.mem.lock(path)
+        inner.sync_data()
     }
 }
