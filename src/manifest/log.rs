@@ -515,9 +515,6 @@ pub(crate) fn encode_manifest(number: u64, records: &[Edit]) -> Result<Vec<u8>> 
     Ok(bytes)
 }
 
-/// Writes manifest `number` holding a snapshot of `state` with
-/// `next_file_number` (header and record in one write), syncs it and its
-/// name; returns the open file, the state it holds, and its length.
 /// Writes a manifest holding `state` (without its clean-close mark) as the
 /// whole manifest of a new database in `dir`, a checkpoint: its number is
 /// the state's next file number (no file of the copied database had it),
@@ -533,6 +530,9 @@ pub(crate) fn write_copy(vfs: &dyn Vfs, dir: &Path, state: &ManifestState) -> Re
     Ok(())
 }
 
+/// Writes manifest `number` holding a snapshot of `state` with
+/// `next_file_number` (header and record in one write), syncs it and its
+/// name; returns the open file, the state it holds, and its length.
 fn start_file(
     vfs: &dyn Vfs,
     dir: &Path,
