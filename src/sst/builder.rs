@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use super::block::{
     BlockBuilder, DATA_RESTART_INTERVAL, EntryKind, INDEX_RESTART_INTERVAL, cmp_version,
 };
-use super::bloom::{BloomBuilder, DEFAULT_BITS_PER_KEY};
-use super::format::{BlockKind, Footer, Handle, Properties, push_trailer};
+use super::bloom::{BloomBuilder, DEFAULT_BITS_PER_KEY, HASH_V1, HASH_V2_BLOCKED};
+use super::format::{BlockKind, FORMAT_VERSION, Footer, Handle, Properties, push_trailer};
 use crate::error::{Error, Result};
 use crate::types::{MAX_KEY_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::vfs::{Vfs, VfsFile};
@@ -41,6 +41,9 @@ pub(crate) struct TableOptions {
     pub(crate) block_bytes: usize,
     /// Bloom filter bits per distinct key.
     pub(crate) bits_per_key: usize,
+    /// The format version written (tests write older ones to check that
+    /// they still read): 1 has a version-1 filter, 2 a blocked one.
+    pub(crate) format_version: u32,
 }
 
 impl Default for TableOptions {
@@ -48,6 +51,7 @@ impl Default for TableOptions {
         Self {
             block_bytes: 4096,
             bits_per_key: DEFAULT_BITS_PER_KEY,
+            format_version: FORMAT_VERSION,
         }
     }
 }
@@ -227,7 +231,14 @@ impl TableBuilder {
             )));
         }
         self.props.max_lsn = max_lsn;
-        self.scratch = self.bloom.finish(self.opts.bits_per_key);
+        let filter_version = if self.opts.format_version == 1 {
+            HASH_V1
+        } else {
+            HASH_V2_BLOCKED
+        };
+        self.scratch = self
+            .bloom
+            .finish_version(self.opts.bits_per_key, filter_version);
         let filter = self.push_block(BlockKind::Filter)?;
         self.scratch.clear();
         self.index.finish_into(&mut self.scratch);
@@ -238,6 +249,7 @@ impl TableBuilder {
             index,
             filter,
             properties,
+            version: self.opts.format_version,
         };
         self.pending.extend_from_slice(&footer.encode());
         self.flush_pending()?;

@@ -12,8 +12,12 @@ pub(crate) const BLOCK_TRAILER_BYTES: usize = 6;
 pub(crate) const FOOTER_BYTES: usize = 52;
 /// The footer's last 8 bytes.
 pub(crate) const MAGIC: [u8; 8] = *b"STRATSST";
-/// The table format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The table format version this build writes, and the newest it reads.
+/// Version 2 (2026-12-01) differs from 1 only in the filter: a blocked
+/// bloom filter (hash version 2). This build reads both.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest table format version this build reads.
+pub(crate) const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Bytes of an encoded [`Handle`].
 pub(crate) const HANDLE_BYTES: usize = 12;
 
@@ -102,6 +106,8 @@ pub(crate) struct Footer {
     pub(crate) index: Handle,
     pub(crate) filter: Handle,
     pub(crate) properties: Handle,
+    /// The table's format version.
+    pub(crate) version: u32,
 }
 
 /// Why a footer was refused.
@@ -123,7 +129,7 @@ impl Footer {
         self.index.encode_into(&mut buf);
         self.filter.encode_into(&mut buf);
         self.properties.encode_into(&mut buf);
-        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        buf.extend_from_slice(&self.version.to_le_bytes());
         let crc = crc32fast::hash(&buf);
         buf.extend_from_slice(&crc.to_le_bytes());
         buf.extend_from_slice(&MAGIC);
@@ -155,10 +161,11 @@ impl Footer {
         let properties = Handle::decode(&mut c).ok_or(bad)?;
         match c.u32().ok_or(bad)? {
             0 => Err(FooterError::BadVersion),
-            FORMAT_VERSION => Ok(Footer {
+            version @ OLDEST_FORMAT_VERSION..=FORMAT_VERSION => Ok(Footer {
                 index,
                 filter,
                 properties,
+                version,
             }),
             v => Err(FooterError::Unsupported(v)),
         }
@@ -338,6 +345,7 @@ mod tests {
             index: Handle { offset: 7, len: 9 },
             filter: Handle { offset: 1, len: 2 },
             properties: Handle { offset: 3, len: 4 },
+            version: FORMAT_VERSION,
         };
         let mut file = vec![0xaa; 10];
         file.extend_from_slice(&f.encode());
@@ -348,11 +356,14 @@ mod tests {
         flipped[n - 20] ^= 1;
         assert_eq!(Footer::decode(&flipped), Err(FooterError::Checksum));
         let mut newer = file[..n - 16].to_vec();
-        newer.extend_from_slice(&2u32.to_le_bytes());
+        newer.extend_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         let crc = crc32fast::hash(&newer[10..]);
         newer.extend_from_slice(&crc.to_le_bytes());
         newer.extend_from_slice(&MAGIC);
-        assert_eq!(Footer::decode(&newer), Err(FooterError::Unsupported(2)));
+        assert_eq!(
+            Footer::decode(&newer),
+            Err(FooterError::Unsupported(FORMAT_VERSION + 1))
+        );
     }
 
     #[test]
@@ -363,6 +374,7 @@ mod tests {
             index: Handle { offset: 1, len: 2 },
             filter: Handle { offset: 3, len: 4 },
             properties: Handle { offset: 5, len: 6 },
+            version: 1,
         };
         let mut expect = Vec::new();
         for (offset, len) in [(1u64, 2u32), (3, 4), (5, 6)] {

@@ -1,6 +1,6 @@
 //! Sorted tables: immutable files of versions `(user key, commit ts) ->
 //! value | tombstone`, in version order (key ascending, ts descending), the
-//! format of `docs/format/sst.md` (version 1).
+//! format of `docs/format/sst.md` (versions 1 and 2).
 //!
 //! Contract:
 //! 1. A table is written once by [`TableBuilder`] from versions added in

@@ -121,6 +121,37 @@ fn point_gets_see_the_newest_version_at_the_read_ts_and_the_filter_skips_absent_
 }
 
 #[test]
+fn a_table_of_format_1_still_reads_with_its_filter() {
+    let all = sample(3000);
+    for version in [1, format::FORMAT_VERSION] {
+        let opts = TableOptions {
+            format_version: version,
+            ..TableOptions::default()
+        };
+        let (vfs, path, t) = mem_table(&all, opts);
+        let file = vfs.map(&path).unwrap();
+        assert_eq!(
+            format::Footer::decode(file.bytes()).unwrap().version,
+            version
+        );
+        assert_eq!(read_all_forward(&t).unwrap(), all, "format {version}");
+        for (k, ts, v) in all.iter().step_by(7) {
+            let want = v.clone().map_or(Found::Tombstone, Found::Value);
+            assert_eq!(
+                t.get(k, Ts::from(*ts)).unwrap(),
+                Some(want),
+                "format {version}"
+            );
+        }
+        // The filter still proves most absent keys absent.
+        let skipped = (0..1000u32)
+            .filter(|i| !t.may_contain(format!("zz{i}").as_bytes()))
+            .count();
+        assert!(skipped > 950, "format {version}: {skipped} of 1000");
+    }
+}
+
+#[test]
 fn a_large_value_gets_a_block_of_its_own() {
     let big = vec![7u8; 100_000];
     let all = vec![

@@ -425,6 +425,7 @@ mod tests {
             index: shift(footer.index),
             filter: shift(footer.filter),
             properties: shift(footer.properties),
+            version: footer.version,
         };
         let mut bad = good[..gap].to_vec();
         bad.extend_from_slice(b"???");
