@@ -171,6 +171,8 @@ impl<S: Source> VisibleIter<S> {
             }
             let key = self.src.key().to_vec();
             let value = self.src.value().map(<[u8]>::to_vec);
+            // The source is on `key`: step off it before comparing.
+            self.src.next();
             self.skip_forward(&key);
             if let Some(value) = value {
                 return Some(Ok((key, value)));
