@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::types::MAX_TXN_BYTES;
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -56,8 +57,41 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The active memtable is frozen and flushed once it holds this fraction
-/// (1/4) of the memory budget.
+/// (1/4) of the memory budget; one transaction's write set may hold as
+/// much (so that it fits in one memtable).
 const MEMTABLE_SHARE_DIVISOR: u64 = 4;
+
+/// Commits stop this fraction (1/32) of the memory budget short of it:
+/// the reserve holds what background work adds after a commit was let
+/// through (a flush's or compaction's table builder growing, its tables
+/// opened before the memtable or tables they replace are released).
+const BACKGROUND_RESERVE_DIVISOR: u64 = 32;
+
+/// The anonymous memory an open database may use beyond its
+/// [`Options::memory_budget`]: 16 MiB, whatever the budget. The budget
+/// counts what grows with the data and the load (memtables, transaction
+/// write sets, per-table state); this is what does not, measured in the
+/// larger-than-memory run (decision 0024, `docs/benchmarks.md`):
+/// - the allocator: the free memory glibc's malloc keeps in its arenas
+///   (one per thread that allocates, up to 8 per core) after memtables and
+///   write sets are freed, and its per-allocation headers;
+/// - the stacks of the engine's threads (flusher, compactor, WAL syncer)
+///   and the pages they touched;
+/// - the WAL: the group-commit batch buffer (it keeps the capacity of the
+///   largest batch) and the writer's zero chunk for preallocation;
+/// - a flush's and a compaction's table builders (a 256 KiB write chunk,
+///   the block being built, the index block and the bloom filter's
+///   hashes), and the merge cursors of a compaction;
+/// - the recent-writes index of the conflict check (keys flushed while a
+///   snapshot older than them was live, pruned at each flush);
+/// - reads: values copied out, scan cursors, one per live `Scan`.
+///
+/// What it does not cover: pages of mapped tables (the OS's page cache,
+/// not anonymous memory), a snapshot's view holding memtables that were
+/// flushed after it began (up to one budget more while such a snapshot
+/// lives), and write sets of commits stopped by backpressure (each at most
+/// a quarter of the budget).
+pub const MEMORY_OVERHEAD_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Options for [`crate::Db::open`]; `Options::default()` then builder-style setters.
 #[derive(Debug, Clone)]
@@ -204,12 +238,40 @@ impl Options {
         self.durability
     }
 
-    /// The memory the engine may use for its memtables (and, as they
-    /// arrive, its caches and transaction buffers); default
-    /// [`DEFAULT_MEMORY_BUDGET`], at least [`MIN_MEMORY_BUDGET`]. Today a
-    /// memtable is frozen and flushed to a sorted table once it holds a
-    /// quarter of the budget; pages of mapped tables are the OS's page
-    /// cache and do not count.
+    /// The anonymous memory the engine may use (default
+    /// [`DEFAULT_MEMORY_BUDGET`], at least [`MIN_MEMORY_BUDGET`]), beside a
+    /// fixed [`MEMORY_OVERHEAD_BYTES`] (allocator, thread stacks, WAL and
+    /// table-builder buffers; listed there). Pages of mapped tables are
+    /// the OS's page cache and do not count: there is no block cache, and
+    /// index and filter blocks are read from the mapping too.
+    ///
+    /// The budget covers, as `Db::stats` shows them (`memory_bytes` is
+    /// their sum, `memory_budget` this value):
+    /// - **memtables** (`memtable_bytes`): the active one is frozen and
+    ///   flushed to a sorted table once it holds a quarter of the budget;
+    /// - **transaction buffers** (`txn_buffer_bytes`): the write sets of
+    ///   live transactions (keys, values and 96 bytes per key), and while a
+    ///   transaction commits, its WAL record twice (encoded, and copied into
+    ///   the group-commit batch). One transaction may write at most one
+    ///   memtable's worth, a quarter of the budget (counted as the memtable
+    ///   holds it: keys, values and 80 bytes per key): a `put` or `delete`
+    ///   past it returns
+    ///   [`crate::Error::TxnTooLarge`] naming the size and the limit, and
+    ///   changes nothing (the transaction may go on, commit what it holds,
+    ///   or be dropped);
+    /// - **table metadata** (`table_metadata_bytes`): what each open table
+    ///   holds in memory (its properties and key range, its manifest record,
+    ///   the bitmap of verified blocks), and what a table being built by a
+    ///   flush or a compaction holds that grows with it (the filter's
+    ///   hashes, the index block).
+    ///
+    /// Commits are slowed as the sum nears the budget and stopped when it
+    /// reaches the budget less a reserve of 1/32 (what background work
+    /// adds after a commit went through: a builder growing, a new table
+    /// opened before what it replaces is released) until a flush frees a
+    /// memtable (`Stats::write_stops`). So the sum stays within the budget
+    /// whenever no commit is stopped; transaction buffers and table
+    /// metadata leave the memtables less room, not more memory.
     #[must_use]
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = bytes;
@@ -244,6 +306,25 @@ impl Options {
     /// The bytes at which the active memtable is frozen for flushing.
     pub(crate) fn memtable_limit(&self) -> u64 {
         self.memory_budget / MEMTABLE_SHARE_DIVISOR
+    }
+
+    /// The most one transaction may write, counted as a memtable holds it
+    /// (key, value and per-entry overhead): a quarter of the budget, one
+    /// memtable's worth, and never more than a WAL record can carry.
+    pub(crate) fn txn_limit(&self) -> usize {
+        let share = self.memory_budget / MEMTABLE_SHARE_DIVISOR;
+        usize::try_from(share).map_or(MAX_TXN_BYTES, |s| s.min(MAX_TXN_BYTES))
+    }
+
+    /// The memory budget, in bytes.
+    pub(crate) fn budget(&self) -> u64 {
+        self.memory_budget
+    }
+
+    /// The counted memory at which commits stop: the budget less the
+    /// background reserve.
+    pub(crate) fn commit_budget(&self) -> u64 {
+        self.memory_budget - self.memory_budget / BACKGROUND_RESERVE_DIVISOR
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
