@@ -239,7 +239,7 @@ impl Db {
             recovered.next_segment_no,
             recovered.epoch,
             SegmentSize {
-                max_bytes: options.wal_segment_bytes,
+                max_bytes: options.wal_segment_limit(),
                 preallocate_bytes: options.wal_preallocate_bytes,
             },
         );

@@ -140,6 +140,11 @@ impl Options {
     }
 
     /// Sets the WAL segment size in bytes (at least 4 KiB; default 64 MiB).
+    /// Segments are never larger than a quarter of
+    /// [`Options::memory_budget`] (the memtable's share) whatever this says:
+    /// recovery reads a segment whole into memory, and a flush lets go of
+    /// whole segments only, so one segment per memtable is what the budget
+    /// can hold and what a flush frees.
     #[must_use]
     pub fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.wal_segment_bytes = bytes;
@@ -306,6 +311,12 @@ impl Options {
     /// The bytes at which the active memtable is frozen for flushing.
     pub(crate) fn memtable_limit(&self) -> u64 {
         self.memory_budget / MEMTABLE_SHARE_DIVISOR
+    }
+
+    /// The WAL segment size the writer uses: `wal_segment_bytes`, at most
+    /// the memtable limit (and at least the smallest segment, 4 KiB).
+    pub(crate) fn wal_segment_limit(&self) -> u64 {
+        self.wal_segment_bytes.min(self.memtable_limit().max(4096))
     }
 
     /// The most one transaction may write, counted as a memtable holds it
