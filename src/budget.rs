@@ -114,6 +114,28 @@ impl Drop for OwnedCharge {
     }
 }
 
+/// Hands the allocator's free memory back to the operating system, where
+/// the allocator keeps it otherwise: glibc's malloc keeps a heap ("arena")
+/// per thread that allocates, and frees inside a heap go back to that
+/// heap's free lists, returned to the system only from its top. Memtable
+/// nodes are allocated by whichever committer applies a batch, so a
+/// flushed memtable's memory ends up spread over as many heaps, each
+/// holding its share until the same thread allocates again: measured, 23
+/// MiB of anonymous memory above a 12 MiB budget with 32 committing
+/// threads, 7 MiB with this after each flush (decision 0024). A no-op
+/// with other allocators and C libraries.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(loom)))]
+    // SAFETY: `malloc_trim` has no preconditions (`docs/unsafe.md`,
+    // "Returning free heap memory"): glibc locks each arena while it walks
+    // it, so it may run beside any other thread's `malloc` and `free`, and
+    // it releases only pages wholly inside free chunks, which no allocation
+    // can be using.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;

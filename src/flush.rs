@@ -69,6 +69,10 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
             return false;
         }
         engine.store.compaction.signal.notify();
+        // The flushed memtable is freed here, unless a snapshot's view still
+        // holds it: give its pages back (decision 0024).
+        drop(oldest);
+        crate::budget::trim_heap();
     }
 }
 
