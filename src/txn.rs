@@ -219,8 +219,11 @@ impl<'db> Txn<'db> {
 
     /// Writes `value` under `key` (visible to this transaction at once, to
     /// others after commit). Refuses keys over [`crate::MAX_KEY_BYTES`],
-    /// values over [`crate::MAX_VALUE_BYTES`] and write sets over [`MAX_TXN_BYTES`],
-    /// and every write on a read-only database ([`Error::ReadOnly`]).
+    /// values over [`crate::MAX_VALUE_BYTES`], a write that would take the
+    /// write set past a quarter of `Options::memory_budget` (one
+    /// memtable's worth) or [`MAX_TXN_BYTES`] ([`Error::TxnTooLarge`]; the
+    /// refused write changes nothing), and every write on a read-only
+    /// database ([`Error::ReadOnly`]).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.write(key, Some(value))
     }
