@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::backpressure::{Load, Pressure, Stalls, pressure};
+use crate::budget::{Account, Charge};
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use crate::mvcc::{Oracle, RecentWrites, WriteKeys};
@@ -203,6 +204,37 @@ pub(crate) struct Engine {
     pub(crate) read_only: Option<PathBuf>,
     /// What write backpressure cost committers.
     pub(crate) stalls: Stalls,
+    /// `Options::memory_budget`.
+    pub(crate) budget: u64,
+    /// The counted memory at which commits stop (`Options::commit_budget`).
+    pub(crate) commit_budget: u64,
+    /// Bytes held by the write sets of live transactions (and, while they
+    /// commit, their WAL records): `txn.rs` charges it.
+    pub(crate) txn_memory: Account,
+    /// The most one transaction's write set may hold (`Options::txn_limit`).
+    pub(crate) txn_limit: usize,
+}
+
+/// A commit whose charge is at least this releases the conflict check's
+/// reference to its write set before it returns (`Oracle::release_applied`),
+/// so the memory goes when the account says it does. Smaller write sets
+/// stay referenced until the next commit's check drops them, at most one
+/// per thread that committed since: part of `MEMORY_OVERHEAD_BYTES`.
+const RELEASE_AT_RETURN_BYTES: u64 = 64 * 1024;
+
+/// What the memory budget counts now (`Db::stats`, backpressure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemoryUse {
+    /// The current view's memtables (active and frozen).
+    pub(crate) memtables: u64,
+    pub(crate) txn_buffers: u64,
+    pub(crate) table_metadata: u64,
+}
+
+impl MemoryUse {
+    pub(crate) fn total(&self) -> u64 {
+        self.memtables + self.txn_buffers + self.table_metadata
+    }
 }
 
 impl Engine {
@@ -233,6 +265,15 @@ impl Engine {
             || (self.core.views.current().imm.is_empty() && !self.core.flush_signal.is_busy())
     }
 
+    /// What the memory budget counts in `view` (the current one) now.
+    pub(crate) fn memory_use(&self, view: &View) -> MemoryUse {
+        MemoryUse {
+            memtables: view.memtable_usage().0,
+            txn_buffers: self.txn_memory.bytes(),
+            table_metadata: self.store.table_memory.bytes(),
+        }
+    }
+
     /// The load backpressure looks at, from the current view.
     fn load(&self) -> Load {
         let view = self.core.views.current();
@@ -242,6 +283,8 @@ impl Engine {
             mem_bytes: view.mem.approximate_bytes(),
             memtable_limit: self.core.memtable_limit,
             l0_tables: view.levels.first().map_or(0, Vec::len),
+            memory: self.memory_use(&view).total(),
+            budget: self.commit_budget,
         }
     }
 
@@ -257,13 +300,20 @@ impl Engine {
                 thread::sleep(delay);
                 return Ok(());
             }
-            Pressure::StopForFlush | Pressure::StopForCompaction => {}
+            Pressure::Freeze | Pressure::StopForFlush | Pressure::StopForCompaction => {}
         }
         let _stall = self.stalls.begin(true);
         loop {
             // Which worker's step can clear it (it may change while waiting).
             let now = pressure(self.load());
             let signal = match now {
+                Pressure::Freeze => {
+                    // Over the budget with nothing frozen: freeze the
+                    // active memtable so the flusher can free it, then
+                    // wait for that flush like any other.
+                    self.core.freeze_now();
+                    continue;
+                }
                 Pressure::StopForFlush => &self.core.flush_signal,
                 Pressure::StopForCompaction => &self.store.compaction.signal,
                 _ => return Ok(()),
@@ -278,12 +328,15 @@ impl Engine {
 
     /// Commits `entries` (sorted, one per key, `encoded_bytes` of WAL ops in
     /// all) read at `read_ts`; returns once the commit is durable and
-    /// visible. See the module docs for the steps.
+    /// visible. See the module docs for the steps. `charge` holds the
+    /// transaction account's bytes for the write set and its WAL record
+    /// until the commit returns (whatever it returns).
     pub(crate) fn commit(
         &self,
         read_ts: Ts,
         entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         encoded_bytes: usize,
+        charge: Charge<'_>,
     ) -> Result<Ts> {
         // Poisoning is checked by the WAL enqueue under its own lock; only the
         // cheap closed flag is checked here, before any encoding work.
@@ -329,11 +382,19 @@ impl Engine {
         // Not held while the commit waits for its sync: a held view keeps
         // compacted-away tables' files.
         drop(view);
+        drop(frame);
         // The batch is durable, applied and published before `wait` returns
         // `Ok`; an error means its outcome is unknown (see `wal::group_commit`).
         self.wal.wait(lsn, false)?;
         self.core.oracle.wait_visible(ts);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        if charge.bytes() >= RELEASE_AT_RETURN_BYTES {
+            // The apply stage dropped its reference; the conflict check's
+            // goes now, so the write set is freed with the charge.
+            drop((keys, set));
+            self.core.oracle.release_applied();
+        }
+        drop(charge);
         Ok(ts)
     }
 }

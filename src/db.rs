@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backpressure::Stalls;
+use crate::budget::Account;
 use crate::commit::{Applier, Core, Engine, apply_commit};
 use crate::compaction::{self, Leveled};
 use crate::error::{Error, Result};
@@ -177,6 +178,22 @@ pub struct Stats {
     /// Tables compacted away whose file is kept until no snapshot's view
     /// lists them.
     pub obsolete_tables: u64,
+    /// `Options::memory_budget`: what `memory_bytes` stays within.
+    pub memory_budget: u64,
+    /// What the memory budget counts now: `memtable_bytes +
+    /// txn_buffer_bytes + table_metadata_bytes` (decision 0024). At most
+    /// `memory_budget` while no commit is stopped by backpressure.
+    pub memory_bytes: u64,
+    /// Bytes buffered by live transactions' write sets (keys, values, 96
+    /// bytes per key), and the WAL records of those committing. A
+    /// transaction reports its growth in steps of 16 KiB, exactly at
+    /// commit.
+    pub txn_buffer_bytes: u64,
+    /// Bytes open tables hold in memory (properties, key range, manifest
+    /// record, verified-block bitmap; not their mapped pages), including
+    /// tables compacted away that a snapshot's view still lists, and what
+    /// the tables being built hold (filter hashes, index block).
+    pub table_metadata_bytes: u64,
 }
 
 impl Db {
@@ -228,7 +245,7 @@ impl Db {
             recovered.next_segment_no,
             recovered.epoch,
             SegmentSize {
-                max_bytes: options.wal_segment_bytes,
+                max_bytes: options.wal_segment_limit(),
                 preallocate_bytes: options.wal_preallocate_bytes,
             },
         );
@@ -481,6 +498,7 @@ impl Db {
         let c = engine.wal.counters();
         let view = engine.core.views.current();
         let (memtable_bytes, memtable_versions) = view.memtable_usage();
+        let memory = engine.memory_use(&view);
         let cc = &engine.store.compaction.counters;
         let st = &engine.stalls;
         let oldest = engine.core.oracle.oldest_snapshot();
@@ -547,6 +565,10 @@ impl Db {
                 .compaction
                 .obsolete_pending
                 .load(Ordering::Relaxed),
+            memory_budget: engine.budget,
+            memory_bytes: memory.total(),
+            txn_buffer_bytes: memory.txn_buffers,
+            table_metadata_bytes: memory.table_metadata,
         }
     }
 
@@ -665,6 +687,10 @@ fn engine(
         commits: AtomicU64::new(0),
         read_only,
         stalls: Stalls::default(),
+        budget: options.budget(),
+        commit_budget: options.commit_budget(),
+        txn_memory: Account::default(),
+        txn_limit: options.txn_limit(),
     }
 }
 

@@ -89,8 +89,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// A transaction whose write set would exceed [`crate::MAX_TXN_BYTES`].
-    #[error("transaction write set of {len} bytes exceeds the limit of {max} bytes")]
+    /// A `put` or `delete` that would take its transaction's write set
+    /// past a quarter of `Options::memory_budget` (counted as a memtable
+    /// holds it: keys, values and 80 bytes per key, so a transaction at the
+    /// limit fills one memtable), or its WAL record past
+    /// [`crate::MAX_TXN_BYTES`]. The refused write changes nothing.
+    #[error(
+        "transaction write set of {len} bytes exceeds the limit of {max} bytes \
+         (a quarter of the memory budget, at most MAX_TXN_BYTES)"
+    )]
     TxnTooLarge {
         /// Size the write set would reach.
         len: usize,

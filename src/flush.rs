@@ -30,11 +30,12 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::budget::Account;
 use crate::commit::{Engine, hand_off_flushed};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Edit, Log};
 use crate::memtable::{MemCursor, Memtable};
-use crate::sst::{BuiltTable, Table, TableBuilder, TableOptions};
+use crate::sst::{BuiltTable, TableBuilder, TableOptions};
 use crate::store::table_record;
 use crate::sync::atomic::Ordering;
 use crate::types::Ts;
@@ -68,6 +69,10 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
             return false;
         }
         engine.store.compaction.signal.notify();
+        // The flushed memtable is freed here, unless a snapshot's view still
+        // holds it: give its pages back (decision 0024).
+        drop(oldest);
+        crate::budget::trim_heap();
     }
 }
 
@@ -93,7 +98,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     let number = log.new_file_number()?;
     let path = tables_dir.join(manifest::table_name(number));
     let flushed = m.last_lsn();
-    let built = write_table(vfs, &path, m, flushed.0)?;
+    let built = write_table(vfs, &path, m, flushed.0, &store.table_memory)?;
     vfs.sync_dir(&tables_dir)?;
     if !engine.wal.syncs_every_batch() {
         engine.wal.sync_all()?;
@@ -107,7 +112,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
         added: vec![(0, record)],
         ..Edit::default()
     })?;
-    let table = Arc::new(Table::open(vfs, &path)?);
+    let table = store.open_table(&path)?;
     let watermark = engine.core.oracle.gc_watermark();
     let core = &engine.core;
     let newest = NewestAbove::new(m, watermark);
@@ -121,14 +126,16 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     Ok(())
 }
 
-/// Writes every version of `m`, in order, to a new table at `path`.
+/// Writes every version of `m`, in order, to a new table at `path`
+/// (charging the builder to `account`).
 pub(crate) fn write_table(
     vfs: &dyn Vfs,
     path: &Path,
     m: &Memtable,
     max_lsn: u64,
+    account: &Arc<Account>,
 ) -> Result<BuiltTable> {
-    let mut b = TableBuilder::create(vfs, path, TableOptions::default())?;
+    let mut b = TableBuilder::create(vfs, path, TableOptions::default())?.charged(account);
     let mut c = MemCursor::new(m);
     c.seek_to_first();
     while c.valid() {

@@ -55,6 +55,7 @@
 //! See `docs/design.md` for the layers and `docs/format/wal.md` for the log format.
 
 mod backpressure;
+mod budget;
 mod checkpoint;
 mod codec;
 mod commit;
@@ -98,7 +99,7 @@ pub use options::{
     DEFAULT_BUFFERED_SYNC_INTERVAL, DEFAULT_COMMIT_SPIN, DEFAULT_HISTORY_RETENTION,
     DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_MEMORY_BUDGET, DEFAULT_UPDATE_TIMEOUT,
     DEFAULT_WAL_PREALLOCATE_BYTES, DEFAULT_WAL_SEGMENT_BYTES, Durability, MAX_COMMIT_SPIN,
-    MIN_MEMORY_BUDGET, Options,
+    MEMORY_OVERHEAD_BYTES, MIN_MEMORY_BUDGET, Options,
 };
 pub use scan::{Scan, ScanRange};
 pub use txn::{ReadTxn, Txn};

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::types::MAX_TXN_BYTES;
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -56,8 +57,46 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_MAX_SNAPSHOT_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The active memtable is frozen and flushed once it holds this fraction
-/// (1/4) of the memory budget.
+/// (1/4) of the memory budget; one transaction's write set may hold as
+/// much (so that it fits in one memtable).
 const MEMTABLE_SHARE_DIVISOR: u64 = 4;
+
+/// Commits stop this fraction (1/32) of the memory budget short of it:
+/// the reserve holds what background work adds after a commit was let
+/// through (a flush's or compaction's table builder growing, its tables
+/// opened before the memtable or tables they replace are released).
+const BACKGROUND_RESERVE_DIVISOR: u64 = 32;
+
+/// The anonymous memory an open database may use beyond its
+/// [`Options::memory_budget`]: 8 MiB, whatever the budget. The budget
+/// counts what grows with the data and the load (memtables, transaction
+/// write sets, per-table state); this is what does not (decision 0024
+/// has the measurements: 1.3 to 2.5 MiB above a 12 MiB budget while a
+/// data set ten times the budget is loaded, read and scanned, 6.4 MiB
+/// with 32 committing threads besides):
+/// - the allocator: its headers and the free memory it keeps in its
+///   per-thread heaps (with glibc, the flusher hands the pages of each
+///   flushed memtable back to the system: `malloc_trim`);
+/// - the stacks of the engine's threads (flusher, compactor, WAL syncer);
+/// - the WAL: the group-commit batch buffer (it keeps the capacity of the
+///   largest batch) and the writer's zero chunk for preallocation;
+/// - a flush's and a compaction's table builders' fixed buffers (a 256 KiB
+///   write chunk each, the block being built) and a compaction's merge
+///   cursors;
+/// - the recent-writes index of the conflict check (keys flushed while a
+///   snapshot older than them was live, pruned at each flush), and the
+///   write sets of small commits it still references (one per committing
+///   thread at most);
+/// - reads: values copied out, scan cursors, one per live `Scan`.
+///
+/// What it does not cover: pages of mapped tables (the OS's page cache,
+/// not anonymous memory); a snapshot's view holding memtables flushed
+/// after it began (up to one budget more while such a snapshot lives);
+/// write sets of commits stopped by backpressure (each at most a quarter of
+/// the budget); and, while a database opens, the one WAL segment recovery
+/// reads at a time (at most a quarter of the budget) beside the memtable it
+/// rebuilds.
+pub const MEMORY_OVERHEAD_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Options for [`crate::Db::open`]; `Options::default()` then builder-style setters.
 #[derive(Debug, Clone)]
@@ -73,6 +112,8 @@ pub struct Options {
     pub(crate) history_retention: Duration,
     pub(crate) max_snapshot_age: Duration,
     pub(crate) manifest_rotate_bytes: u64,
+    /// Test knob: overrides [`Options::txn_limit`]'s quarter of the budget.
+    pub(crate) txn_limit_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -89,6 +130,7 @@ impl Default for Options {
             history_retention: DEFAULT_HISTORY_RETENTION,
             max_snapshot_age: DEFAULT_MAX_SNAPSHOT_AGE,
             manifest_rotate_bytes: crate::manifest::DEFAULT_ROTATE_BYTES,
+            txn_limit_bytes: None,
         }
     }
 }
@@ -108,6 +150,11 @@ impl Options {
     }
 
     /// Sets the WAL segment size in bytes (at least 4 KiB; default 64 MiB).
+    /// Segments are never larger than a quarter of
+    /// [`Options::memory_budget`] (the memtable's share) whatever this says:
+    /// recovery reads a segment whole into memory, and a flush lets go of
+    /// whole segments only, so one segment per memtable is what the budget
+    /// can hold and what a flush frees.
     #[must_use]
     pub fn wal_segment_bytes(mut self, bytes: u64) -> Self {
         self.wal_segment_bytes = bytes;
@@ -206,12 +253,40 @@ impl Options {
         self.durability
     }
 
-    /// The memory the engine may use for its memtables (and, as they
-    /// arrive, its caches and transaction buffers); default
-    /// [`DEFAULT_MEMORY_BUDGET`], at least [`MIN_MEMORY_BUDGET`]. Today a
-    /// memtable is frozen and flushed to a sorted table once it holds a
-    /// quarter of the budget; pages of mapped tables are the OS's page
-    /// cache and do not count.
+    /// The anonymous memory the engine may use (default
+    /// [`DEFAULT_MEMORY_BUDGET`], at least [`MIN_MEMORY_BUDGET`]), beside a
+    /// fixed [`MEMORY_OVERHEAD_BYTES`] (allocator, thread stacks, WAL and
+    /// table-builder buffers; listed there). Pages of mapped tables are
+    /// the OS's page cache and do not count: there is no block cache, and
+    /// index and filter blocks are read from the mapping too.
+    ///
+    /// The budget covers, as `Db::stats` shows them (`memory_bytes` is
+    /// their sum, `memory_budget` this value):
+    /// - **memtables** (`memtable_bytes`): the active one is frozen and
+    ///   flushed to a sorted table once it holds a quarter of the budget;
+    /// - **transaction buffers** (`txn_buffer_bytes`): the write sets of
+    ///   live transactions (keys, values and 96 bytes per key), and while a
+    ///   transaction commits, its WAL record twice (encoded, and copied into
+    ///   the group-commit batch). One transaction may write at most one
+    ///   memtable's worth, a quarter of the budget (counted as the memtable
+    ///   holds it: keys, values and 80 bytes per key): a `put` or `delete`
+    ///   past it returns
+    ///   [`crate::Error::TxnTooLarge`] naming the size and the limit, and
+    ///   changes nothing (the transaction may go on, commit what it holds,
+    ///   or be dropped);
+    /// - **table metadata** (`table_metadata_bytes`): what each open table
+    ///   holds in memory (its properties and key range, its manifest record,
+    ///   the bitmap of verified blocks), and what a table being built by a
+    ///   flush or a compaction holds that grows with it (the filter's
+    ///   hashes, the index block).
+    ///
+    /// Commits are slowed as the sum nears the budget and stopped when it
+    /// reaches the budget less a reserve of 1/32 (what background work
+    /// adds after a commit went through: a builder growing, a new table
+    /// opened before what it replaces is released) until a flush frees a
+    /// memtable (`Stats::write_stops`). So the sum stays within the budget
+    /// whenever no commit is stopped; transaction buffers and table
+    /// metadata leave the memtables less room, not more memory.
     #[must_use]
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = bytes;
@@ -255,9 +330,48 @@ impl Options {
         self
     }
 
+    /// Test knob, hidden from the docs: the most one transaction may write
+    /// (default a quarter of the memory budget, decision 0024). A crash
+    /// workload that needs big transactions under the smallest budget (for
+    /// its level layout) sets it. Not a tuning setting: above the memtable
+    /// share, a transaction can take memory past the budget.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn txn_limit_bytes(mut self, bytes: u64) -> Self {
+        self.txn_limit_bytes = Some(bytes);
+        self
+    }
+
     /// The bytes at which the active memtable is frozen for flushing.
     pub(crate) fn memtable_limit(&self) -> u64 {
         self.memory_budget / MEMTABLE_SHARE_DIVISOR
+    }
+
+    /// The WAL segment size the writer uses: `wal_segment_bytes`, at most
+    /// the memtable limit (and at least the smallest segment, 4 KiB).
+    pub(crate) fn wal_segment_limit(&self) -> u64 {
+        self.wal_segment_bytes.min(self.memtable_limit().max(4096))
+    }
+
+    /// The most one transaction may write, counted as a memtable holds it
+    /// (key, value and per-entry overhead): a quarter of the budget, one
+    /// memtable's worth, and never more than a WAL record can carry.
+    pub(crate) fn txn_limit(&self) -> usize {
+        let share = self
+            .txn_limit_bytes
+            .unwrap_or(self.memory_budget / MEMTABLE_SHARE_DIVISOR);
+        usize::try_from(share).map_or(MAX_TXN_BYTES, |s| s.min(MAX_TXN_BYTES))
+    }
+
+    /// The memory budget, in bytes.
+    pub(crate) fn budget(&self) -> u64 {
+        self.memory_budget
+    }
+
+    /// The counted memory at which commits stop: the budget less the
+    /// background reserve.
+    pub(crate) fn commit_budget(&self) -> u64 {
+        self.memory_budget - self.memory_budget / BACKGROUND_RESERVE_DIVISOR
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -13,10 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::budget::Account;
 use crate::compaction::{Compactor, Leveled};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Edit, Log, ManifestState, NUM_LEVELS, TableRecord, WalExtent};
-use crate::sst::{BuiltTable, Table};
+use crate::sst::{ALLOCATION_OVERHEAD_BYTES, BuiltTable, Table};
 use crate::sync::Mutex;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
@@ -47,6 +48,9 @@ pub(crate) struct Store {
     pub(crate) wal_segments_deleted: AtomicU64,
     /// Compaction's policy, lock, signal and counters.
     pub(crate) compaction: Compactor,
+    /// What open tables hold in memory (their part of the memory budget):
+    /// each table opened through [`Store::open_table`] charges it.
+    pub(crate) table_memory: Arc<Account>,
 }
 
 /// What [`Store::open`] found.
@@ -94,7 +98,8 @@ impl Store {
                 create_dir_durable(vfs.as_ref(), &dir.join(manifest::TABLES_DIR))?;
             }
         }
-        let levels = open_tables(vfs.as_ref(), dir, &state)?;
+        let table_memory = Arc::new(Account::default());
+        let levels = open_tables(vfs.as_ref(), dir, &state, &table_memory)?;
         Ok(Opened {
             store: Store {
                 vfs,
@@ -107,6 +112,7 @@ impl Store {
                 retention: Arc::new(Retention::default()),
                 wal_segments_deleted: AtomicU64::new(0),
                 compaction: Compactor::new(policy),
+                table_memory,
             },
             state,
             levels,
@@ -147,6 +153,11 @@ impl Store {
         Ok(())
     }
 
+    /// Opens (maps) the table at `path`, charged to the table account.
+    pub(crate) fn open_table(&self, path: &Path) -> Result<Arc<Table>> {
+        open_charged(self.vfs.as_ref(), path, &self.table_memory).map(Arc::new)
+    }
+
     /// Records a clean close: the WAL's last durable lsn and the highest
     /// commit ts, so the next open detects a log cut below them. Nothing to
     /// record if the database never flushed (no manifest).
@@ -181,15 +192,34 @@ pub(crate) fn table_record(number: u64, built: &BuiltTable, max_lsn: Lsn) -> Tab
     }
 }
 
+/// Bytes a table's manifest record holds besides its two keys (the
+/// manifest state keeps one per live table).
+const RECORD_BYTES: u64 = size_of::<TableRecord>() as u64 + 3 * ALLOCATION_OVERHEAD_BYTES;
+
+/// Opens the table at `path`, charging `account` with what it holds in
+/// memory and what its manifest record does.
+fn open_charged(vfs: &dyn Vfs, path: &Path, account: &Arc<Account>) -> Result<Table> {
+    let table = Table::open(vfs, path)?;
+    let p = table.properties();
+    let record = RECORD_BYTES + (p.smallest_key.len() + p.largest_key.len()) as u64;
+    let bytes = table.resident_bytes() + record;
+    Ok(table.charged(account, bytes))
+}
+
 /// Maps every table `state` lists; level 0 newest (highest number) first.
-fn open_tables(vfs: &dyn Vfs, dir: &Path, state: &ManifestState) -> Result<Vec<Vec<Arc<Table>>>> {
+fn open_tables(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &ManifestState,
+    account: &Arc<Account>,
+) -> Result<Vec<Vec<Arc<Table>>>> {
     let tables_dir = dir.join(manifest::TABLES_DIR);
     let mut levels = Vec::new();
     for level in 0..NUM_LEVELS {
         let mut tables = Vec::new();
         for rec in state.level(level) {
             let path = tables_dir.join(manifest::table_name(rec.number));
-            let table = Table::open(vfs, &path).map_err(|e| match e {
+            let table = open_charged(vfs, &path, account).map_err(|e| match e {
                 Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => Error::corruption(
                     &path,
                     0,

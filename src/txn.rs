@@ -5,10 +5,22 @@
 //! A `Txn` buffers its writes in a sorted map; reads and scans see them
 //! (read-your-writes). `commit` hands the sorted write set to
 //! `commit::Engine::commit` (the commit path, `commit.rs`).
+//!
+//! Memory (decision 0024): a `Txn` refuses a write that would take its
+//! write set past `Options::txn_limit`, counted as the memtable will hold
+//! it (key, value and `memtable::ENTRY_OVERHEAD_BYTES` per key), so one
+//! transaction at its limit fills one memtable. It counts what the write
+//! set holds in memory ([`TXN_ENTRY_OVERHEAD_BYTES`] per key instead).
+//! It reports them to the engine's transaction account through a
+//! [`Charge`] raised in steps of [`CHARGE_STEP_BYTES`] (so a put costs no
+//! shared atomic in between), raised to the exact size plus the WAL
+//! record's two copies when it commits, and returned when the commit
+//! returns or the transaction drops, on every path.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::budget::Charge;
 use crate::commit::Engine;
 use crate::error::{Error, Result};
 use crate::mvcc::SnapshotHandle;
@@ -144,6 +156,21 @@ impl<'db> ReadTxn<'db> {
     }
 }
 
+/// Bytes a write set is charged per key beyond the key and the value: the
+/// map's slot (two `Vec` headers) and node share, and the allocator's
+/// headers of the two buffers. At least the memtable's per-entry charge
+/// ([`MEMTABLE_ENTRY_OVERHEAD`]), so applying a commit never grows the
+/// accounted total by more than the write set it frees.
+pub(crate) const TXN_ENTRY_OVERHEAD_BYTES: usize = 96;
+
+/// The memtable's charge per entry beyond key and value.
+const MEMTABLE_ENTRY_OVERHEAD: usize = crate::memtable::ENTRY_OVERHEAD_BYTES as usize;
+
+/// A transaction's charge is raised each time its write set has grown by
+/// this much since: between steps, what a live transaction buffered is up
+/// to this much more than its account says.
+pub(crate) const CHARGE_STEP_BYTES: u64 = 16 * 1024;
+
 /// A read-write transaction with snapshot isolation.
 ///
 /// Reads see the snapshot at [`Txn::read_ts`] plus this transaction's own
@@ -158,6 +185,11 @@ pub struct Txn<'db> {
     writer: Option<OpenWriter<'db>>,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     encoded_bytes: usize,
+    /// Keys and values of `writes`, summed.
+    kv_bytes: usize,
+    /// `buffered()`, as reported to the engine's transaction account (up to
+    /// [`CHARGE_STEP_BYTES`] behind).
+    charge: Charge<'db>,
 }
 
 impl<'db> Txn<'db> {
@@ -167,6 +199,8 @@ impl<'db> Txn<'db> {
             writer: None,
             writes: BTreeMap::new(),
             encoded_bytes: 0,
+            kv_bytes: 0,
+            charge: db.txn_memory.charge(),
         }
     }
 
@@ -185,8 +219,11 @@ impl<'db> Txn<'db> {
 
     /// Writes `value` under `key` (visible to this transaction at once, to
     /// others after commit). Refuses keys over [`crate::MAX_KEY_BYTES`],
-    /// values over [`crate::MAX_VALUE_BYTES`] and write sets over [`MAX_TXN_BYTES`],
-    /// and every write on a read-only database ([`Error::ReadOnly`]).
+    /// values over [`crate::MAX_VALUE_BYTES`], a write that would take the
+    /// write set past a quarter of `Options::memory_budget` (one
+    /// memtable's worth) or [`MAX_TXN_BYTES`] ([`Error::TxnTooLarge`]; the
+    /// refused write changes nothing), and every write on a read-only
+    /// database ([`Error::ReadOnly`]).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         self.write(key, Some(value))
     }
@@ -197,23 +234,38 @@ impl<'db> Txn<'db> {
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        self.snap.db.check_writable()?;
+        let db = self.snap.db;
+        db.check_writable()?;
         check_op(key, value)?;
-        let old = self
-            .writes
-            .get(key)
-            .map_or(0, |v| op_encoded_len(key, v.as_deref()));
-        let total = self.encoded_bytes - old + op_encoded_len(key, value);
+        let (old_encoded, old_kv, old_entries) = self.writes.get(key).map_or((0, 0, 0), |v| {
+            let kv = key.len() + v.as_ref().map_or(0, Vec::len);
+            (op_encoded_len(key, v.as_deref()), kv, 1)
+        });
+        let total = self.encoded_bytes - old_encoded + op_encoded_len(key, value);
         if total > MAX_TXN_BYTES {
             return Err(Error::TxnTooLarge {
                 len: total,
                 max: MAX_TXN_BYTES,
             });
         }
+        let kv_bytes = self.kv_bytes - old_kv + key.len() + value.map_or(0, <[u8]>::len);
+        let entries = self.writes.len() - old_entries + 1;
+        let applied = kv_bytes + entries * MEMTABLE_ENTRY_OVERHEAD;
+        if applied > db.txn_limit {
+            return Err(Error::TxnTooLarge {
+                len: applied,
+                max: db.txn_limit,
+            });
+        }
         self.encoded_bytes = total;
+        self.kv_bytes = kv_bytes;
         self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
+        let buffered = self.buffered() as u64;
+        if buffered >= self.charge.bytes() + CHARGE_STEP_BYTES {
+            self.charge.raise_to(buffered);
+        }
         if self.writer.is_none() {
-            self.writer = Some(OpenWriter::new(self.snap.db));
+            self.writer = Some(OpenWriter::new(db));
         }
         Ok(())
     }
@@ -259,10 +311,19 @@ impl<'db> Txn<'db> {
                 oldest: self.snap.db.core.oracle.oldest_readable(),
             });
         }
+        let db = self.snap.db;
+        // Exact from here on, with the WAL record's two copies (the frame,
+        // and the group-commit batch it is copied into), before the commit
+        // path's backpressure looks at the account.
+        let mut charge = std::mem::replace(&mut self.charge, db.txn_memory.charge());
+        charge.raise_to((self.buffered() + 2 * self.encoded_bytes) as u64);
         let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
-        self.snap
-            .db
-            .commit(self.snap.read_ts, entries, self.encoded_bytes)
+        db.commit(self.snap.read_ts, entries, self.encoded_bytes, charge)
+    }
+
+    /// What the write set holds in memory.
+    fn buffered(&self) -> usize {
+        self.kv_bytes + self.writes.len() * TXN_ENTRY_OVERHEAD_BYTES
     }
 
     /// Discards the transaction's writes (dropping it does the same).

@@ -336,6 +336,8 @@ struct Workload {
     /// `Options::manifest_rotate_bytes`, if not the default (4 MiB, which
     /// no workload here reaches).
     manifest_rotate_bytes: Option<u64>,
+    /// `Options::txn_limit_bytes`, if not the default.
+    txn_limit_bytes: Option<u64>,
     /// The first this many transactions run once, before the enumeration,
     /// and the database is closed: every run starts from a copy of that
     /// file system ([`start`]), and only the syncs after it are crash
@@ -355,6 +357,7 @@ impl Workload {
         value_bytes: 160,
         memory_budget: None,
         manifest_rotate_bytes: None,
+        txn_limit_bytes: None,
         prefix: 0,
     };
 
@@ -394,6 +397,9 @@ fn options(w: Workload) -> Options {
     }
     if let Some(bytes) = w.manifest_rotate_bytes {
         options = options.manifest_rotate_bytes(bytes);
+    }
+    if let Some(bytes) = w.txn_limit_bytes {
+        options = options.txn_limit_bytes(bytes);
     }
     options
 }
@@ -1163,6 +1169,10 @@ fn every_sync_point_of_a_workload_that_moves_and_merges_below_level_1() {
         flush_every: Some(1),
         settle_after_flush: true,
         memory_budget: Some(strata::MIN_MEMORY_BUDGET),
+        // Three 32 KiB values in one transaction, past the smallest
+        // budget's quarter (decision 0024): the layout above needs tables
+        // this large against level 1's target.
+        txn_limit_bytes: Some(128 << 10),
         manifest_rotate_bytes: Some(1024),
         prefix: 7,
         ..Workload::PLAIN

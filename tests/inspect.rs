@@ -5,6 +5,7 @@
 //! exactly the versions written, and that none of them changes a byte.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(clippy::disallowed_types, reason = "a test-file lock, not engine code")]
 
 mod common;
 
@@ -16,6 +17,19 @@ use strata::inspect::{self, DumpOptions, Severity, VersionSource};
 use strata::{Db, Error, Lsn, Options, Ts};
 
 const TABLE: &str = "tables/00000000000000000002.sst";
+
+/// Tests of this file run in parallel threads of one process, and a
+/// spawned `strata` process briefly holds a copy of every descriptor open
+/// in it (between fork and exec), a directory's `LOCK` among them: a test
+/// whose database just closed then finds its directory locked. So the
+/// tests that spawn take this exclusively, the others shared.
+static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn no_spawns() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 const SEGMENT: &str = "wal/00000000000000000001.wal";
 const MANIFEST: &str = "MANIFEST-00000000000000000001";
 
@@ -104,6 +118,7 @@ fn index_offset(table: &Path) -> u64 {
 
 #[test]
 fn stat_of_a_database_that_never_wrote_is_empty() {
+    let _spawns = no_spawns();
     let dir = common::temp_dir();
     Db::open(dir.path(), Options::default())
         .unwrap()
@@ -124,6 +139,7 @@ fn stat_of_a_database_that_never_wrote_is_empty() {
 
 #[test]
 fn stat_counts_the_tables_the_manifest_and_the_wal_tail_exactly() {
+    let _spawns = no_spawns();
     let dir = common::temp_dir();
     let Built { ts } = build(dir.path());
     let s = inspect::stat(dir.path()).unwrap();
@@ -169,6 +185,7 @@ fn stat_counts_the_tables_the_manifest_and_the_wal_tail_exactly() {
 
 #[test]
 fn verify_of_an_intact_database_finds_nothing() {
+    let _spawns = no_spawns();
     let dir = common::temp_dir();
     build(dir.path());
     let r = inspect::verify(dir.path()).unwrap();
@@ -184,6 +201,7 @@ fn verify_of_an_intact_database_finds_nothing() {
 /// the offset of the part that holds it.
 #[test]
 fn verify_names_the_file_and_offset_of_a_flipped_byte_in_every_kind_of_file() {
+    let _spawns = no_spawns();
     let golden = common::temp_dir();
     build(golden.path());
     let table_len = fs::metadata(golden.path().join(TABLE)).unwrap().len();
@@ -215,6 +233,7 @@ fn verify_names_the_file_and_offset_of_a_flipped_byte_in_every_kind_of_file() {
 
 #[test]
 fn a_missing_table_is_damage_and_an_orphan_is_only_a_warning() {
+    let _spawns = no_spawns();
     let golden = common::temp_dir();
     build(golden.path());
     let missing = copy(golden.path());
@@ -251,6 +270,7 @@ fn rows(dir: &Path, options: &DumpOptions) -> Vec<Row> {
 
 #[test]
 fn dump_yields_every_version_written_with_its_source_in_key_order() {
+    let _spawns = no_spawns();
     let dir = common::temp_dir();
     let Built { ts } = build(dir.path());
     let wal = |lsn| VersionSource::Wal { lsn: Lsn(lsn) };
@@ -295,6 +315,7 @@ fn dump_yields_every_version_written_with_its_source_in_key_order() {
 /// no name; while a writer has it open they are refused.
 #[test]
 fn inspection_writes_nothing_and_never_runs_beside_a_writer() {
+    let _spawns = no_spawns();
     let dir = common::temp_dir();
     build(dir.path());
     let before = files(dir.path());
@@ -349,6 +370,9 @@ mod cli {
 
     #[test]
     fn verify_exits_0_when_intact_1_on_damage_and_2_on_bad_usage() {
+        let _spawns = SPAWNS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = common::temp_dir();
         build(dir.path());
         let intact = strata(&["verify"], dir.path());
@@ -370,6 +394,9 @@ mod cli {
 
     #[test]
     fn stat_json_parses_and_dump_prints_one_line_per_version() {
+        let _spawns = SPAWNS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = common::temp_dir();
         let Built { ts } = build(dir.path());
         let out = strata(&["stat", "--json"], dir.path());

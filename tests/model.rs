@@ -281,15 +281,24 @@ type Slots<'db> = Vec<Option<(Txn<'db>, ModelTxn)>>;
 #[derive(Debug, Clone, Copy)]
 struct Config {
     durability: Durability,
-    /// `MIN_MEMORY_BUDGET` and values padded to `PADDED_VALUE_BYTES`: the
+    /// `MIN_MEMORY_BUDGET` and values padded to [`TXN_LIMIT`]: the
     /// background flusher and compactor run on their own.
     small_budget: bool,
 }
 
-/// Each put's value in the `small_budget` variants: every commit that puts
-/// fills the 16 KiB memtable and freezes it, so the background flusher runs
-/// after most commits and the compactor (four level-0 tables) every few.
-const PADDED_VALUE_BYTES: usize = 16 * 1024;
+/// The most one transaction may write at `MIN_MEMORY_BUDGET`: one
+/// memtable's worth, a quarter of the budget, counted as the memtable
+/// counts (key, value and 80 bytes per key; decision 0024).
+const TXN_LIMIT: usize = (strata::MIN_MEMORY_BUDGET / 4) as usize;
+const ENTRY_OVERHEAD: usize = 80;
+
+/// What `writes` counts against [`TXN_LIMIT`].
+fn txn_bytes(writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> usize {
+    writes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD)
+        .sum()
+}
 
 impl Config {
     fn options(self) -> Options {
@@ -303,10 +312,26 @@ impl Config {
         }
     }
 
-    fn value(self, generated: &[u8]) -> Vec<u8> {
+    /// The most one transaction may write.
+    fn txn_limit(self) -> usize {
+        if self.small_budget {
+            TXN_LIMIT
+        } else {
+            (strata::DEFAULT_MEMORY_BUDGET / 4) as usize
+        }
+    }
+
+    /// The value a put of `generated` under `key` writes. In the
+    /// `small_budget` variants it is padded to the whole transaction limit:
+    /// every commit that puts fills the 16 KiB memtable and freezes it, so
+    /// the background flusher runs after most commits and the compactor
+    /// (four level-0 tables) every few. A second write in the same
+    /// transaction (to another key) is then refused with `TxnTooLarge`,
+    /// which the model predicts and which must change nothing.
+    fn value(self, key: &[u8], generated: &[u8]) -> Vec<u8> {
         let mut v = generated.to_vec();
         if self.small_budget {
-            v.resize(PADDED_VALUE_BYTES, b'.');
+            v.resize(TXN_LIMIT - ENTRY_OVERHEAD - key.len(), b'.');
         }
         v
     }
@@ -477,6 +502,39 @@ fn commit(
 }
 
 /// Runs ops on the open `db` until a restart (returned) or the end.
+/// Puts (or deletes) `key` in `txn` and its model, unless the write would
+/// take the transaction past `limit`: then it must be refused with
+/// `TxnTooLarge` and change nothing.
+fn write(
+    txn: &mut Txn<'_>,
+    mt: &mut ModelTxn,
+    key: &[u8],
+    value: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<(), TestCaseError> {
+    let entry = |v: Option<&Vec<u8>>| key.len() + v.map_or(0, Vec::len) + ENTRY_OVERHEAD;
+    let old = mt.writes.get(key).map_or(0, |v| entry(v.as_ref()));
+    let bytes = txn_bytes(&mt.writes) - old + entry(value.as_ref());
+    let result = match &value {
+        Some(v) => txn.put(key, v),
+        None => txn.delete(key),
+    };
+    match result {
+        Ok(()) if bytes <= limit => {
+            mt.writes.insert(key.to_vec(), value);
+        }
+        Err(Error::TxnTooLarge { len, max }) if bytes > limit => {
+            prop_assert_eq!((len, max), (bytes, limit));
+        }
+        other => {
+            return Err(TestCaseError::fail(format!(
+                "write of {key:?} ({bytes} bytes in the transaction after it): {other:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn run_session<'a>(
     db: &Db,
     vfs: &MemVfs,
@@ -497,14 +555,12 @@ fn run_session<'a>(
             }
             Op::Put { slot, key, value } => {
                 let (txn, mt) = slot_txn(&mut slots, *slot, db, model)?;
-                let value = config.value(value);
-                txn.put(KEYS[*key], &value).unwrap();
-                mt.writes.insert(KEYS[*key].to_vec(), Some(value));
+                let value = config.value(KEYS[*key], value);
+                write(txn, mt, KEYS[*key], Some(value), config.txn_limit())?;
             }
             Op::Delete { slot, key } => {
                 let (txn, mt) = slot_txn(&mut slots, *slot, db, model)?;
-                txn.delete(KEYS[*key]).unwrap();
-                mt.writes.insert(KEYS[*key].to_vec(), None);
+                write(txn, mt, KEYS[*key], None, config.txn_limit())?;
             }
             Op::Get { slot, key } => {
                 let (txn, mt) = slot_txn(&mut slots, *slot, db, model)?;

@@ -197,7 +197,8 @@ fn describe(settings: &Settings, dir: &Path) -> Vec<(String, String)> {
         (
             "memory budget".into(),
             format!(
-                "{} MiB (memtables flush at a quarter)",
+                "{} MiB (memtables, transaction buffers, table metadata; memtables flush at \
+                 a quarter)",
                 settings.memory_budget >> 20
             ),
         ),
@@ -318,7 +319,9 @@ fn background_note(name: &str, s: &strata::Stats) -> String {
     format!(
         "background ({name} database): {} flushes, {} compactions + {} moves, tables per level \
          {:?}; table bytes written / WAL bytes = {amp:.2}; commits slowed {} times, stopped {} \
-         times, {:.1} ms stalled in all, longest commit stall {:.2} ms",
+         times, {:.1} ms stalled in all, longest commit stall {:.2} ms; memory counted at the \
+         end {:.1} of {:.1} MiB (memtables {:.1}, transaction buffers {:.1}, table metadata \
+         {:.1})",
         s.flushes,
         s.compactions,
         s.compaction_moves,
@@ -327,7 +330,17 @@ fn background_note(name: &str, s: &strata::Stats) -> String {
         s.write_stops,
         s.write_stall_time.as_secs_f64() * 1e3,
         s.longest_write_stall.as_secs_f64() * 1e3,
+        mib(s.memory_bytes),
+        mib(s.memory_budget),
+        mib(s.memtable_bytes),
+        mib(s.txn_buffer_bytes),
+        mib(s.table_metadata_bytes),
     )
+}
+
+/// Bytes in MiB, for display.
+fn mib(bytes: u64) -> f64 {
+    as_f64(bytes) / f64::from(1 << 20)
 }
 
 /// What a phase's WAL syncs were (both `None` if it caused no sync).

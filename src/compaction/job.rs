@@ -180,7 +180,7 @@ fn merge(
         .and_then(|()| {
             out.paths
                 .iter()
-                .map(|p| Table::open(store.vfs.as_ref(), p).map(Arc::new))
+                .map(|p| store.open_table(p))
                 .collect::<Result<Vec<_>>>()
         });
     let opened = match opened {
@@ -304,7 +304,8 @@ impl Outputs {
             .dir
             .join(manifest::TABLES_DIR)
             .join(manifest::table_name(number));
-        let b = TableBuilder::create(store.vfs.as_ref(), &path, TableOptions::default())?;
+        let b = TableBuilder::create(store.vfs.as_ref(), &path, TableOptions::default())?
+            .charged(&store.table_memory);
         self.paths.push(path);
         Ok(&mut self.current.insert((number, b)).1)
     }

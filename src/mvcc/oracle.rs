@@ -230,10 +230,7 @@ impl Oracle {
         publish: impl FnOnce(Ts) -> Result<R>,
     ) -> Result<(Ts, R)> {
         let mut st = self.commit.lock();
-        let done_until = self.applied.done_until();
-        while st.inflight.front().is_some_and(|(ts, _)| *ts <= done_until) {
-            st.inflight.pop_front();
-        }
+        self.drop_applied(&mut st);
         for i in 0..writes.key_count() {
             let key = writes.key(i);
             if st
@@ -280,6 +277,31 @@ impl Oracle {
         }
         st.inflight.push_back((ts, writes.clone()));
         Ok((ts, published))
+    }
+
+    /// Drops the in-flight write sets of commits that are applied: a check
+    /// only looks at commits above the applied watermark.
+    fn drop_applied(&self, st: &mut CommitState) {
+        let done_until = self.applied.done_until();
+        while st.inflight.front().is_some_and(|(ts, _)| *ts <= done_until) {
+            st.inflight.pop_front();
+        }
+    }
+
+    /// Lets go of the write sets of applied commits now rather than at the
+    /// next commit (a large commit calls it once it is visible, so its
+    /// write set is freed before it returns: decision 0024). They are
+    /// freed after the commit-order lock is released.
+    pub(crate) fn release_applied(&self) {
+        let done_until = self.applied.done_until();
+        let mut gone = Vec::new();
+        {
+            let mut st = self.commit.lock();
+            while st.inflight.front().is_some_and(|(ts, _)| *ts <= done_until) {
+                gone.extend(st.inflight.pop_front());
+            }
+        }
+        drop(gone);
     }
 
     /// Marks commit timestamps applied (or abandoned after an I/O failure),

@@ -73,6 +73,11 @@ pub(crate) struct BloomBuilder {
 }
 
 impl BloomBuilder {
+    /// The bytes the builder holds (a hash per key added).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.hashes.capacity() * size_of::<u64>()
+    }
+
     /// Adds a distinct user key (the caller adds each key once).
     pub(crate) fn add(&mut self, key: &[u8]) {
         self.hashes.push(hash64(key));

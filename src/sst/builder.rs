@@ -5,12 +5,14 @@
 //! the caller's).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::block::{
     BlockBuilder, DATA_RESTART_INTERVAL, EntryKind, INDEX_RESTART_INTERVAL, cmp_version,
 };
 use super::bloom::{BloomBuilder, DEFAULT_BITS_PER_KEY, HASH_V1, HASH_V2_BLOCKED};
 use super::format::{BlockKind, FORMAT_VERSION, Footer, Handle, Properties, push_trailer};
+use crate::budget::{Account, OwnedCharge};
 use crate::error::{Error, Result};
 use crate::types::{MAX_KEY_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::vfs::{Vfs, VfsFile};
@@ -78,6 +80,11 @@ pub(crate) struct TableBuilder {
     props: Properties,
     last_ts: Ts,
     scratch: Vec<u8>,
+    /// What the builder holds that grows with the table (the filter's
+    /// hashes, the index block), in the engine's table account while it
+    /// builds (decision 0024); raised at each data block. Its fixed
+    /// buffers (the write chunk, the block being built) are not counted.
+    charge: Option<OwnedCharge>,
 }
 
 impl TableBuilder {
@@ -105,7 +112,15 @@ impl TableBuilder {
             },
             last_ts: Ts::ZERO,
             scratch: Vec::new(),
+            charge: None,
         })
+    }
+
+    /// Charges what the builder holds to `account` until it is finished
+    /// or dropped.
+    pub(crate) fn charged(mut self, account: &Arc<Account>) -> Self {
+        self.charge = Some(OwnedCharge::new(account, 0));
+        self
     }
 
     /// Versions added so far.
@@ -216,6 +231,9 @@ impl TableBuilder {
             &value,
         );
         self.props.data_blocks += 1;
+        if let Some(charge) = &mut self.charge {
+            charge.raise_to((self.bloom.memory_bytes() + self.index.len_estimate()) as u64);
+        }
         Ok(())
     }
 

@@ -45,7 +45,7 @@ pub(crate) use format::Properties;
     unused_imports,
     reason = "the engine reads tables once flush lands (issue 16)"
 )]
-pub(crate) use reader::{Found, Table, TableIter};
+pub(crate) use reader::{ALLOCATION_OVERHEAD_BYTES, Found, Table, TableIter};
 
 /// The file name of table `number` inside the tables directory.
 pub(crate) fn table_file_name(number: u64) -> String {

@@ -11,6 +11,7 @@ use super::fence::Fences;
 use super::format::{
     BlockKind, FORMAT_VERSION, Footer, FooterError, Handle, Properties, verify_block,
 };
+use crate::budget::{Account, OwnedCharge};
 use crate::codec::Cursor;
 use crate::error::{Error, Result};
 use crate::sync::Mutex;
@@ -54,7 +55,18 @@ pub(crate) struct Table {
     /// Set once a durable manifest edit removed the table: its file is
     /// deleted when the last reference (the last view listing it) drops.
     obsolete: Mutex<Option<Obsolete>>,
+    /// What the table holds in memory, in the engine's table account
+    /// (decision 0024); returned when the table drops. `None` for tables
+    /// the engine does not count (tools, tests).
+    charge: Option<OwnedCharge>,
 }
+
+/// Heap allocations a table makes besides its struct (path, two keys,
+/// the fences' two arrays, the bitmap, the `Arc`), each charged an
+/// allocator header.
+const TABLE_ALLOCATIONS: u64 = 7;
+/// Bytes of allocator header (and rounding) charged per allocation.
+pub(crate) const ALLOCATION_OVERHEAD_BYTES: u64 = 16;
 
 /// How an obsolete table's file goes: see [`Table::mark_obsolete`].
 #[derive(Debug)]
@@ -146,7 +158,28 @@ impl Table {
             fences,
             verified: (0..words).map(|_| AtomicU64::new(0)).collect(),
             obsolete: Mutex::new(None),
+            charge: None,
         })
+    }
+
+    /// The anonymous memory this table holds: its struct (in an `Arc`),
+    /// path, key range, fences (24 bytes a data block) and verified-block
+    /// bitmap. The mapped file is page cache and not counted; nor is the
+    /// filter, read from the mapping.
+    pub(crate) fn resident_bytes(&self) -> u64 {
+        let heap = self.path.as_os_str().len()
+            + self.props.smallest_key.len()
+            + self.props.largest_key.len()
+            + self.fences.heap_bytes()
+            + self.verified.len() * size_of::<AtomicU64>();
+        (size_of::<Self>() + 2 * size_of::<usize>() + heap) as u64
+            + TABLE_ALLOCATIONS * ALLOCATION_OVERHEAD_BYTES
+    }
+
+    /// Charges `bytes` to `account` for as long as the table is open.
+    pub(crate) fn charged(mut self, account: &Arc<Account>, bytes: u64) -> Table {
+        self.charge = Some(OwnedCharge::new(account, bytes));
+        self
     }
 
     /// Marks the table obsolete (a durable manifest edit removed it): its

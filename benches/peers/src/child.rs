@@ -1,6 +1,7 @@
 //! One engine's run, in its own process: load, reopen, reads, scans and
 //! YCSB on a non-durable open; read-2-write-2 and contention on a durable
-//! one; then sizes and peak RSS. The report goes to stdout as JSON.
+//! one; then sizes, peak RSS and peak anonymous memory (`RssAnon`, sampled
+//! through the whole run). The report goes to stdout as JSON.
 
 use std::path::Path;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use crate::engines::{Engine, OpenConfig};
 use crate::keys::ENTRY_BYTES;
 use crate::limits;
 use crate::model::{ChildReport, Metric, Settings};
-use crate::sysinfo::{disk_bytes, peak_rss_bytes};
+use crate::sysinfo::{AnonSampler, disk_bytes, peak_rss_bytes};
 use crate::workloads::{basic, txn, ycsb};
 
 /// Records `result` under `id` (or its error), and logs it to stderr.
@@ -38,6 +39,13 @@ pub fn run<E: Engine>(name: &str, dir: &Path, settings: &Settings) -> Result<Chi
         engine: name.to_owned(),
         ..ChildReport::default()
     };
+    // Before the engine opens: what the harness itself holds.
+    let anon = AnonSampler::start()?;
+    record(
+        &mut report,
+        "anon-at-start",
+        Ok(Metric::cost(as_f64(anon.peak()), "bytes")),
+    );
     let logical = settings.n * ENTRY_BYTES;
     let config = |durable| OpenConfig {
         cache_bytes: settings.cache_bytes,
@@ -48,6 +56,11 @@ pub fn run<E: Engine>(name: &str, dir: &Path, settings: &Settings) -> Result<Chi
     let load = basic::load(&engine, settings.n);
     record(&mut report, "load", load);
     engine.close()?;
+    record(
+        &mut report,
+        "peak-anon/load",
+        Ok(Metric::cost(as_f64(anon.peak()), "bytes")),
+    );
     let size = as_f64(disk_bytes(dir)?);
     record(
         &mut report,
@@ -66,6 +79,11 @@ pub fn run<E: Engine>(name: &str, dir: &Path, settings: &Settings) -> Result<Chi
     record(&mut report, "reopen", Ok(Metric::cost(reopen, "ms")));
     reads_and_ycsb(&engine, settings, &mut report);
     engine.close()?;
+    record(
+        &mut report,
+        "peak-anon/reads",
+        Ok(Metric::cost(as_f64(anon.peak()), "bytes")),
+    );
 
     let engine = E::open(dir, &config(true))?;
     durable_phases(&engine, dir, settings, &mut report);
@@ -76,6 +94,11 @@ pub fn run<E: Engine>(name: &str, dir: &Path, settings: &Settings) -> Result<Chi
         &mut report,
         "peak-rss",
         peak_rss_bytes().map(|b| Metric::cost(as_f64(b), "bytes")),
+    );
+    record(
+        &mut report,
+        "peak-anon",
+        Ok(Metric::cost(as_f64(anon.peak()), "bytes")),
     );
     Ok(report)
 }

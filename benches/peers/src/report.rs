@@ -120,6 +120,24 @@ const WORKLOADS: &[(&str, &str)] = &[
     ),
     ("disk/final", "On-disk size at the end"),
     ("peak-rss", "Peak RSS of the engine's process (VmHWM)"),
+    (
+        "peak-anon",
+        "Peak anonymous memory of the engine's process (RssAnon, sampled every 5 ms; \
+         mapped file pages excluded)",
+    ),
+    (
+        "peak-anon/load",
+        "Peak anonymous memory up to the end of the load (RssAnon, sampled every 5 ms)",
+    ),
+    (
+        "peak-anon/reads",
+        "Peak anonymous memory up to the end of the reads, scans and YCSB (RssAnon, sampled \
+         every 5 ms)",
+    ),
+    (
+        "anon-at-start",
+        "Anonymous memory of the engine's process before it opened (the harness)",
+    ),
 ];
 
 /// The best peer (any engine but Strata) for workload `id`: name and metric.

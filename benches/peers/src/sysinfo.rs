@@ -2,25 +2,95 @@
 //! CPU, kernel and file system.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// Peak resident set size of this process (`VmHWM`), in bytes.
-pub fn peak_rss_bytes() -> Result<u64> {
+/// A `kB` field of `/proc/self/status` (`VmHWM`, `RssAnon`, ...), in bytes.
+fn status_bytes(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM in /proc/self/status")?;
-    let kib: u64 = line
-        .trim_start_matches("VmHWM:")
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+        .with_context(|| format!("no {field} in /proc/self/status"))?;
+    let kib: u64 = line[field.len() + 1..]
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .context("VmHWM")?;
+        .with_context(|| field.to_owned())?;
     Ok(kib * 1024)
+}
+
+/// Peak resident set size of this process (`VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Result<u64> {
+    status_bytes("VmHWM")
+}
+
+/// Resident anonymous memory of this process now (`RssAnon`: heap, stacks,
+/// anonymous maps; not the page cache of mapped files), in bytes.
+pub fn anon_bytes() -> Result<u64> {
+    status_bytes("RssAnon")
+}
+
+/// How often [`AnonSampler`] reads `RssAnon`.
+pub const ANON_SAMPLE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Samples `RssAnon` on a thread of its own every [`ANON_SAMPLE_INTERVAL`]
+/// until stopped, keeping the largest value: the kernel keeps no
+/// high-water mark of anonymous memory alone (`VmHWM` includes mapped file
+/// pages, which for an mmap engine are its data). A peak shorter than the
+/// interval can be missed.
+pub struct AnonSampler {
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AnonSampler {
+    /// Starts sampling (the first sample is taken before this returns).
+    pub fn start() -> Result<AnonSampler> {
+        let peak = Arc::new(AtomicU64::new(anon_bytes()?));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (Arc::clone(&peak), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("anon-sampler".into())
+            .spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    if let Ok(now) = anon_bytes() {
+                        p.fetch_max(now, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(ANON_SAMPLE_INTERVAL);
+                }
+            })
+            .context("spawn the RssAnon sampler")?;
+        Ok(AnonSampler {
+            peak,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The largest `RssAnon` seen so far (and now).
+    pub fn peak(&self) -> u64 {
+        if let Ok(now) = anon_bytes() {
+            self.peak.fetch_max(now, Ordering::Relaxed);
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for AnonSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Bytes allocated on disk under `dir` (blocks, so sparse or preallocated

@@ -2,8 +2,9 @@
 //!
 //! Durability is per database (decision 0004): `Durability::Sync` when opened
 //! durable, `Durability::Buffered` otherwise. The cache budget is Strata's
-//! `Options::memory_budget` (a memtable is flushed to a table at a quarter of
-//! it; mapped tables are the OS's page cache, as LMDB's pages are). No peer
+//! `Options::memory_budget` (memtables, transaction buffers and table
+//! metadata; a memtable is flushed to a table at a quarter of it; mapped
+//! tables are the OS's page cache, as LMDB's pages are). No peer
 //! keeps old versions for time travel, so neither does Strata here:
 //! `Options::history_retention` is zero (compaction keeps only what live
 //! snapshots read), as an application without `begin_read_at` would set it.
@@ -28,7 +29,7 @@ impl Engine for StrataEngine {
         } else {
             Durability::Buffered
         };
-        // Strata's memory budget (memtables today) is its cache budget.
+        // Strata's memory budget is its cache budget.
         let budget = config.cache_bytes.max(strata::MIN_MEMORY_BUDGET);
         let options = Options::new()
             .durability(durability)
