@@ -15,6 +15,7 @@
 //! its own: it is a gauge read by backpressure and `Db::stats`, not a
 //! protocol (nothing is ordered by it), so it needs no loom model.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -53,14 +54,21 @@ impl Account {
     }
 }
 
-/// Bytes charged to an [`Account`] until dropped.
+/// Bytes charged to an [`Account`] until dropped; `A` is how the charge
+/// holds its account (a borrow, or an `Arc` for owners that outlive any
+/// borrow of the engine's state: tables and table builders).
 #[derive(Debug)]
-pub(crate) struct Charge<'a> {
-    account: &'a Account,
+pub(crate) struct Held<A: Deref<Target = Account>> {
+    account: A,
     bytes: u64,
 }
 
-impl Charge<'_> {
+/// A charge that borrows its account (a `Txn`'s).
+pub(crate) type Charge<'a> = Held<&'a Account>;
+/// A charge that keeps its account alive.
+pub(crate) type OwnedCharge = Held<Arc<Account>>;
+
+impl<A: Deref<Target = Account>> Held<A> {
     /// The bytes this charge holds.
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes
@@ -76,20 +84,6 @@ impl Charge<'_> {
     }
 }
 
-impl Drop for Charge<'_> {
-    fn drop(&mut self) {
-        self.account.sub(self.bytes);
-    }
-}
-
-/// A charge that keeps its account alive (tables and table builders,
-/// which outlive every borrow of the engine's state).
-#[derive(Debug)]
-pub(crate) struct OwnedCharge {
-    account: Arc<Account>,
-    bytes: u64,
-}
-
 impl OwnedCharge {
     pub(crate) fn new(account: &Arc<Account>, bytes: u64) -> Self {
         account.add(bytes);
@@ -98,17 +92,9 @@ impl OwnedCharge {
             bytes,
         }
     }
-
-    /// Raises the charge to `bytes` (as [`Charge::raise_to`]).
-    pub(crate) fn raise_to(&mut self, bytes: u64) {
-        if bytes > self.bytes {
-            self.account.add(bytes - self.bytes);
-            self.bytes = bytes;
-        }
-    }
 }
 
-impl Drop for OwnedCharge {
+impl<A: Deref<Target = Account>> Drop for Held<A> {
     fn drop(&mut self) {
         self.account.sub(self.bytes);
     }
