@@ -31,7 +31,7 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::iter::{LevelIter, Source};
 use crate::memtable::{MemCursor, Memtable};
-use crate::sst::{Found, Table};
+use crate::sst::{Found, Probe, Table};
 use crate::sync::RwLock;
 use crate::types::Ts;
 
@@ -69,28 +69,41 @@ impl View {
     }
 
     /// The value of `key` at `read_ts` (`None`: absent or deleted).
+    ///
+    /// The filters of every table the read may probe are loaded first, all
+    /// together, so their cache misses overlap each other and the memtable
+    /// search instead of following one another (`sst::touch`).
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Result<Option<Vec<u8>>> {
+        let probe = Probe::new(key);
+        self.candidates(key).for_each(|t| t.touch(&probe));
         for mem in self.memtables() {
             if let Some(found) = mem.get(key, read_ts) {
                 return Ok(found);
             }
         }
-        for (level, tables) in self.levels.iter().enumerate() {
-            // Level 0: every table, newest first; deeper: the one covering `key`.
-            let candidates: &[Arc<Table>] = if level == 0 {
-                tables
-            } else {
-                covering(tables, key).map_or(&[], std::slice::from_ref)
-            };
-            for t in candidates {
-                match t.get(key, read_ts)? {
-                    Some(Found::Value(v)) => return Ok(Some(v)),
-                    Some(Found::Tombstone) => return Ok(None),
-                    None => {}
-                }
+        for t in self.candidates(key) {
+            match t.get_probe(&probe, read_ts)? {
+                Some(Found::Value(v)) => return Ok(Some(v)),
+                Some(Found::Tombstone) => return Ok(None),
+                None => {}
             }
         }
         Ok(None)
+    }
+
+    /// The tables a point read of `key` probes, in the order it probes
+    /// them: level 0's tables covering `key`, newest first, then the one
+    /// table of each deeper level that covers it.
+    fn candidates<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a Arc<Table>> + 'a {
+        let (l0, deeper): (&[Arc<Table>], &[Vec<Arc<Table>>]) = match self.levels.split_first() {
+            Some((l0, deeper)) => (l0, deeper),
+            None => (&[], &[]),
+        };
+        l0.iter().filter(move |t| t.covers(key)).chain(
+            deeper
+                .iter()
+                .filter_map(move |tables| covering(tables, key)),
+        )
     }
 
     /// The commit ts of the newest version of `key` held in memory (the

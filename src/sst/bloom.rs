@@ -7,6 +7,7 @@
 //! `probes` (decision 0025). It never says "absent" for a key that was
 //! added.
 
+use super::touch::touch;
 use crate::codec::Cursor;
 
 /// Default bits per key: about 0.8% false positives with 7 probes.
@@ -45,7 +46,7 @@ fn probe_bits(hash: u64, probes: u8, bits: u32) -> impl Iterator<Item = u32> {
 /// Version 2: the bits a key sets, all in block `((hash >> 32) * blocks)
 /// >> 32`; within it `(h1 + j * delta) % 512` with `h1 = hash as u32` and
 /// `delta = h1.rotate_right(17) | 1`.
-fn blocked_probe_bits(hash: u64, probes: u8, blocks: u32) -> impl Iterator<Item = u32> {
+pub(crate) fn blocked_probe_bits(hash: u64, probes: u8, blocks: u32) -> impl Iterator<Item = u32> {
     let block = (((hash >> 32) * u64::from(blocks)) >> 32) as u32;
     let base = block * BLOCK_BITS;
     let h1 = hash as u32;
@@ -154,6 +155,49 @@ impl<'a> Bloom<'a> {
             probes,
             version,
         })
+    }
+
+    /// The byte of the filter that a probe for `hash` reads first: for a
+    /// version-2 filter the start of the one 64-byte block all its probes
+    /// fall in (so loading it early loads the whole probe).
+    pub(crate) fn first_byte(&self, hash: u64) -> usize {
+        let nbits = (self.bits.len() * 8) as u32;
+        let bit = if self.version == HASH_V2_BLOCKED {
+            blocked_probe_bits(hash, 1, nbits / BLOCK_BITS).next()
+        } else {
+            probe_bits(hash, 1, nbits).next()
+        };
+        let bit = bit.unwrap_or(0);
+        if self.version == HASH_V2_BLOCKED {
+            (bit / BLOCK_BITS) as usize * BLOCK_BYTES
+        } else {
+            (bit / 8) as usize
+        }
+    }
+
+    /// Starts loading the filter's bits a probe for `hash` reads, so that
+    /// several tables' probes wait for memory together rather than one
+    /// after another ([`touch`]).
+    pub(crate) fn touch(&self, hash: u64) {
+        touch(self.bits, self.first_byte(hash));
+    }
+
+    /// The filter `decode` returned for `contents`, rebuilt from its
+    /// [`Bloom::shape`] (a table decodes its filter once, at open).
+    pub(crate) fn from_shape(contents: &'a [u8], shape: (u8, u8)) -> Bloom<'a> {
+        let bits = contents
+            .get(..contents.len().saturating_sub(2))
+            .unwrap_or_default();
+        Bloom {
+            bits,
+            probes: shape.0,
+            version: shape.1,
+        }
+    }
+
+    /// Probes per key and hash version.
+    pub(crate) fn shape(&self) -> (u8, u8) {
+        (self.probes, self.version)
     }
 
     /// False only if `key` was certainly never added.

@@ -24,6 +24,7 @@ mod builder;
 mod fence;
 mod format;
 mod reader;
+mod touch;
 // `Table::verify_all`: every byte of a table, for `strata verify`.
 mod verify;
 
@@ -31,6 +32,7 @@ mod verify;
 mod tests;
 
 pub(crate) use block::{EntryKind, cmp_version};
+pub(crate) use bloom::{blocked_probe_bits, hash64};
 #[allow(
     unused_imports,
     reason = "the engine builds tables once flush lands (issue 16)"
@@ -45,7 +47,7 @@ pub(crate) use format::Properties;
     unused_imports,
     reason = "the engine reads tables once flush lands (issue 16)"
 )]
-pub(crate) use reader::{ALLOCATION_OVERHEAD_BYTES, Found, Table, TableIter};
+pub(crate) use reader::{ALLOCATION_OVERHEAD_BYTES, Found, Probe, Table, TableIter};
 
 /// The file name of table `number` inside the tables directory.
 pub(crate) fn table_file_name(number: u64) -> String {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::block::{BlockCursor, EntryKind, cmp_version, validate};
-use super::bloom::Bloom;
+use super::bloom::{Bloom, hash64};
 use super::fence::Fences;
 use super::format::{
     BlockKind, FORMAT_VERSION, Footer, FooterError, Handle, Properties, verify_block,
@@ -36,6 +36,23 @@ enum Direct {
     General,
 }
 
+/// A key a point read looks up, hashed once for the filters of every
+/// table it probes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe<'k> {
+    pub(crate) key: &'k [u8],
+    hash: u64,
+}
+
+impl<'k> Probe<'k> {
+    pub(crate) fn new(key: &'k [u8]) -> Self {
+        Probe {
+            key,
+            hash: hash64(key),
+        }
+    }
+}
+
 /// An open table. Immutable; shared by every view that lists it.
 #[derive(Debug)]
 pub(crate) struct Table {
@@ -44,6 +61,8 @@ pub(crate) struct Table {
     /// Contents ranges of the index and filter blocks.
     index: (usize, usize),
     filter: (usize, usize),
+    /// The filter's probes per key and hash version, decoded at open.
+    filter_shape: (u8, u8),
     /// Where the data blocks end (the filter block's offset).
     data_end: usize,
     props: Properties,
@@ -62,9 +81,9 @@ pub(crate) struct Table {
 }
 
 /// Heap allocations a table makes besides its struct (path, two keys,
-/// the fences' two arrays, the bitmap, the `Arc`), each charged an
+/// the fences' three arrays, the bitmap, the `Arc`), each charged an
 /// allocator header.
-const TABLE_ALLOCATIONS: u64 = 7;
+const TABLE_ALLOCATIONS: u64 = 8;
 /// Bytes of allocator header (and rounding) charged per allocation.
 pub(crate) const ALLOCATION_OVERHEAD_BYTES: u64 = 16;
 
@@ -123,7 +142,9 @@ impl Table {
         let slice = |r: (usize, usize)| file.get(r.0..r.1).unwrap_or_default();
         let props = Properties::decode(slice(props_range))
             .map_err(|w| corrupt(props_range.0, &format!("properties: {w}")))?;
-        Bloom::decode(slice(filter)).map_err(|w| corrupt(filter.0, &format!("filter: {w}")))?;
+        let filter_shape = Bloom::decode(slice(filter))
+            .map_err(|w| corrupt(filter.0, &format!("filter: {w}")))?
+            .shape();
         let summary = validate(slice(index), &[EntryKind::Handle])
             .map_err(|w| corrupt(index.0, &format!("index block: {w}")))?;
         if summary.restarts != summary.entries {
@@ -153,6 +174,7 @@ impl Table {
             bytes,
             index,
             filter,
+            filter_shape,
             data_end,
             props,
             fences,
@@ -210,9 +232,25 @@ impl Table {
         self.slice(self.index)
     }
 
+    fn bloom(&self) -> Bloom<'_> {
+        Bloom::from_shape(self.slice(self.filter), self.filter_shape)
+    }
+
     /// False only if the table certainly holds no version of `key`.
     pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
-        Bloom::decode(self.slice(self.filter)).map_or(true, |f| f.may_contain(key))
+        self.bloom().may_contain(key)
+    }
+
+    /// Whether `key` lies in the table's key range.
+    pub(crate) fn covers(&self, key: &[u8]) -> bool {
+        let p = &self.props;
+        p.smallest_key.as_slice() <= key && key <= p.largest_key.as_slice()
+    }
+
+    /// Starts loading what a get of `probe` reads first, the filter's
+    /// bits for it ([`super::touch`]).
+    pub(crate) fn touch(&self, probe: &Probe<'_>) {
+        self.bloom().touch(probe.hash);
     }
 
     /// The data block an index entry names, checked at its first use.
@@ -254,13 +292,15 @@ impl Table {
 
     /// The version of `key` visible at `read_ts`, if this table holds one.
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Result<Option<Found>> {
+        self.get_probe(&Probe::new(key), read_ts)
+    }
+
+    /// [`Table::get`] of a key hashed once for every table it probes.
+    pub(crate) fn get_probe(&self, probe: &Probe<'_>, read_ts: Ts) -> Result<Option<Found>> {
         // The key range first: it is in memory, the filter is a mapped
         // page (and level 0's tables are probed whatever their range).
-        let p = &self.props;
-        if key < p.smallest_key.as_slice() || key > p.largest_key.as_slice() {
-            return Ok(None);
-        }
-        if !self.may_contain(key) {
+        let key = probe.key;
+        if !self.covers(key) || !self.bloom().may_contain_hash(probe.hash) {
             return Ok(None);
         }
         match self.get_in_block(key, read_ts) {
@@ -298,6 +338,7 @@ impl Table {
         };
         let contents = self.slice((start, end - super::format::BLOCK_TRAILER_BYTES));
         let mut cur = BlockCursor::new(contents);
+        cur.touch_restarts(contents);
         cur.seek(contents, key, read_ts);
         if cur.is_corrupt() {
             return Direct::General;
