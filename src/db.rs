@@ -325,6 +325,23 @@ impl Db {
         ReadTxn::new(&self.inner.engine)
     }
 
+    /// The value of `key` in the latest commits (`None`: absent or
+    /// deleted): what `self.begin_read().get(key)` returns, for a single
+    /// read. It registers no snapshot when no compaction may have collected
+    /// a version it needs, which is what makes it cheaper than a
+    /// transaction (`mvcc::snapshot`, "Unregistered reads").
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if a table it reads is damaged; an I/O error
+    /// from reading a table.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let core = &self.inner.engine.core;
+        match core.oracle.read_latest(|| core.views.current()) {
+            Some((ts, view)) => view.get(key, ts),
+            None => self.begin_read().get(key),
+        }
+    }
+
     /// Starts a read-only transaction as of `ts` (time travel): it sees
     /// exactly the commits with commit ts `<= ts`, and its
     /// [`ReadTxn::read_ts`] is `ts`. [`Ts::from_time`] makes one from a time

@@ -180,3 +180,80 @@ fn loom_history_watermark_never_passes_a_time_travel_snapshot() {
         );
     });
 }
+
+/// [`super::snapshot::Registry::read_latest`] (what `Db::get` does) races
+/// a commit and a compaction that collects below the history watermark.
+/// One key: version 1 in a table, the commit puts version 2 into the
+/// memtable and then moves the applied ts to 2; the compaction takes the
+/// history watermark and installs a view whose table keeps, of every
+/// version the old view held, those above it and the newest at or below
+/// it. Whenever the read goes ahead unregistered, the view it took holds
+/// the version at its read ts. Mutation check: loading the floor before
+/// taking the view, or not publishing it, fails it.
+#[test]
+fn loom_an_unregistered_read_never_misses_its_version() {
+    use super::snapshot::Registry;
+    use crate::sync::RwLock;
+    use crate::sync::atomic::{AtomicU64, Ordering};
+
+    struct View {
+        mem: Arc<Mutex<Vec<u64>>>,
+        table: Vec<u64>,
+    }
+    fn versions(v: &View) -> Vec<u64> {
+        let mem = v.mem.lock().clone();
+        v.table.iter().copied().chain(mem).collect()
+    }
+    fn empty_mem() -> Arc<Mutex<Vec<u64>>> {
+        Arc::new(Mutex::new(Vec::new()))
+    }
+
+    loom::model(|| {
+        let registry = Arc::new(Registry::default());
+        let applied = Arc::new(AtomicU64::new(1));
+        let views = Arc::new(RwLock::new(Arc::new(View {
+            mem: empty_mem(),
+            table: vec![1],
+        })));
+
+        let (v, a) = (views.clone(), applied.clone());
+        let writer = thread::spawn(move || {
+            // The apply stage inserts into the current view's memtable.
+            let current = v.read();
+            current.mem.lock().push(2);
+            drop(current);
+            a.store(2, Ordering::Release);
+        });
+        let (v, a, r) = (views.clone(), applied.clone(), registry.clone());
+        let compactor = thread::spawn(move || {
+            let now = || Ts::from(a.load(Ordering::Acquire));
+            let w = r.history_watermark(now, Ts::from(u64::MAX)).get();
+            let mut current = v.write();
+            let all = versions(&current);
+            let newest_below = all.iter().copied().filter(|&t| t <= w).max();
+            let kept = all
+                .into_iter()
+                .filter(|&t| t > w || Some(t) == newest_below)
+                .collect();
+            *current = Arc::new(View {
+                mem: empty_mem(),
+                table: kept,
+            });
+        });
+
+        let read = registry.read_latest(
+            || Ts::from(applied.load(Ordering::Acquire)),
+            || Arc::clone(&views.read()),
+        );
+        if let Some((ts, view)) = read {
+            let newest = versions(&view).into_iter().filter(|&t| t <= ts.get()).max();
+            assert_eq!(
+                newest,
+                Some(ts.get()),
+                "the read at {ts:?} missed its version"
+            );
+        }
+        writer.join().unwrap();
+        compactor.join().unwrap();
+    });
+}

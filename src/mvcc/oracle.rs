@@ -120,6 +120,14 @@ impl Oracle {
         self.applied.done_until()
     }
 
+    /// A one-shot read at the current read ts through `take_view()`,
+    /// without registering a snapshot; `None` when it must register
+    /// (`snapshot` module docs, "Unregistered reads").
+    pub(crate) fn read_latest<V>(&self, take_view: impl FnOnce() -> V) -> Option<(Ts, V)> {
+        self.snapshots
+            .read_latest(|| self.applied.done_until(), take_view)
+    }
+
     /// Registers a snapshot at the current read ts; pair with `end_snapshot`.
     pub(crate) fn begin_snapshot(&self) -> Handle {
         self.snapshots.register(|| self.applied.done_until())

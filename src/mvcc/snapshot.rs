@@ -19,11 +19,27 @@
 //! Registration reads the current read ts (monotonic, from the applied
 //! watermark) under the lock, so a snapshot taken now is never below a
 //! watermark already handed out.
+//!
+//! **Unregistered reads** ([`Registry::read_latest`], for `Db::get`): a
+//! one-shot read takes the current read ts `r`, then its view, then loads
+//! the history floor `f`, and reads only if `f <= r`. A compaction raises
+//! the floor to its watermark `w` (here, under the lock, then into
+//! `floor_seen`) before it writes a table, and installs the table into the
+//! views after; a view that lists the table was taken after that install,
+//! so the load of `floor_seen` after taking it sees `w` or more. So
+//! `f <= r` means every compaction whose output the view holds kept every
+//! version newer than `w <= r` and the newest at or below it: the newest
+//! version at or below `r` of every key. Versions the view holds in
+//! memtables and older tables are never dropped (they are immutable), and
+//! the view holds every commit up to `r` (`view` invariant 3, which does not
+//! depend on registration). Otherwise (`f > r`) the caller registers as
+//! usual. Loom model: `loom_an_unregistered_read_never_misses_its_version`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::Ts;
 
 /// A registered snapshot, for [`Registry::release`] and [`Registry::pin`].
@@ -54,6 +70,9 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     state: Mutex<State>,
+    /// `State::floor`, stored after every raise, for unregistered reads
+    /// (module docs).
+    floor_seen: AtomicU64,
     /// Snapshots older than this expire (`None`: never).
     max_age: Option<Duration>,
 }
@@ -63,8 +82,23 @@ impl Registry {
     pub(crate) fn new(max_age: Option<Duration>) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            floor_seen: AtomicU64::new(0),
             max_age,
         }
+    }
+
+    /// A read at `current()` through `take_view()`, taken in that order,
+    /// without registering: `None` if a compaction may have dropped a
+    /// version it needs (then register instead). See the module docs.
+    pub(crate) fn read_latest<V>(
+        &self,
+        current: impl FnOnce() -> Ts,
+        take_view: impl FnOnce() -> V,
+    ) -> Option<(Ts, V)> {
+        let ts = current();
+        let view = take_view();
+        let floor = Ts::from(self.floor_seen.load(Ordering::Acquire));
+        (floor <= ts).then_some((ts, view))
     }
 
     /// Whether a snapshot that began at `began` has expired.
@@ -166,6 +200,7 @@ impl Registry {
         let now = current();
         let w = live.map_or(now, |t| t.min(now)).min(retained);
         st.floor = st.floor.max(w);
+        self.floor_seen.store(st.floor.get(), Ordering::Release);
         st.floor
     }
 
@@ -239,6 +274,26 @@ mod tests {
         // The caller's rule raises the oldest readable ts further.
         assert_eq!(r.register_at(Ts::from(16), Ts::from(18)), Err(Ts::from(18)));
         assert_eq!(r.oldest_readable(Ts::from(18)), Ts::from(18));
+    }
+
+    #[test]
+    fn an_unregistered_read_goes_ahead_only_at_or_above_the_history_floor() {
+        let r = Registry::default();
+        assert_eq!(
+            r.read_latest(|| Ts::from(5), || "view"),
+            Some((Ts::from(5), "view"))
+        );
+        // A compaction collected below 9: a read at 5 must register.
+        assert_eq!(
+            r.history_watermark(|| Ts::from(9), Ts::from(u64::MAX)),
+            Ts::from(9)
+        );
+        assert_eq!(r.read_latest(|| Ts::from(5), || "view"), None);
+        assert_eq!(
+            r.read_latest(|| Ts::from(9), || "view"),
+            Some((Ts::from(9), "view"))
+        );
+        assert_eq!(r.live(), 0, "nothing registered");
     }
 
     #[test]

@@ -93,7 +93,8 @@ pub fn dump(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Asserts that the latest snapshot of `db` reads exactly `model`: a full
-/// scan both ways, and a point get of every key in `probes`.
+/// scan both ways, and a point get of every key in `probes`, through the
+/// snapshot and through `Db::get`.
 pub fn assert_reads_model(
     db: &Db,
     model: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
@@ -116,6 +117,11 @@ pub fn assert_reads_model(
             r.get(&k).unwrap(),
             model.get(&k).cloned(),
             "{label}: get {k:?}"
+        );
+        assert_eq!(
+            db.get(&k).unwrap(),
+            model.get(&k).cloned(),
+            "{label}: Db::get {k:?}"
         );
     }
 }

@@ -53,7 +53,7 @@ impl Engine for StrataEngine {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.begin_read().get(key)?)
+        Ok(self.db.get(key)?)
     }
 
     fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
