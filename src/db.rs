@@ -678,6 +678,7 @@ fn engine(
                 retention: options.history_retention,
                 max_snapshot_age: (options.max_snapshot_age != Duration::MAX)
                     .then_some(options.max_snapshot_age),
+                history_floor: opened.state.history_floor(),
             },
         ),
         views: Views::new(View::new(memtable, opened.levels)),

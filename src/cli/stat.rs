@@ -40,8 +40,8 @@ fn render(s: &DbStat) -> String {
                 .map_or_else(|| "no".to_string(), |lsn| format!("yes, at lsn {lsn}"));
             let _ = writeln!(
                 out,
-                "          flushed lsn {}, max ts {}, next file number {}, epoch {}, clean close: {closed}",
-                m.flushed_lsn, m.max_ts, m.next_file_number, m.epoch
+                "          flushed lsn {}, max ts {}, history floor {}, next file number {}, epoch {}, clean close: {closed}",
+                m.flushed_lsn, m.max_ts, m.history_floor, m.next_file_number, m.epoch
             );
         }
         None => {
@@ -168,6 +168,7 @@ fn manifest_json(m: &ManifestStat) -> Value {
         "max_ts": m.max_ts.get(),
         "next_file_number": m.next_file_number,
         "epoch": m.epoch,
+        "history_floor": m.history_floor.get(),
         "clean_close_lsn": m.clean_close.map(|l| l.0),
     })
 }

@@ -22,7 +22,7 @@ use crate::manifest::{self, Edit, TableRecord};
 use crate::sst::{Table, TableBuilder, TableOptions};
 use crate::store::table_record;
 use crate::sync::atomic::Ordering;
-use crate::types::Lsn;
+use crate::types::{Lsn, Ts};
 use crate::view::View;
 
 /// What one job did.
@@ -190,7 +190,7 @@ fn merge(
             return Err(e);
         }
     };
-    install(engine, &tables, output_level, &records, opened)?;
+    install(engine, &tables, output_level, &records, opened, watermark)?;
     Ok(Outcome {
         tables_in: tables.len() as u64,
         tables_out: records.len() as u64,
@@ -210,6 +210,7 @@ fn install(
     output_level: usize,
     records: &[TableRecord],
     opened: Vec<Arc<Table>>,
+    watermark: Ts,
 ) -> Result<()> {
     let store = &engine.store;
     let mut guard = store.manifest.lock();
@@ -224,9 +225,14 @@ fn install(
             Ok((level_byte(*l)?, n))
         })
         .collect::<Result<Vec<_>>>()?;
+    // What the outputs collected below, so that after a reopen no
+    // snapshot older than it is taken (the floor never goes back, whatever
+    // order concurrent jobs install in).
+    let history_floor = Some(watermark.max(log.state().history_floor()));
     log.append(&Edit {
         removed,
         added: records.iter().map(|r| (out, r.clone())).collect(),
+        history_floor,
         ..Edit::default()
     })?;
     let added: Vec<(usize, Arc<Table>)> = opened.into_iter().map(|t| (output_level, t)).collect();

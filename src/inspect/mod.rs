@@ -144,6 +144,9 @@ pub struct ManifestStat {
     pub next_file_number: u64,
     /// The replication epoch (0 until replication).
     pub epoch: u64,
+    /// Compaction may have collected versions below this ts: no snapshot
+    /// older than it can be taken.
+    pub history_floor: Ts,
     /// `Some(last_lsn)` if the last session closed cleanly, with every WAL
     /// record up to `last_lsn` durable.
     pub clean_close: Option<Lsn>,

@@ -33,6 +33,7 @@ pub(super) fn stat(vfs: &dyn Vfs, dir: &Path) -> Result<DbStat> {
         max_ts: state.max_ts(),
         next_file_number: state.next_file_number(),
         epoch: state.epoch(),
+        history_floor: state.history_floor(),
         clean_close: state.clean_close(),
     });
     // The chain is checked from the oldest segment's first lsn to the

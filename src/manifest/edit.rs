@@ -32,6 +32,8 @@ enum Tag {
     RemoveTable = 5,
     AddTable = 6,
     CleanClose = 7,
+    /// Ignorable (bit 15): older readers skip it.
+    HistoryFloor = 0x8001,
 }
 
 impl Tag {
@@ -44,6 +46,7 @@ impl Tag {
             5 => Tag::RemoveTable,
             6 => Tag::AddTable,
             7 => Tag::CleanClose,
+            0x8001 => Tag::HistoryFloor,
             _ => return None,
         })
     }
@@ -122,6 +125,8 @@ pub(crate) struct Edit {
     /// `(level, table)`.
     pub(crate) added: Vec<(u8, TableRecord)>,
     pub(crate) clean_close: Option<Lsn>,
+    /// Compaction may have collected versions below this ts.
+    pub(crate) history_floor: Option<Ts>,
 }
 
 impl Edit {
@@ -164,6 +169,9 @@ impl Edit {
         }
         if let Some(lsn) = self.clean_close {
             put_field(&mut out, Tag::CleanClose, &lsn.0.to_le_bytes())?;
+        }
+        if let Some(ts) = self.history_floor {
+            put_field(&mut out, Tag::HistoryFloor, &ts.get().to_le_bytes())?;
         }
         Ok(out)
     }
@@ -249,6 +257,7 @@ fn decode_field(edit: &mut Edit, tag: Tag, value: &[u8]) -> Result<(), String> {
         Tag::MaxTs => edit.max_ts = Some(Ts::from(u64_value(tag, value)?)),
         Tag::Epoch => edit.epoch = Some(u64_value(tag, value)?),
         Tag::CleanClose => edit.clean_close = Some(Lsn(u64_value(tag, value)?)),
+        Tag::HistoryFloor => edit.history_floor = Some(Ts::from(u64_value(tag, value)?)),
         Tag::RemoveTable => {
             let mut c = Cursor::new(value);
             let (Some(level), Some(number), 0) = (c.u8(), c.u64(), c.remaining()) else {
@@ -336,16 +345,20 @@ mod tests {
             proptest::collection::vec((level(), any::<u64>()), 0..4),
             proptest::collection::vec((level(), arb_table()), 0..4),
             any::<Option<u64>>(),
+            any::<Option<u64>>(),
         )
-            .prop_map(|((next, flushed, ts, epoch), removed, added, close)| Edit {
-                next_file_number: next,
-                flushed_lsn: flushed.map(Lsn),
-                max_ts: ts.map(Ts::from),
-                epoch,
-                removed,
-                added,
-                clean_close: close.map(Lsn),
-            })
+            .prop_map(
+                |((next, flushed, ts, epoch), removed, added, close, floor)| Edit {
+                    next_file_number: next,
+                    flushed_lsn: flushed.map(Lsn),
+                    max_ts: ts.map(Ts::from),
+                    epoch,
+                    removed,
+                    added,
+                    clean_close: close.map(Lsn),
+                    history_floor: floor.map(Ts::from),
+                },
+            )
     }
 
     proptest! {

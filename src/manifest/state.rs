@@ -34,6 +34,8 @@ pub(crate) struct ManifestState {
     max_ts: Ts,
     epoch: u64,
     clean_close: Option<Lsn>,
+    /// Compaction may have collected versions below this ts.
+    history_floor: Ts,
 }
 
 impl Default for ManifestState {
@@ -54,6 +56,7 @@ impl ManifestState {
             max_ts: Ts::ZERO,
             epoch: 0,
             clean_close: None,
+            history_floor: Ts::ZERO,
         }
     }
 
@@ -76,6 +79,12 @@ impl ManifestState {
     /// The replication epoch (0 until replication).
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Compaction may have collected versions below this ts: no snapshot
+    /// older than it reads exactly (the oracle's history floor starts here).
+    pub(crate) fn history_floor(&self) -> Ts {
+        self.history_floor
     }
 
     /// `Some(last_lsn)` if the last edit was a clean close's.
@@ -123,6 +132,7 @@ impl ManifestState {
             removed: Vec::new(),
             added: self.tables().map(|(l, t)| (l, t.clone())).collect(),
             clean_close: self.clean_close,
+            history_floor: (self.history_floor > Ts::ZERO).then_some(self.history_floor),
         }
     }
 
@@ -148,6 +158,11 @@ impl ManifestState {
         )?;
         rises("max ts", self.max_ts.get(), edit.max_ts.map(Ts::get))?;
         rises("epoch", self.epoch, edit.epoch)?;
+        rises(
+            "history floor",
+            self.history_floor.get(),
+            edit.history_floor.map(Ts::get),
+        )?;
         let mut gone = BTreeSet::new();
         for &(level, number) in &edit.removed {
             if self.level_of.get(&number) != Some(&level) || !gone.insert(number) {
@@ -227,6 +242,9 @@ impl ManifestState {
         }
         if let Some(epoch) = edit.epoch {
             self.epoch = epoch;
+        }
+        if let Some(floor) = edit.history_floor {
+            self.history_floor = floor;
         }
         for &(level, number) in &edit.removed {
             if let Some(tables) = self.levels.get_mut(usize::from(level)) {
@@ -321,6 +339,7 @@ mod tests {
                 flushed_lsn: Some(Lsn(5)),
                 max_ts: Some(Ts::from(50)),
                 epoch: Some(2),
+                history_floor: Some(Ts::from(40)),
                 ..Edit::default()
             },
             add(0, table(2, b"a", b"z")),
@@ -348,6 +367,13 @@ mod tests {
                     ..Edit::default()
                 },
                 "epoch goes back",
+            ),
+            (
+                Edit {
+                    history_floor: Some(Ts::from(39)),
+                    ..Edit::default()
+                },
+                "history floor goes back",
             ),
             (
                 add(2, table(2, b"a", b"b")),

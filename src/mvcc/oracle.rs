@@ -82,6 +82,9 @@ pub(crate) struct Governance {
     pub(crate) retention: Duration,
     /// Snapshots older than this expire (`None`: never).
     pub(crate) max_snapshot_age: Option<Duration>,
+    /// Compaction collected versions below this before the database was
+    /// opened (the manifest's history floor): no snapshot older is taken.
+    pub(crate) history_floor: Ts,
 }
 
 /// See the module docs.
@@ -108,7 +111,7 @@ impl Oracle {
                 filter: vec![0; CONFLICT_FILTER_SLOTS],
             }),
             applied: Watermark::new(last_ts),
-            snapshots: Registry::new(governance.max_snapshot_age),
+            snapshots: Registry::with_floor(governance.max_snapshot_age, governance.history_floor),
             conflicts: AtomicU64::new(0),
             wall,
             retention: governance.retention,

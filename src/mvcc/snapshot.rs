@@ -79,10 +79,20 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// A registry whose snapshots expire at `max_age`.
+    #[cfg(test)]
     pub(crate) fn new(max_age: Option<Duration>) -> Self {
+        Self::with_floor(max_age, Ts::ZERO)
+    }
+
+    /// [`Registry::new`] whose history floor starts at `floor` (what
+    /// compaction collected below before a reopen, from the manifest).
+    pub(crate) fn with_floor(max_age: Option<Duration>, floor: Ts) -> Self {
         Self {
-            state: Mutex::new(State::default()),
-            floor_seen: AtomicU64::new(0),
+            state: Mutex::new(State {
+                floor,
+                ..State::default()
+            }),
+            floor_seen: AtomicU64::new(floor.get()),
             max_age,
         }
     }
