@@ -220,7 +220,7 @@ impl Db {
             policy,
             options.manifest_rotate_bytes,
         )?;
-        let memtable = Memtable::new();
+        let memtable = Memtable::with_share(options.memtable_limit());
         let flushed = opened.state.flushed_lsn();
         let recovered = recover(
             vfs.as_ref(),

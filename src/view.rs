@@ -77,7 +77,7 @@ impl View {
         let probe = Probe::new(key);
         self.candidates(key).for_each(|t| t.touch(&probe));
         for mem in self.memtables() {
-            if let Some(found) = mem.get(key, read_ts) {
+            if let Some(found) = mem.get_hashed(key, probe.hash(), read_ts) {
                 return Ok(found);
             }
         }
@@ -208,7 +208,7 @@ impl Views {
             .collect();
         let frozen = imm.len();
         *current = Arc::new(View {
-            mem: Arc::new(Memtable::new()),
+            mem: Arc::new(old.mem.successor()),
             imm,
             levels: old.levels.clone(),
         });

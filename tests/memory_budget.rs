@@ -238,9 +238,19 @@ mod stats {
         let (vfs, db) = open(Durability::Buffered);
         let fresh = db.stats();
         assert_adds_up(&fresh);
+        // Nothing but the active memtable's key filter, a small fixed part
+        // of its share (ten bits per smallest entry it can hold).
         assert_eq!(
-            (fresh.memory_bytes, fresh.table_metadata_bytes),
-            (0, 0),
+            (
+                fresh.memory_bytes,
+                fresh.table_metadata_bytes,
+                fresh.memtable_versions
+            ),
+            (fresh.memtable_bytes, 0, 0),
+            "{fresh:?}"
+        );
+        assert!(
+            fresh.memtable_bytes > 0 && fresh.memtable_bytes <= fresh.memory_budget / 100,
             "{fresh:?}"
         );
         let write = |from: usize| {
@@ -257,7 +267,12 @@ mod stats {
         db.flush().unwrap();
         let one = db.stats();
         assert_adds_up(&one);
-        assert_eq!((one.tables, one.memtable_bytes), (1, 0), "{one:?}");
+        // The flushed memtable is gone: only the new one's filter is left.
+        assert_eq!(
+            (one.tables, one.memtable_bytes, one.memtable_versions),
+            (1, fresh.memtable_bytes, 0),
+            "{one:?}"
+        );
         // A table's metadata: its struct, path, keys, bitmap, manifest
         // record; far less than a KiB for these keys.
         assert!((200..2048).contains(&one.table_metadata_bytes), "{one:?}");

@@ -20,6 +20,7 @@
 //! `read_ts <= applied watermark` (see `mvcc`).
 
 mod cursor;
+mod filter;
 
 pub(crate) use cursor::MemCursor;
 
@@ -30,8 +31,10 @@ use std::ops::Bound;
 use crossbeam_skiplist::SkipMap;
 use crossbeam_skiplist::map::Entry;
 
+use crate::sst::hash64;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
+use filter::MemFilter;
 
 /// Bytes charged per entry beyond key and value (skiplist node, tower, boxes).
 pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 80;
@@ -154,16 +157,52 @@ pub(crate) struct Memtable {
     /// The highest WAL lsn whose commit has been inserted whole (commits are
     /// applied in lsn order, so every record up to it is in).
     last_lsn: AtomicU64,
+    /// The user keys inserted, for point reads (`filter.rs`); `None` for
+    /// scratch memtables (tests, compaction's), which nobody reads by key.
+    filter: Option<MemFilter>,
 }
 
 impl Memtable {
+    /// A memtable without a key filter.
     pub(crate) fn new() -> Self {
         Self::default()
     }
 
+    /// A memtable whose key filter is sized for a flush at `share` bytes;
+    /// the filter's bytes count from the start ([`Memtable::approximate_bytes`]).
+    pub(crate) fn with_share(share: u64) -> Self {
+        let filter = MemFilter::for_share(share);
+        Memtable {
+            bytes: AtomicU64::new(filter.heap_bytes()),
+            filter: Some(filter),
+            ..Memtable::default()
+        }
+    }
+
+    /// An empty memtable to take over from this one (a filter of the same
+    /// size, if it has one).
+    pub(crate) fn successor(&self) -> Self {
+        match &self.filter {
+            Some(f) => {
+                let filter = f.blank_like();
+                Memtable {
+                    bytes: AtomicU64::new(filter.heap_bytes()),
+                    filter: Some(filter),
+                    ..Memtable::default()
+                }
+            }
+            None => Memtable::new(),
+        }
+    }
+
     /// Inserts the version of `key` committed at `ts` (`None`: a delete).
+    /// The key goes into the filter first, before the version can be
+    /// visible (`filter.rs`).
     pub(crate) fn insert(&self, key: &[u8], ts: Ts, value: Option<&[u8]>) {
         let charge = key.len() as u64 + value.map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES;
+        if let Some(f) = &self.filter {
+            f.insert(hash64(key));
+        }
         self.map.insert(
             VersionKey {
                 key: KeyBuf::new(key),
@@ -185,7 +224,18 @@ impl Memtable {
         clippy::option_option,
         reason = "absent vs deleted: a lookup across several tables must stop at a tombstone"
     )]
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8], read_ts: Ts) -> Option<Option<Vec<u8>>> {
+        self.get_hashed(key, hash64(key), read_ts)
+    }
+
+    /// [`Memtable::get`] of a key whose `sst::hash64` is `hash`: the
+    /// filter answers first.
+    #[expect(clippy::option_option, reason = "absent vs deleted, as in `get`")]
+    pub(crate) fn get_hashed(&self, key: &[u8], hash: u64, read_ts: Ts) -> Option<Option<Vec<u8>>> {
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(hash)) {
+            return None;
+        }
         let entry = self.seek(key, read_ts)?;
         (entry.key().user_key() == key).then(|| entry.value().as_deref().map(<[u8]>::to_vec))
     }
@@ -241,6 +291,41 @@ mod tests {
         assert_eq!(m.newest_ts(b"c"), None);
         assert_eq!(m.len(), 4);
         assert!(m.approximate_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
+    }
+
+    #[test]
+    fn a_filtered_memtable_answers_as_an_unfiltered_one() {
+        // A share of 8 entries' charge: the filter is overfull by far.
+        let filtered = Memtable::with_share(8 * filter::MIN_ENTRY_BYTES);
+        let plain = Memtable::new();
+        assert!(filtered.approximate_bytes() > 0, "the filter is charged");
+        for i in 0..300u64 {
+            let key = format!("k{:03}", i * 7 % 300);
+            for m in [&filtered, &plain] {
+                m.insert(
+                    key.as_bytes(),
+                    ts(i + 1),
+                    (i % 5 != 0).then_some(key.as_bytes()),
+                );
+            }
+        }
+        for i in 0..400u64 {
+            let key = format!("k{i:03}");
+            for at in [0, 150, 301] {
+                assert_eq!(
+                    filtered.get(key.as_bytes(), ts(at)),
+                    plain.get(key.as_bytes(), ts(at)),
+                    "{key} at {at}"
+                );
+            }
+        }
+        let next = filtered.successor();
+        assert_eq!(next.len(), 0);
+        assert_eq!(
+            next.approximate_bytes(),
+            Memtable::with_share(8 * filter::MIN_ENTRY_BYTES).approximate_bytes()
+        );
+        assert_eq!(next.get(b"k001", ts(999)), None);
     }
 
     #[test]

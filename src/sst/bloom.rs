@@ -46,7 +46,7 @@ fn probe_bits(hash: u64, probes: u8, bits: u32) -> impl Iterator<Item = u32> {
 /// Version 2: the bits a key sets, all in block `((hash >> 32) * blocks)
 /// >> 32`; within it `(h1 + j * delta) % 512` with `h1 = hash as u32` and
 /// `delta = h1.rotate_right(17) | 1`.
-fn blocked_probe_bits(hash: u64, probes: u8, blocks: u32) -> impl Iterator<Item = u32> {
+pub(crate) fn blocked_probe_bits(hash: u64, probes: u8, blocks: u32) -> impl Iterator<Item = u32> {
     let block = (((hash >> 32) * u64::from(blocks)) >> 32) as u32;
     let base = block * BLOCK_BITS;
     let h1 = hash as u32;

@@ -32,6 +32,7 @@ mod verify;
 mod tests;
 
 pub(crate) use block::{EntryKind, cmp_version};
+pub(crate) use bloom::{blocked_probe_bits, hash64};
 #[allow(
     unused_imports,
     reason = "the engine builds tables once flush lands (issue 16)"

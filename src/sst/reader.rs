@@ -51,6 +51,11 @@ impl<'k> Probe<'k> {
             hash: hash64(key),
         }
     }
+
+    /// The key's filter hash (memtables use the same).
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// An open table. Immutable; shared by every view that lists it.
