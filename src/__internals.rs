@@ -123,7 +123,7 @@ pub fn build_wal_segment(txns: &[Ops]) -> Vec<u8> {
             epoch: 0,
             prev_crc,
         };
-        prev_crc = seal_commit(&mut frame.finish(), &h, &mut out);
+        prev_crc = seal_commit(&frame.finish(), &h, &mut out);
     }
     out
 }
@@ -182,12 +182,11 @@ impl WalBench {
     pub fn append(&self, key: &[u8], value: &[u8]) -> crate::Result<()> {
         let mut frame = CommitFrameBuilder::with_capacity(key.len() + value.len() + 16);
         frame.push(key, Some(value))?;
-        let mut frame = frame.finish();
+        let frame = frame.finish();
         let lsn = {
             let mut clock = self.clock.lock();
             *clock += 1;
-            self.gc
-                .enqueue(&mut frame, crate::Ts::from(*clock), |_| ())?
+            self.gc.enqueue(&frame, crate::Ts::from(*clock), |_| ())?
         };
         self.gc.wait(lsn, false)
     }

@@ -23,15 +23,16 @@ use std::sync::Arc;
 use crate::backpressure::{Load, Pressure, Stalls, pressure};
 use crate::budget::{Account, Charge};
 use crate::error::{Error, Result};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, Value};
 use crate::mvcc::{Oracle, RecentWrites, WriteKeys};
 use crate::store::Store;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Mutex, thread};
 use crate::types::{Lsn, Ts};
 use crate::view::{View, Views};
-use crate::wal::{Apply, CommitFrameBuilder, GroupCommit, Writer};
+use crate::wal::{Apply, GroupCommit, Writer};
 use crate::worker::Signal;
+use crate::write_set::{WriteBuf, WriteSet};
 
 /// What readers and the commit path share: time, visibility and the views
 /// of the versions.
@@ -107,37 +108,6 @@ pub(crate) fn hand_off_flushed(
     views.replace_flushed(m, table);
 }
 
-/// The write set of a committing transaction: sorted, one entry per key.
-#[derive(Debug)]
-pub(crate) struct WriteSet {
-    entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl WriteSet {
-    /// `entries` must be sorted by key with one entry per key (a
-    /// `BTreeMap`'s order): `(key, Some(value))` puts, `(key, None)` deletes.
-    pub(crate) fn new(entries: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Self {
-        Self { entries }
-    }
-
-    /// The operations, ascending by key.
-    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
-        self.entries
-            .iter()
-            .map(|(k, v)| (k.as_slice(), v.as_deref()))
-    }
-}
-
-impl WriteKeys for WriteSet {
-    fn key_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
-        self.entries.get(i).map_or(&[], |(k, _)| k.as_slice())
-    }
-}
-
 /// A committed transaction waiting in the WAL queue to be applied.
 #[derive(Debug)]
 pub(crate) struct CommitJob {
@@ -177,15 +147,16 @@ pub(crate) type Wal = GroupCommit<Writer, CommitJob, Applier>;
 
 /// Applies one committed transaction to the memtable. The single "apply a
 /// commit" path: the commit path and WAL recovery (and, later, followers)
-/// all use it.
-pub(crate) fn apply_commit<'a>(
+/// all use it. Values are `Value`s (the commit path's, kept in place in
+/// their frame) or byte slices (recovery's, copied).
+pub(crate) fn apply_commit<'a, V: Into<Value>>(
     memtable: &Memtable,
     commit_ts: Ts,
     lsn: Lsn,
-    ops: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ops: impl Iterator<Item = (&'a [u8], Option<V>)>,
 ) {
     for (key, value) in ops {
-        memtable.insert(key, commit_ts, value);
+        memtable.insert_value(key, commit_ts, value.map(Into::into));
     }
     memtable.applied_through(lsn);
 }
@@ -326,18 +297,11 @@ impl Engine {
         }
     }
 
-    /// Commits `entries` (sorted, one per key, `encoded_bytes` of WAL ops in
-    /// all) read at `read_ts`; returns once the commit is durable and
-    /// visible. See the module docs for the steps. `charge` holds the
-    /// transaction account's bytes for the write set and its WAL record
-    /// until the commit returns (whatever it returns).
-    pub(crate) fn commit(
-        &self,
-        read_ts: Ts,
-        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-        encoded_bytes: usize,
-        charge: Charge<'_>,
-    ) -> Result<Ts> {
+    /// Commits `writes` read at `read_ts`; returns once the commit is
+    /// durable and visible. See the module docs for the steps. `charge`
+    /// holds the transaction account's bytes for the write set and its WAL
+    /// record until the commit returns (whatever it returns).
+    pub(crate) fn commit(&self, read_ts: Ts, writes: WriteBuf, charge: Charge<'_>) -> Result<Ts> {
         // Poisoning is checked by the WAL enqueue under its own lock; only the
         // cheap closed flag is checked here, before any encoding work.
         if self.closed.load(Ordering::Acquire) {
@@ -345,12 +309,8 @@ impl Engine {
         }
         self.check_writable()?;
         self.throttle()?;
-        let mut frame = CommitFrameBuilder::with_capacity(encoded_bytes);
-        for (key, value) in &entries {
-            frame.push(key, value.as_deref())?;
-        }
-        let mut frame = frame.finish();
-        let set = Arc::new(WriteSet::new(entries));
+        let (frame, set) = writes.into_commit()?;
+        let set = Arc::new(set);
         let keys: Arc<dyn WriteKeys> = set.clone();
         // One view per commit, taken at its first lookup (under the
         // commit-order lock), not one per written key.
@@ -363,7 +323,7 @@ impl Engine {
             .core
             .oracle
             .commit(read_ts, &keys, &newest, |ts| {
-                self.wal.enqueue(&mut frame, ts, |lsn| CommitJob {
+                self.wal.enqueue(&frame, ts, |lsn| CommitJob {
                     ts,
                     lsn,
                     writes: set.clone(),

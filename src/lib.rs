@@ -92,6 +92,7 @@ pub mod vfs;
 mod view;
 mod wal;
 mod worker;
+mod write_set;
 
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};

@@ -8,7 +8,6 @@
 //! yielded from the front only while its key is below every key the back
 //! has yielded, and the reverse.
 
-use std::collections::btree_map;
 use std::iter::Peekable;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
@@ -16,6 +15,7 @@ use crate::error::Result;
 use crate::iter::{Direction, MergeIter, Row, VisibleIter};
 use crate::types::Ts;
 use crate::view::View;
+use crate::write_set::{OwnRange, WriteBuf};
 
 /// A key range `scan` accepts: every standard range of keys (`a..b`, `a..`,
 /// `..=b`, `(Bound, Bound)`, ...) and `..` for everything, which needs no
@@ -95,11 +95,11 @@ pub(crate) struct ScanSource<'a> {
 }
 
 type Storage<'a> = Peekable<VisibleIter<MergeIter<'a>>>;
-type OwnWrite<'a> = (&'a Vec<u8>, &'a Option<Vec<u8>>);
+type OwnWrite<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// A transaction's own writes in the range, with a peek at both ends.
 struct OwnWrites<'a> {
-    range: btree_map::Range<'a, Vec<u8>, Option<Vec<u8>>>,
+    range: OwnRange<'a>,
     front: Option<OwnWrite<'a>>,
     back: Option<OwnWrite<'a>>,
 }
@@ -155,13 +155,16 @@ impl<'a> Scan<'a> {
     pub(crate) fn new(
         source: ScanSource<'a>,
         (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
-        writes: Option<&'a std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+        writes: Option<&'a WriteBuf>,
     ) -> Self {
         let writes = writes.map(|w| OwnWrites {
             range: if is_empty(&start, &end) {
-                btree_map::Range::default()
+                OwnRange::default()
             } else {
-                w.range::<Vec<u8>, _>((start.as_ref(), end.as_ref()))
+                w.range((
+                    start.as_ref().map(Vec::as_slice),
+                    end.as_ref().map(Vec::as_slice),
+                ))
             },
             front: None,
             back: None,
@@ -228,9 +231,9 @@ impl<'a> Scan<'a> {
                 (None, Some(_)) => false,
                 (Some((o, _)), Some(s)) => {
                     if forward {
-                        o.as_slice() <= s
+                        o <= s
                     } else {
-                        o.as_slice() >= s
+                        o >= s
                     }
                 }
             };
@@ -238,7 +241,7 @@ impl<'a> Scan<'a> {
                 return storage.next();
             }
             let (key, value) = own?;
-            if stored_key == Some(key.as_slice()) {
+            if stored_key == Some(key) {
                 storage.next(); // shadowed by the transaction's own write
             }
             if let Some(w) = self.writes.as_mut() {
@@ -249,7 +252,7 @@ impl<'a> Scan<'a> {
                 }
             }
             if let Some(v) = value {
-                return Some(Ok((key.clone(), v.clone())));
+                return Some(Ok((key.to_vec(), v.to_vec())));
             }
             // An own delete: no row for this key; look further.
         }

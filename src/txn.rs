@@ -17,7 +17,6 @@
 //! record's two copies when it commits, and returned when the commit
 //! returns or the transaction drops, on every path.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::budget::Charge;
@@ -28,6 +27,7 @@ use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
 use crate::view::View;
 use crate::wal::format::op_encoded_len;
+use crate::write_set::WriteBuf;
 
 /// A registered snapshot and the view it reads; releases itself when
 /// dropped.
@@ -156,9 +156,9 @@ impl<'db> ReadTxn<'db> {
     }
 }
 
-/// Bytes a write set is charged per key beyond the key and the value: the
-/// map's slot (two `Vec` headers) and node share, and the allocator's
-/// headers of the two buffers. At least the memtable's per-entry charge
+/// Bytes a write set is charged per key beyond its encoded operation
+/// (`write_set.rs`): the index's slot (an inline key and a position) and
+/// node share. At least the memtable's per-entry charge
 /// ([`MEMTABLE_ENTRY_OVERHEAD`]), so applying a commit never grows the
 /// accounted total by more than the write set it frees.
 pub(crate) const TXN_ENTRY_OVERHEAD_BYTES: usize = 96;
@@ -183,7 +183,8 @@ pub struct Txn<'db> {
     snap: Snapshot<'db>,
     /// Set by the first put or delete.
     writer: Option<OpenWriter<'db>>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    writes: WriteBuf,
+    /// Encoded size of the live operations (what the commit's frame holds).
     encoded_bytes: usize,
     /// Keys and values of `writes`, summed.
     kv_bytes: usize,
@@ -197,7 +198,7 @@ impl<'db> Txn<'db> {
         Txn {
             snap: Snapshot::new(db),
             writer: None,
-            writes: BTreeMap::new(),
+            writes: WriteBuf::new(),
             encoded_bytes: 0,
             kv_bytes: 0,
             charge: db.txn_memory.charge(),
@@ -212,7 +213,7 @@ impl<'db> Txn<'db> {
     /// The value of `key`: this transaction's own write if any, else the snapshot's.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.writes.get(key) {
-            Some(own) => Ok(own.clone()),
+            Some(own) => Ok(own.map(<[u8]>::to_vec)),
             None => self.snap.get(key),
         }
     }
@@ -238,8 +239,8 @@ impl<'db> Txn<'db> {
         db.check_writable()?;
         check_op(key, value)?;
         let (old_encoded, old_kv, old_entries) = self.writes.get(key).map_or((0, 0, 0), |v| {
-            let kv = key.len() + v.as_ref().map_or(0, Vec::len);
-            (op_encoded_len(key, v.as_deref()), kv, 1)
+            let kv = key.len() + v.map_or(0, <[u8]>::len);
+            (op_encoded_len(key, v), kv, 1)
         });
         let total = self.encoded_bytes - old_encoded + op_encoded_len(key, value);
         if total > MAX_TXN_BYTES {
@@ -257,9 +258,9 @@ impl<'db> Txn<'db> {
                 max: db.txn_limit,
             });
         }
+        self.writes.put(key, value)?;
         self.encoded_bytes = total;
         self.kv_bytes = kv_bytes;
-        self.writes.insert(key.to_vec(), value.map(<[u8]>::to_vec));
         let buffered = self.buffered() as u64;
         if buffered >= self.charge.bytes() + CHARGE_STEP_BYTES {
             self.charge.raise_to(buffered);
@@ -317,13 +318,15 @@ impl<'db> Txn<'db> {
         // path's backpressure looks at the account.
         let mut charge = std::mem::replace(&mut self.charge, db.txn_memory.charge());
         charge.raise_to((self.buffered() + 2 * self.encoded_bytes) as u64);
-        let entries: Vec<_> = std::mem::take(&mut self.writes).into_iter().collect();
-        db.commit(self.snap.read_ts, entries, self.encoded_bytes, charge)
+        let writes = std::mem::take(&mut self.writes);
+        db.commit(self.snap.read_ts, writes, charge)
     }
 
-    /// What the write set holds in memory.
+    /// What the write set holds in memory: its buffer (overwritten
+    /// operations included, at most about as much again as the live ones)
+    /// and its index.
     fn buffered(&self) -> usize {
-        self.kv_bytes + self.writes.len() * TXN_ENTRY_OVERHEAD_BYTES
+        self.writes.buffer_bytes() + self.writes.len() * TXN_ENTRY_OVERHEAD_BYTES
     }
 
     /// Discards the transaction's writes (dropping it does the same).

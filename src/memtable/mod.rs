@@ -8,7 +8,9 @@
 //! 2. A version is inserted once and never changed; `(key, ts)` is unique
 //!    because commit timestamps are.
 //! 3. `approximate_bytes` counts key + value + per-entry overhead of every
-//!    insert, for the flush trigger and the memory budget.
+//!    insert (and, for a value kept in its commit's shared WAL frame, the
+//!    frame's copy of the key and the operation header), for the flush
+//!    trigger and the memory budget.
 //! 4. `last_lsn` is the WAL record of the last commit inserted whole: the
 //!    commit path and recovery apply commits in lsn order, one at a time
 //!    per memtable, and note it after the commit's last insert, so a frozen
@@ -27,6 +29,7 @@ pub(crate) use cursor::MemCursor;
 use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
 use crossbeam_skiplist::map::Entry;
@@ -45,8 +48,10 @@ pub(crate) const INLINE_KEY_BYTES: usize = 22;
 /// A user key: inline when short, so that a search compares bytes in the node
 /// it already loaded instead of chasing a pointer per comparison (measured:
 /// skiplist search was ~40% of CPU on the commit path, mostly key compares).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyBuf {
+/// Also a transaction's write-set key (`write_set.rs`): no allocation per
+/// short key there either. Compares as its bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum KeyBuf {
     Inline {
         len: u8,
         bytes: [u8; INLINE_KEY_BYTES],
@@ -55,7 +60,7 @@ enum KeyBuf {
 }
 
 impl KeyBuf {
-    fn new(key: &[u8]) -> Self {
+    pub(crate) fn new(key: &[u8]) -> Self {
         match u8::try_from(key.len()) {
             Ok(len) if key.len() <= INLINE_KEY_BYTES => {
                 let mut bytes = [0; INLINE_KEY_BYTES];
@@ -68,11 +73,88 @@ impl KeyBuf {
         }
     }
 
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             KeyBuf::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
             KeyBuf::Heap(b) => b,
         }
+    }
+}
+
+// Equality and order are the bytes' (whichever way they are stored), so a
+// `BTreeMap<KeyBuf, _>` can be searched with a `&[u8]`.
+impl PartialEq for KeyBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+impl Eq for KeyBuf {}
+impl PartialOrd for KeyBuf {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for KeyBuf {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+impl Borrow<[u8]> for KeyBuf {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+/// A stored value: a range of a shared buffer. The commit path inserts
+/// values in place in their commit's WAL frame (one buffer per commit, kept
+/// alive by its versions' references; no allocation per value); other
+/// inserts (recovery, compaction's GC) copy the value into a buffer of its
+/// own. Derefs to the value's bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Value {
+    buf: Arc<[u8]>,
+    at: u32,
+    len: u32,
+}
+
+impl Value {
+    /// `len` bytes of `buf` from `at` (a range of a commit's frame; the
+    /// caller's range is in bounds: an out-of-range one reads as empty).
+    pub(crate) fn shared(buf: &Arc<[u8]>, (at, len): (u32, u32)) -> Self {
+        Value {
+            buf: Arc::clone(buf),
+            at,
+            len,
+        }
+    }
+
+    /// Bytes the memtable charges for this value beyond its own length: a
+    /// value in a shared frame keeps that frame's copy of its key and the
+    /// operation's header alive with it; a copied value keeps nothing else.
+    fn frame_share(&self, key: &[u8]) -> u64 {
+        if self.len as usize == self.buf.len() {
+            0
+        } else {
+            (key.len() + crate::wal::format::op_encoded_len(&[], Some(&[]))) as u64
+        }
+    }
+}
+
+impl From<&[u8]> for Value {
+    fn from(bytes: &[u8]) -> Self {
+        Value {
+            buf: bytes.into(),
+            at: 0,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let at = self.at as usize;
+        self.buf.get(at..at + self.len as usize).unwrap_or_default()
     }
 }
 
@@ -147,7 +229,7 @@ impl Ord for VersionKey {
 }
 
 /// A stored value; `None` is a tombstone.
-type Stored = Option<Box<[u8]>>;
+type Stored = Option<Value>;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -195,11 +277,25 @@ impl Memtable {
         }
     }
 
-    /// Inserts the version of `key` committed at `ts` (`None`: a delete).
-    /// The key goes into the filter first, before the version can be
-    /// visible (`filter.rs`).
+    /// Inserts the version of `key` committed at `ts` (`None`: a delete),
+    /// copying the value (tests and benchmarks; the engine inserts through
+    /// `commit::apply_commit`).
+    #[cfg(any(test, feature = "fuzzing", feature = "bench-internals"))]
     pub(crate) fn insert(&self, key: &[u8], ts: Ts, value: Option<&[u8]>) {
-        let charge = key.len() as u64 + value.map_or(0, |v| v.len() as u64) + ENTRY_OVERHEAD_BYTES;
+        self.insert_value(key, ts, value.map(Value::from));
+    }
+
+    /// Inserts the version of `key` committed at `ts` (`None`: a delete),
+    /// keeping `value`'s buffer (invariant 3 counts the part of a shared
+    /// frame it keeps alive).
+    pub(crate) fn insert_value(&self, key: &[u8], ts: Ts, value: Option<Value>) {
+        let charge = key.len() as u64
+            + value
+                .as_ref()
+                .map_or(0, |v| v.len() as u64 + v.frame_share(key))
+            + ENTRY_OVERHEAD_BYTES;
+        // Into the filter first, before the version can be visible
+        // (`filter.rs`).
         if let Some(f) = &self.filter {
             f.insert(hash64(key));
         }
@@ -208,7 +304,7 @@ impl Memtable {
                 key: KeyBuf::new(key),
                 ts,
             },
-            value.map(Into::into),
+            value,
         );
         self.bytes.fetch_add(charge, Ordering::Relaxed);
     }

@@ -170,9 +170,51 @@ pub(crate) struct CommitHeader {
     pub(crate) prev_crc: u32,
 }
 
+/// Where one operation's key and value sit in a frame's bytes (offsets
+/// from the start of the frame): what the write set indexes, what the
+/// conflict check reads keys from, and what the memtable's values point
+/// into (the frame is shared, not copied per value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpAt {
+    key_at: u32,
+    key_len: u32,
+    /// `(offset, length)` of the value; `None` for a delete.
+    value: Option<(u32, u32)>,
+}
+
+impl OpAt {
+    /// The key, in the frame `bytes` this position was taken in.
+    pub(crate) fn key<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        slice_at(bytes, self.key_at, self.key_len)
+    }
+
+    /// The value (`None` for a delete), in the frame `bytes`.
+    pub(crate) fn value<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        self.value.map(|(at, len)| slice_at(bytes, at, len))
+    }
+
+    /// `(offset, length)` of the value in the frame; `None` for a delete.
+    pub(crate) fn value_range(&self) -> Option<(u32, u32)> {
+        self.value
+    }
+
+    /// The operation's encoded size.
+    pub(crate) fn encoded_len(&self) -> usize {
+        1 + 4 + self.key_len as usize + self.value.map_or(0, |(_, len)| 4 + len as usize)
+    }
+}
+
+fn slice_at(bytes: &[u8], at: u32, len: u32) -> &[u8] {
+    let at = at as usize;
+    bytes.get(at..at + len as usize).unwrap_or_default()
+}
+
 /// Builds the frame of a commit record: the ops are encoded first (outside any
 /// lock), the header fields are filled in by [`seal_commit`] once the commit
-/// timestamp and LSN are known.
+/// timestamp and LSN are known. A transaction's write set appends its
+/// operations here as they are written (`write_set.rs`), so in the common
+/// case (keys written in ascending order, none twice) the buffer it
+/// commits is already the frame.
 #[derive(Debug, Default)]
 pub(crate) struct CommitFrameBuilder {
     buf: Vec<u8>,
@@ -186,10 +228,11 @@ impl CommitFrameBuilder {
         Self { buf, ops: 0 }
     }
 
-    /// Appends one operation. The caller has checked the limits (at `Txn::put`)
-    /// and the total (`MAX_TXN_BYTES`), so the length conversions cannot fail;
-    /// they are checked anyway and refuse rather than truncate.
-    pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> crate::Result<()> {
+    /// Appends one operation and returns where it sits. The caller has
+    /// checked the limits (at `Txn::put`) and the total (`MAX_TXN_BYTES`),
+    /// so the length conversions cannot fail; they are checked anyway and
+    /// refuse rather than truncate.
+    pub(crate) fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> crate::Result<OpAt> {
         let len = self.buf.len() + op_encoded_len(key, value);
         let too_large = || crate::Error::TxnTooLarge {
             len,
@@ -198,6 +241,7 @@ impl CommitFrameBuilder {
         if len > FRAME_HEADER_BYTES + MAX_PAYLOAD_BYTES {
             return Err(too_large());
         }
+        let offset = |n: usize| u32::try_from(n).map_err(|_| too_large());
         let kind = if value.is_some() {
             OpKind::Put
         } else {
@@ -205,38 +249,64 @@ impl CommitFrameBuilder {
         };
         self.buf.push(kind as u8);
         put_len(&mut self.buf, key.len()).ok_or_else(too_large)?;
+        let key_at = offset(self.buf.len())?;
         self.buf.extend_from_slice(key);
-        if let Some(v) = value {
-            put_len(&mut self.buf, v.len()).ok_or_else(too_large)?;
-            self.buf.extend_from_slice(v);
-        }
+        let value = match value {
+            Some(v) => {
+                put_len(&mut self.buf, v.len()).ok_or_else(too_large)?;
+                let at = offset(self.buf.len())?;
+                self.buf.extend_from_slice(v);
+                Some((at, offset(v.len())?))
+            }
+            None => None,
+        };
         self.ops = self.ops.checked_add(1).ok_or_else(too_large)?;
-        Ok(())
+        Ok(OpAt {
+            key_at,
+            key_len: offset(key.len())?,
+            value,
+        })
+    }
+
+    /// The frame so far (headers not filled in); [`OpAt`]s index it.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Bytes of the operations appended so far.
+    pub(crate) fn ops_bytes(&self) -> usize {
+        self.buf.len() - (FRAME_HEADER_BYTES + COMMIT_HEADER_BYTES)
     }
 
     /// The unsealed frame.
     pub(crate) fn finish(self) -> UnsealedCommit {
         UnsealedCommit {
-            buf: self.buf,
+            buf: self.buf.into(),
             ops: self.ops,
         }
     }
 }
 
-/// A commit frame whose header fields are not filled in yet.
+/// A commit frame whose header fields are not filled in yet. Its bytes are
+/// shared: sealing copies them into the WAL batch and leaves them as they
+/// are, and the memtable keeps the values in place ([`OpAt`]).
 #[derive(Debug)]
 pub(crate) struct UnsealedCommit {
-    buf: Vec<u8>,
+    buf: std::sync::Arc<[u8]>,
     ops: u32,
 }
 
-/// Fills in the commit header and frame header of `frame`, appends it to
-/// `out`, and returns the frame's CRC (the next record's `prev_crc`).
-pub(crate) fn seal_commit(
-    frame: &mut UnsealedCommit,
-    header: &CommitHeader,
-    out: &mut Vec<u8>,
-) -> u32 {
+impl UnsealedCommit {
+    /// The frame's bytes (header fields zero), shared.
+    pub(crate) fn shared(&self) -> &std::sync::Arc<[u8]> {
+        &self.buf
+    }
+}
+
+/// Appends `frame` to `out` with its commit header and frame header
+/// filled in, and returns the frame's CRC (the next record's `prev_crc`).
+/// `frame` itself is not changed.
+pub(crate) fn seal_commit(frame: &UnsealedCommit, header: &CommitHeader, out: &mut Vec<u8>) -> u32 {
     let payload_len = (frame.buf.len() - FRAME_HEADER_BYTES) as u32;
     let mut head = [0u8; FRAME_HEADER_BYTES + COMMIT_HEADER_BYTES];
     let fields: [&[u8]; 8] = [
@@ -256,14 +326,17 @@ pub(crate) fn seal_commit(
         }
         at += f.len();
     }
-    for (dst, src) in frame.buf.iter_mut().zip(head) {
+    let body = frame.buf.get(head.len()..).unwrap_or_default();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head.get(4..).unwrap_or_default());
+    crc.update(body);
+    let crc = crc.finalize();
+    for (dst, src) in head.iter_mut().zip(crc.to_le_bytes()) {
         *dst = src;
     }
-    let crc = crc32fast::hash(frame.buf.get(4..).unwrap_or_default());
-    for (dst, src) in frame.buf.iter_mut().zip(crc.to_le_bytes()) {
-        *dst = src;
-    }
-    out.extend_from_slice(&frame.buf);
+    out.reserve(head.len() + body.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(body);
     crc
 }
 
@@ -457,7 +530,7 @@ mod tests {
             epoch: 3,
             prev_crc: 0xabcd,
         };
-        let crc = seal_commit(&mut b.finish(), &header, &mut out);
+        let crc = seal_commit(&b.finish(), &header, &mut out);
         (out, crc)
     }
 

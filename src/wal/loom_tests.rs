@@ -121,12 +121,12 @@ type Order = Mutex<u64>;
 fn commit(gc: &Queue, order: &Order, applied: &Recorder) -> Result<Lsn, Error> {
     let mut frame = CommitFrameBuilder::with_capacity(8);
     frame.push(b"k", Some(b"v"))?;
-    let mut frame = frame.finish();
+    let frame = frame.finish();
     let (lsn, ts) = {
         // The clock counts successful enqueues.
         let mut clock = order.lock();
         let ts = *clock + 1;
-        let lsn = gc.enqueue(&mut frame, Ts::from(ts), |_| ts)?;
+        let lsn = gc.enqueue(&frame, Ts::from(ts), |_| ts)?;
         *clock = ts;
         (lsn, ts)
     };
@@ -372,11 +372,11 @@ fn loom_group_commit_background_sync_claims_only_synced_records() {
 fn enqueue(gc: &Queue, order: &Order) -> Lsn {
     let mut frame = CommitFrameBuilder::with_capacity(8);
     frame.push(b"k", Some(b"v")).unwrap();
-    let mut frame = frame.finish();
+    let frame = frame.finish();
     let mut clock = order.lock();
     *clock += 1;
     let ts = *clock;
-    gc.enqueue(&mut frame, Ts::from(ts), |_| ts).unwrap()
+    gc.enqueue(&frame, Ts::from(ts), |_| ts).unwrap()
 }
 
 /// Buffered queue whose syncs fail: two commits (enqueued first, so that

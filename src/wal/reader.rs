@@ -226,7 +226,7 @@ mod tests {
                 epoch: 0,
                 prev_crc,
             };
-            prev_crc = seal_commit(&mut b.finish(), &h, &mut out);
+            prev_crc = seal_commit(&b.finish(), &h, &mut out);
         }
         (out, starts)
     }
@@ -320,7 +320,7 @@ mod tests {
                 epoch: 0,
                 prev_crc,
             };
-            prev_crc = seal_commit(&mut b.finish(), &h, &mut out);
+            prev_crc = seal_commit(&b.finish(), &h, &mut out);
         }
         out[starts[1] + 20] ^= 1;
         let (r, seen) = scan(&out, true);
@@ -352,7 +352,7 @@ mod tests {
             epoch: 0,
             prev_crc: 0,
         };
-        seal_commit(&mut b.finish(), &h, &mut data);
+        seal_commit(&b.finish(), &h, &mut data);
         data.truncate(data.len() - 5);
         let (r, seen) = scan(&data, true);
         assert_eq!(
@@ -375,7 +375,7 @@ mod tests {
             epoch: 0,
             prev_crc,
         };
-        seal_commit(&mut b.finish(), &h, data)
+        seal_commit(&b.finish(), &h, data)
     }
 
     #[test]
@@ -518,7 +518,7 @@ mod tests {
             epoch: 1,
             prev_crc: two.last_crc,
         };
-        seal_commit(&mut b.finish(), &h, &mut tail);
+        seal_commit(&b.finish(), &h, &mut tail);
         let (r, seen) = scan(&tail, true);
         assert!(
             matches!(r, Err(ReadError::Corrupt { offset, .. }) if offset as usize == start),

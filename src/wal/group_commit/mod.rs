@@ -263,7 +263,7 @@ impl<S: LogSink, J, A: Apply<J>> GroupCommit<S, J, A> {
     /// earlier enqueued commit's.
     pub(crate) fn enqueue(
         &self,
-        frame: &mut UnsealedCommit,
+        frame: &UnsealedCommit,
         commit_ts: Ts,
         job: impl FnOnce(Lsn) -> J,
     ) -> Result<Lsn> {
