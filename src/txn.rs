@@ -164,7 +164,11 @@ impl<'db> ReadTxn<'db> {
 
     /// [`ReadTxn::cursor`] over the keys that start with `prefix`.
     pub fn cursor_prefix(&self, prefix: &[u8]) -> Result<Cursor<'_>> {
-        Ok(Cursor::new(self.snap.source()?, prefix_bounds(prefix), None))
+        Ok(Cursor::new(
+            self.snap.source()?,
+            prefix_bounds(prefix),
+            None,
+        ))
     }
 }
 

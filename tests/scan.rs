@@ -1,7 +1,9 @@
 //! Scans through the public API: `..` without annotations, prefixes, both
 //! directions (and both at once), own writes overlaid, empty and inverted
 //! ranges, and the end bound that stops a scan before the tombstones
-//! behind it. A model (`BTreeMap`) is the oracle for the random cases.
+//! behind it; the lending `Cursor` against `Scan` over memtables and
+//! tables, and on a damaged table. A model (`BTreeMap`) is the oracle for
+//! the random cases.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -204,6 +206,17 @@ fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
     ]
 }
 
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The model's rows between the bounds.
+fn in_range(model: &Model, start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> Rows {
+    model
+        .iter()
+        .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -229,76 +242,10 @@ proptest! {
             write(&mut t, &mut model, k, v.as_ref());
         }
         let range = (start.clone(), end.clone());
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
-            .iter()
-            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let expect = in_range(&model, &start, &end);
         prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
         // Interleaved ends: fronts ascending, backs descending, together
         // every row exactly once.
-        let mut s = t.scan(range).unwrap();
-        let (mut front, mut back) = (Vec::new(), Vec::new());
-        for from_front in ends {
-            let row = if from_front { s.next() } else { s.next_back() };
-            match row {
-                Some(r) => if from_front { front.push(r.unwrap()) } else { back.push(r.unwrap()) },
-                None => break,
-            }
-        }
-        front.extend(s.by_ref().map(Result::unwrap));
-        back.reverse();
-        front.extend(back);
-        prop_assert_eq!(front, expect);
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
-
-    /// A transaction that began before later commits (which add versions
-    /// above its read ts, deletes included) scans its own snapshot plus its
-    /// writes, from either end.
-    #[test]
-    fn scans_at_an_older_snapshot_match_the_model(
-        batches in prop::collection::vec(
-            prop::collection::vec((key(), prop::option::weighted(0.6, key())), 0..8),
-            1..8,
-        ),
-        began_at in prop::sample::Index::arbitrary(),
-        own in prop::collection::vec((key(), prop::option::weighted(0.5, key())), 0..10),
-        start in bound(),
-        end in bound(),
-        ends in prop::collection::vec(any::<bool>(), 0..40),
-    ) {
-        let (_vfs, db) = mem_db(Durability::Buffered);
-        let began_at = began_at.index(batches.len() + 1);
-        let mut model = Model::new();
-        let mut seen = None;
-        for (i, batch) in batches.iter().enumerate() {
-            if i == began_at {
-                seen = Some((db.begin(), model.clone()));
-            }
-            let mut t = db.begin();
-            for (k, v) in batch {
-                write(&mut t, &mut model, k, v.as_ref());
-            }
-            t.commit().unwrap();
-        }
-        let (mut t, mut model) = seen.unwrap_or_else(|| (db.begin(), model));
-        for (k, v) in &own {
-            write(&mut t, &mut model, k, v.as_ref());
-        }
-        let range = (start.clone(), end.clone());
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
-            .iter()
-            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
-        let mut back: Vec<_> = t.scan(range.clone()).unwrap().rev().map(Result::unwrap).collect();
-        back.reverse();
-        prop_assert_eq!(&back, &expect);
         let mut s = t.scan(range).unwrap();
         let (mut front, mut back) = (Vec::new(), Vec::new());
         for from_front in ends {
@@ -326,8 +273,6 @@ mod cursor {
 
     use super::*;
     use crate::common::{MEM_DB_PATH, options};
-
-    type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
     /// What happens after a batch is committed.
     #[derive(Debug, Clone, Copy)]
@@ -390,24 +335,18 @@ mod cursor {
         (front, back)
     }
 
-    fn in_range(model: &Model, start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> Rows {
-        model
-            .iter()
-            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// Batches land in the memtable, in overlapping level-0 tables and
-        /// in a compacted level, with deletes; a snapshot older than the
-        /// last batches and a transaction's own writes on top. The cursor
+        /// in a compacted level, with deletes. A transaction that began
+        /// before the later batches (which add versions above its read ts,
+        /// deletes included) scans its own snapshot plus its writes; a
+        /// read-only snapshot taken last reads every commit. The cursor
         /// yields exactly `Scan`'s rows and the model's, from either end
         /// and from both at once.
         #[test]
-        fn the_cursor_reads_what_scan_and_the_model_read(
+        fn the_cursor_and_scan_read_what_the_model_reads(
             batches in prop::collection::vec(
                 (prop::collection::vec((key(), prop::option::weighted(0.7, key())), 0..10), after()),
                 1..8,
@@ -424,7 +363,7 @@ mod cursor {
             let mut older = None;
             for (i, (batch, then)) in batches.iter().enumerate() {
                 if i == began_at {
-                    older = Some((db.begin_read(), model.clone()));
+                    older = Some((db.begin(), model.clone()));
                 }
                 let mut t = db.begin();
                 for (k, v) in batch {
@@ -438,21 +377,23 @@ mod cursor {
                 }
             }
             let range = (start.clone(), end.clone());
-            // A read-only snapshot taken before the later batches.
-            if let Some((snap, seen)) = &older {
-                let expect = in_range(seen, &start, &end);
-                prop_assert_eq!(forward(&mut snap.cursor(range.clone()).unwrap()), expect.clone());
-                let mut back = backward(&mut snap.cursor(range.clone()).unwrap());
-                back.reverse();
-                prop_assert_eq!(back, expect);
-            }
-            let mut t = db.begin();
+            let snap = db.begin_read();
+            let expect = in_range(&model, &start, &end);
+            prop_assert_eq!(forward(&mut snap.cursor(range.clone()).unwrap()), expect.clone());
+            let mut back = backward(&mut snap.cursor(range.clone()).unwrap());
+            back.reverse();
+            prop_assert_eq!(back, expect);
+            let (mut t, mut model) = older.unwrap_or_else(|| (db.begin(), model));
             for (k, v) in &own {
                 write(&mut t, &mut model, k, v.as_ref());
             }
             let expect = in_range(&model, &start, &end);
             prop_assert_eq!(forward(&mut t.cursor(range.clone()).unwrap()), expect.clone());
+            prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
             let mut back = backward(&mut t.cursor(range.clone()).unwrap());
+            back.reverse();
+            prop_assert_eq!(&back, &expect);
+            let mut back: Vec<_> = t.scan(range.clone()).unwrap().rev().map(Result::unwrap).collect();
             back.reverse();
             prop_assert_eq!(&back, &expect);
             let (mut front, back) = interleaved(
@@ -535,7 +476,10 @@ mod cursor {
             };
             assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
             assert!(rows > 0 && rows < 2000, "{rows} rows before the damage");
-            assert!(c.next().is_none() && c.next_back().is_none(), "nothing after the error");
+            assert!(
+                c.next().is_none() && c.next_back().is_none(),
+                "nothing after the error"
+            );
             let owned: Vec<_> = if from_front {
                 snap.scan::<&[u8], _>(..).unwrap().collect()
             } else {

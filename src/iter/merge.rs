@@ -80,7 +80,7 @@ impl<S: Source> MergeIter<S> {
         }
         let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
         for i in 0..self.children.len() {
-            if !self.children.get(i).is_some_and(|c| c.valid()) {
+            if !self.children.get(i).is_some_and(Source::valid) {
                 continue;
             }
             match best {
@@ -256,7 +256,7 @@ impl<S: Source> Source for MergeIter<S> {
     fn ts(&self) -> Ts {
         self.current
             .and_then(|i| self.children.get(i))
-            .map_or(Ts::ZERO, |c| c.ts())
+            .map_or(Ts::ZERO, Source::ts)
     }
 
     fn value(&self) -> Option<&[u8]> {
@@ -266,6 +266,6 @@ impl<S: Source> Source for MergeIter<S> {
     }
 
     fn status(&self) -> Result<()> {
-        self.children.iter().try_for_each(|c| c.status())
+        self.children.iter().try_for_each(Source::status)
     }
 }

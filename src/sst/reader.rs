@@ -497,7 +497,10 @@ impl<T: AsRef<Table>> TableIter<T> {
 
     pub(crate) fn seek_to_first(&mut self) {
         if self.load_block(0) {
-            let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
             self.cur.seek_to_first(c);
             self.check_cur();
         }
@@ -506,7 +509,10 @@ impl<T: AsRef<Table>> TableIter<T> {
     pub(crate) fn seek_to_last(&mut self) {
         let last = self.table.as_ref().fences.len().checked_sub(1);
         if last.is_some_and(|i| self.load_block(i)) {
-            let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
             self.cur.seek_to_last(c);
             self.check_cur();
         }
@@ -523,7 +529,10 @@ impl<T: AsRef<Table>> TableIter<T> {
             return;
         }
         if self.load_block(ordinal) {
-            let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
             self.cur.seek(c, key, ts);
             self.check_cur();
         }
@@ -546,11 +555,17 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+        let c = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
         self.cur.next(c);
         self.check_cur();
         if self.err.is_none() && !self.cur.is_valid() && self.load_block(self.ordinal + 1) {
-            let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+            let c = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
             self.cur.seek_to_first(c);
             self.check_cur();
         }
@@ -560,13 +575,19 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+        let c = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
         self.cur.prev(c);
         self.check_cur();
         if self.err.is_none() && !self.cur.is_valid() {
             match self.ordinal.checked_sub(1) {
                 Some(before) if self.load_block(before) => {
-                    let c = self.table.as_ref().slice(self.block.map_or((0, 0), |b| b.1));
+                    let c = self
+                        .table
+                        .as_ref()
+                        .slice(self.block.map_or((0, 0), |b| b.1));
                     self.cur.seek_to_last(c);
                     self.check_cur();
                 }
