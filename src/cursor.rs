@@ -215,10 +215,9 @@ impl<'a> Cursor<'a> {
         } else {
             (&mut self.last_back, &self.last_front)
         };
-        let crossed =
-            other
-                .as_deref()
-                .is_some_and(|o| if forward { row.0 >= o } else { row.0 <= o });
+        let crossed = other
+            .as_deref()
+            .is_some_and(|o| if forward { row.0 >= o } else { row.0 <= o });
         if crossed {
             self.done = true;
             return None;
