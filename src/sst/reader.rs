@@ -473,6 +473,17 @@ impl<T: AsRef<Table>> TableIter<T> {
         }
     }
 
+    /// Runs `op` on the block cursor over the current block's contents,
+    /// then notes any damage it met.
+    fn in_block(&mut self, op: impl FnOnce(&mut BlockCursor, &[u8])) {
+        let contents = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
+        op(&mut self.cur, contents);
+        self.check_cur();
+    }
+
     fn check_cur(&mut self) {
         if self.cur.is_corrupt() {
             let t = self.table.as_ref();
@@ -497,24 +508,14 @@ impl<T: AsRef<Table>> TableIter<T> {
 
     pub(crate) fn seek_to_first(&mut self) {
         if self.load_block(0) {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek_to_first(c);
-            self.check_cur();
+            self.in_block(BlockCursor::seek_to_first);
         }
     }
 
     pub(crate) fn seek_to_last(&mut self) {
         let last = self.table.as_ref().fences.len().checked_sub(1);
         if last.is_some_and(|i| self.load_block(i)) {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek_to_last(c);
-            self.check_cur();
+            self.in_block(BlockCursor::seek_to_last);
         }
     }
 
@@ -529,12 +530,7 @@ impl<T: AsRef<Table>> TableIter<T> {
             return;
         }
         if self.load_block(ordinal) {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek(c, key, ts);
-            self.check_cur();
+            self.in_block(|cur, c| cur.seek(c, key, ts));
         }
     }
 
@@ -555,19 +551,9 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self
-            .table
-            .as_ref()
-            .slice(self.block.map_or((0, 0), |b| b.1));
-        self.cur.next(c);
-        self.check_cur();
+        self.in_block(BlockCursor::next);
         if self.err.is_none() && !self.cur.is_valid() && self.load_block(self.ordinal + 1) {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek_to_first(c);
-            self.check_cur();
+            self.in_block(BlockCursor::seek_to_first);
         }
     }
 
@@ -575,21 +561,11 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self
-            .table
-            .as_ref()
-            .slice(self.block.map_or((0, 0), |b| b.1));
-        self.cur.prev(c);
-        self.check_cur();
+        self.in_block(BlockCursor::prev);
         if self.err.is_none() && !self.cur.is_valid() {
             match self.ordinal.checked_sub(1) {
                 Some(before) if self.load_block(before) => {
-                    let c = self
-                        .table
-                        .as_ref()
-                        .slice(self.block.map_or((0, 0), |b| b.1));
-                    self.cur.seek_to_last(c);
-                    self.check_cur();
+                    self.in_block(BlockCursor::seek_to_last);
                 }
                 Some(_) => {}
                 None => self.block = None,
