@@ -60,6 +60,7 @@ mod checkpoint;
 mod codec;
 mod commit;
 mod compaction;
+mod cursor;
 mod db;
 mod error;
 mod flush;
@@ -94,6 +95,7 @@ mod wal;
 mod worker;
 mod write_set;
 
+pub use cursor::Cursor;
 pub use db::{Db, Stats, UPDATE_MAX_ATTEMPTS};
 pub use error::{CONFLICT_KEY_DISPLAY_BYTES, Error, Result};
 pub use options::{

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::budget::Charge;
 use crate::commit::Engine;
+use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::mvcc::SnapshotHandle;
 use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
@@ -154,6 +155,21 @@ impl<'db> ReadTxn<'db> {
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
         Ok(Scan::new(self.snap.source()?, prefix_bounds(prefix), None))
     }
+
+    /// [`ReadTxn::scan`]'s rows lent instead of copied: a [`Cursor`] over
+    /// the snapshot's rows in `range`, from either end.
+    pub fn cursor<K, R: ScanRange<K>>(&self, range: R) -> Result<Cursor<'_>> {
+        Ok(Cursor::new(self.snap.source()?, range.into_bounds(), None))
+    }
+
+    /// [`ReadTxn::cursor`] over the keys that start with `prefix`.
+    pub fn cursor_prefix(&self, prefix: &[u8]) -> Result<Cursor<'_>> {
+        Ok(Cursor::new(
+            self.snap.source()?,
+            prefix_bounds(prefix),
+            None,
+        ))
+    }
 }
 
 /// Bytes a write set is charged per key beyond its encoded operation
@@ -286,6 +302,26 @@ impl<'db> Txn<'db> {
     /// sees them.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Scan<'_>> {
         Ok(Scan::new(
+            self.snap.source()?,
+            prefix_bounds(prefix),
+            Some(&self.writes),
+        ))
+    }
+
+    /// [`Txn::scan`]'s rows lent instead of copied: a [`Cursor`] over the
+    /// rows in `range` as this transaction sees them (its own writes
+    /// merged in), from either end.
+    pub fn cursor<K, R: ScanRange<K>>(&self, range: R) -> Result<Cursor<'_>> {
+        Ok(Cursor::new(
+            self.snap.source()?,
+            range.into_bounds(),
+            Some(&self.writes),
+        ))
+    }
+
+    /// [`Txn::cursor`] over the keys that start with `prefix`.
+    pub fn cursor_prefix(&self, prefix: &[u8]) -> Result<Cursor<'_>> {
+        Ok(Cursor::new(
             self.snap.source()?,
             prefix_bounds(prefix),
             Some(&self.writes),

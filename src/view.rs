@@ -29,7 +29,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::iter::{LevelIter, Source};
+use crate::iter::{AnySource, LevelIter};
 use crate::memtable::{MemCursor, Memtable};
 use crate::sst::{Found, Probe, Table};
 use crate::sync::RwLock;
@@ -114,7 +114,7 @@ impl View {
 
     /// One cursor per source, newest first, for a merging iterator.
     #[cfg(test)]
-    pub(crate) fn sources(&self) -> Vec<Box<dyn Source + '_>> {
+    pub(crate) fn sources(&self) -> Vec<AnySource<'_>> {
         self.sources_in(&Bound::Unbounded, &Bound::Unbounded)
     }
 
@@ -126,7 +126,7 @@ impl View {
         &self,
         start: &Bound<Vec<u8>>,
         end: &Bound<Vec<u8>>,
-    ) -> Vec<Box<dyn Source + '_>> {
+    ) -> Vec<AnySource<'_>> {
         let overlaps = |smallest: &[u8], largest: &[u8]| {
             let after_start = match start {
                 Bound::Included(s) | Bound::Excluded(s) => largest >= s.as_slice(),
@@ -138,16 +138,18 @@ impl View {
             };
             after_start && before_end
         };
-        let mut out: Vec<Box<dyn Source + '_>> = Vec::new();
+        // One allocation: room for every source the view has.
+        let level0 = self.levels.first().map_or(0, Vec::len);
+        let mut out = Vec::with_capacity(1 + self.imm.len() + level0 + self.levels.len());
         for mem in self.memtables().filter(|m| m.len() > 0) {
-            out.push(Box::new(MemCursor::new(mem)));
+            out.push(AnySource::Mem(MemCursor::new(mem)));
         }
         let mut levels = self.levels.iter();
         // Level 0's tables overlap: each is a source of its own.
         for t in levels.next().into_iter().flatten() {
             let p = t.properties();
             if overlaps(&p.smallest_key, &p.largest_key) {
-                out.push(Box::new(crate::sst::TableIter::borrowed(t)));
+                out.push(AnySource::Table(crate::sst::TableIter::borrowed(t)));
             }
         }
         // A deeper level is sorted and disjoint: one source walks it all.
@@ -155,7 +157,7 @@ impl View {
             if let (Some(first), Some(last)) = (tables.first(), tables.last()) {
                 let (a, b) = (first.properties(), last.properties());
                 if overlaps(&a.smallest_key, &b.largest_key) {
-                    out.push(Box::new(LevelIter::new(tables)));
+                    out.push(AnySource::Level(LevelIter::new(tables)));
                 }
             }
         }

@@ -1,7 +1,9 @@
 //! Scans through the public API: `..` without annotations, prefixes, both
 //! directions (and both at once), own writes overlaid, empty and inverted
 //! ranges, and the end bound that stops a scan before the tombstones
-//! behind it. A model (`BTreeMap`) is the oracle for the random cases.
+//! behind it; the lending `Cursor` against `Scan` over memtables and
+//! tables, and on a damaged table. A model (`BTreeMap`) is the oracle for
+//! the random cases.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
@@ -204,6 +206,17 @@ fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
     ]
 }
 
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The model's rows between the bounds.
+fn in_range(model: &Model, start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> Rows {
+    model
+        .iter()
+        .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -229,11 +242,7 @@ proptest! {
             write(&mut t, &mut model, k, v.as_ref());
         }
         let range = (start.clone(), end.clone());
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
-            .iter()
-            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let expect = in_range(&model, &start, &end);
         prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
         // Interleaved ends: fronts ascending, backs descending, together
         // every row exactly once.
@@ -253,64 +262,233 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+/// The lending cursor (`ReadTxn::cursor`, `Txn::cursor`, decision 0026)
+/// against `Scan` and the model, over every kind of source a view has.
+mod cursor {
+    use std::path::Path;
+    use std::sync::Arc;
 
-    /// A transaction that began before later commits (which add versions
-    /// above its read ts, deletes included) scans its own snapshot plus its
-    /// writes, from either end.
-    #[test]
-    fn scans_at_an_older_snapshot_match_the_model(
-        batches in prop::collection::vec(
-            prop::collection::vec((key(), prop::option::weighted(0.6, key())), 0..8),
-            1..8,
-        ),
-        began_at in prop::sample::Index::arbitrary(),
-        own in prop::collection::vec((key(), prop::option::weighted(0.5, key())), 0..10),
-        start in bound(),
-        end in bound(),
-        ends in prop::collection::vec(any::<bool>(), 0..40),
-    ) {
-        let (_vfs, db) = mem_db(Durability::Buffered);
-        let began_at = began_at.index(batches.len() + 1);
-        let mut model = Model::new();
-        let mut seen = None;
-        for (i, batch) in batches.iter().enumerate() {
-            if i == began_at {
-                seen = Some((db.begin(), model.clone()));
-            }
-            let mut t = db.begin();
-            for (k, v) in batch {
-                write(&mut t, &mut model, k, v.as_ref());
-            }
-            t.commit().unwrap();
+    use strata::vfs::{MemVfs, Vfs};
+    use strata::{Cursor, Error};
+
+    use super::*;
+    use crate::common::{MEM_DB_PATH, options};
+
+    /// What happens after a batch is committed.
+    #[derive(Debug, Clone, Copy)]
+    enum After {
+        /// Nothing: the batch stays in the memtable.
+        Stay,
+        /// A flush: a new level-0 table, whose keys overlap the others'.
+        Flush,
+        /// A full compaction: every table into one deeper level.
+        Compact,
+    }
+
+    fn after() -> impl Strategy<Value = After> {
+        prop_oneof![Just(After::Stay), Just(After::Flush), Just(After::Compact)]
+    }
+
+    /// Drains `c` from the front, copying each lent row.
+    fn forward(c: &mut Cursor<'_>) -> Rows {
+        let mut out = Vec::new();
+        while let Some(row) = c.next() {
+            let (k, v) = row.unwrap();
+            out.push((k.to_vec(), v.to_vec()));
         }
-        let (mut t, mut model) = seen.unwrap_or_else(|| (db.begin(), model));
-        for (k, v) in &own {
-            write(&mut t, &mut model, k, v.as_ref());
+        out
+    }
+
+    /// Drains `c` from the back, copying each lent row (descending).
+    fn backward(c: &mut Cursor<'_>) -> Rows {
+        let mut out = Vec::new();
+        while let Some(row) = c.next_back() {
+            let (k, v) = row.unwrap();
+            out.push((k.to_vec(), v.to_vec()));
         }
-        let range = (start.clone(), end.clone());
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = model
-            .iter()
-            .filter(|(k, _)| std::ops::RangeBounds::contains(&(start.as_ref(), end.as_ref()), *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
-        let mut back: Vec<_> = t.scan(range.clone()).unwrap().rev().map(Result::unwrap).collect();
-        back.reverse();
-        prop_assert_eq!(&back, &expect);
-        let mut s = t.scan(range).unwrap();
+        out
+    }
+
+    /// Takes rows from the two ends of `c` and of `s` in the order `ends`
+    /// says (then the rest from the front): both must give the same rows
+    /// at every step, and together the model's rows exactly once.
+    fn interleaved(mut c: Cursor<'_>, mut s: strata::Scan<'_>, ends: &[bool]) -> (Rows, Rows) {
         let (mut front, mut back) = (Vec::new(), Vec::new());
-        for from_front in ends {
-            let row = if from_front { s.next() } else { s.next_back() };
+        for &from_front in ends {
+            let (row, owned) = if from_front {
+                (c.next(), s.next())
+            } else {
+                (c.next_back(), s.next_back())
+            };
+            let row = row.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap());
+            assert_eq!(row, owned.map(Result::unwrap), "cursor and scan differ");
             match row {
-                Some(r) => if from_front { front.push(r.unwrap()) } else { back.push(r.unwrap()) },
+                Some(r) if from_front => front.push(r),
+                Some(r) => back.push(r),
                 None => break,
             }
         }
-        front.extend(s.by_ref().map(Result::unwrap));
+        let rest = forward(&mut c);
+        assert_eq!(rest, collect(s), "cursor and scan differ after the mix");
+        front.extend(rest);
         back.reverse();
-        front.extend(back);
-        prop_assert_eq!(front, expect);
+        (front, back)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Batches land in the memtable, in overlapping level-0 tables and
+        /// in a compacted level, with deletes. A transaction that began
+        /// before the later batches (which add versions above its read ts,
+        /// deletes included) scans its own snapshot plus its writes; a
+        /// read-only snapshot taken last reads every commit. The cursor
+        /// yields exactly `Scan`'s rows and the model's, from either end
+        /// and from both at once.
+        #[test]
+        fn the_cursor_and_scan_read_what_the_model_reads(
+            batches in prop::collection::vec(
+                (prop::collection::vec((key(), prop::option::weighted(0.7, key())), 0..10), after()),
+                1..8,
+            ),
+            began_at in prop::sample::Index::arbitrary(),
+            own in prop::collection::vec((key(), prop::option::weighted(0.6, key())), 0..10),
+            start in bound(),
+            end in bound(),
+            ends in prop::collection::vec(any::<bool>(), 0..40),
+        ) {
+            let (_vfs, db) = mem_db(Durability::Buffered);
+            let began_at = began_at.index(batches.len() + 1);
+            let mut model = Model::new();
+            let mut older = None;
+            for (i, (batch, then)) in batches.iter().enumerate() {
+                if i == began_at {
+                    older = Some((db.begin(), model.clone()));
+                }
+                let mut t = db.begin();
+                for (k, v) in batch {
+                    write(&mut t, &mut model, k, v.as_ref());
+                }
+                t.commit().unwrap();
+                match then {
+                    After::Stay => {}
+                    After::Flush => db.flush().unwrap(),
+                    After::Compact => db.compact().unwrap(),
+                }
+            }
+            let range = (start.clone(), end.clone());
+            let snap = db.begin_read();
+            let expect = in_range(&model, &start, &end);
+            prop_assert_eq!(forward(&mut snap.cursor(range.clone()).unwrap()), expect.clone());
+            let mut back = backward(&mut snap.cursor(range.clone()).unwrap());
+            back.reverse();
+            prop_assert_eq!(back, expect);
+            let (mut t, mut model) = older.unwrap_or_else(|| (db.begin(), model));
+            for (k, v) in &own {
+                write(&mut t, &mut model, k, v.as_ref());
+            }
+            let expect = in_range(&model, &start, &end);
+            prop_assert_eq!(forward(&mut t.cursor(range.clone()).unwrap()), expect.clone());
+            prop_assert_eq!(collect(t.scan(range.clone()).unwrap()), expect.clone());
+            let mut back = backward(&mut t.cursor(range.clone()).unwrap());
+            back.reverse();
+            prop_assert_eq!(&back, &expect);
+            let mut back: Vec<_> = t.scan(range.clone()).unwrap().rev().map(Result::unwrap).collect();
+            back.reverse();
+            prop_assert_eq!(&back, &expect);
+            let (mut front, back) = interleaved(
+                t.cursor(range.clone()).unwrap(),
+                t.scan(range).unwrap(),
+                &ends,
+            );
+            front.extend(back);
+            prop_assert_eq!(front, expect);
+        }
+    }
+
+    #[test]
+    fn a_prefix_cursor_yields_the_keys_with_the_prefix_both_ways() {
+        let (_vfs, db) = mem_db(Durability::Buffered);
+        fill(&db, &[("a", "0"), ("ab", "1"), ("abc", "2"), ("b", "3")]);
+        db.flush().unwrap();
+        let mut t = db.begin();
+        t.put(b"abd", b"own").unwrap();
+        t.delete(b"ab").unwrap();
+        let expect = vec![kv("abc", "2"), kv("abd", "own")];
+        assert_eq!(forward(&mut t.cursor_prefix(b"ab").unwrap()), expect);
+        let mut back = backward(&mut t.cursor_prefix(b"ab").unwrap());
+        back.reverse();
+        assert_eq!(back, expect);
+        let snap = db.begin_read();
+        assert_eq!(
+            forward(&mut snap.cursor_prefix(b"ab").unwrap()),
+            vec![kv("ab", "1"), kv("abc", "2")]
+        );
+    }
+
+    /// A data block in the middle of the only table is damaged after the
+    /// table was written: the cursor yields the rows before it, then
+    /// `Error::Corruption` once, then nothing, from either end, and never
+    /// panics; `Scan` reports the same.
+    #[test]
+    fn a_damaged_table_block_is_a_corruption_error_from_either_end() {
+        let vfs = MemVfs::new();
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            options(Durability::Sync),
+            Arc::new(vfs.clone()),
+        )
+        .unwrap();
+        let value = vec![b'v'; 100];
+        let mut t = db.begin();
+        for i in 0..2000u32 {
+            t.put(format!("key{i:05}").as_bytes(), &value).unwrap();
+        }
+        t.commit().unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+        let tables = Path::new(MEM_DB_PATH).join("tables");
+        let names = vfs.list(&tables).unwrap();
+        assert_eq!(names.len(), 1, "one table: {names:?}");
+        let path = tables.join(&names[0]);
+        let mut bytes = vfs.read_all(&path).unwrap();
+        // The data blocks fill all but the last few KiB of the file.
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        vfs.write_file(&path, bytes);
+        let db = Db::open_with_vfs(
+            MEM_DB_PATH,
+            options(Durability::Sync),
+            Arc::new(vfs.clone()),
+        )
+        .unwrap();
+        let snap = db.begin_read();
+        for from_front in [true, false] {
+            let mut c = snap.cursor::<&[u8], _>(..).unwrap();
+            let mut rows = 0;
+            let err = loop {
+                let row = if from_front { c.next() } else { c.next_back() };
+                match row {
+                    Some(Ok(_)) => rows += 1,
+                    Some(Err(e)) => break e,
+                    None => panic!("the damage went unnoticed ({rows} rows)"),
+                }
+            };
+            assert!(matches!(err, Error::Corruption { .. }), "{err:?}");
+            assert!(rows > 0 && rows < 2000, "{rows} rows before the damage");
+            assert!(
+                c.next().is_none() && c.next_back().is_none(),
+                "nothing after the error"
+            );
+            let owned: Vec<_> = if from_front {
+                snap.scan::<&[u8], _>(..).unwrap().collect()
+            } else {
+                snap.scan::<&[u8], _>(..).unwrap().rev().collect()
+            };
+            assert_eq!(owned.len(), rows + 1);
+            assert!(matches!(owned.last(), Some(Err(Error::Corruption { .. }))));
+        }
+        drop(snap);
+        db.close().unwrap();
     }
 }

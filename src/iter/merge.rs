@@ -20,11 +20,16 @@ use crate::types::Ts;
 
 /// See the module docs. Sources earlier in the list win ties (there are
 /// none between distinct versions; equal versions are the same version).
-pub(crate) struct MergeIter<'a> {
-    children: Vec<Box<dyn Source + 'a>>,
+/// `S` is a scan's `AnySource` (direct calls) or a `Box<dyn Source>`.
+pub(crate) struct MergeIter<S> {
+    children: Vec<S>,
     current: Option<usize>,
     /// The best valid source other than `current` (see the module docs).
     second: Option<usize>,
+    /// Whether `second` is at the current version (the same version in
+    /// two sources): set wherever current and runner-up were compared, so
+    /// a step need not compare them again before moving.
+    tied: bool,
     forward: bool,
     failed: bool,
     /// The current version's key while the sources step off it (reused:
@@ -32,12 +37,13 @@ pub(crate) struct MergeIter<'a> {
     scratch: Vec<u8>,
 }
 
-impl<'a> MergeIter<'a> {
-    pub(crate) fn new(children: Vec<Box<dyn Source + 'a>>) -> Self {
+impl<S: Source> MergeIter<S> {
+    pub(crate) fn new(children: Vec<S>) -> Self {
         Self {
             children,
             current: None,
             second: None,
+            tied: false,
             forward: true,
             failed: false,
             scratch: Vec::new(),
@@ -69,11 +75,12 @@ impl<'a> MergeIter<'a> {
             self.failed = true;
             self.current = None;
             self.second = None;
+            self.tied = false;
             return;
         }
         let (mut best, mut second): (Option<usize>, Option<usize>) = (None, None);
         for i in 0..self.children.len() {
-            if !self.children.get(i).is_some_and(|c| c.valid()) {
+            if !self.children.get(i).is_some_and(Source::valid) {
                 continue;
             }
             match best {
@@ -91,6 +98,10 @@ impl<'a> MergeIter<'a> {
         }
         self.current = best;
         self.second = second;
+        self.tied = match (best, second) {
+            (Some(b), Some(s)) => self.cmp_children(b, s) == Ordering::Equal,
+            _ => false,
+        };
     }
 
     /// One step of the current source when no other source is at its
@@ -101,10 +112,7 @@ impl<'a> MergeIter<'a> {
         let Some(cur) = self.current else {
             return false;
         };
-        if self
-            .second
-            .is_some_and(|s| self.cmp_children(cur, s) == Ordering::Equal)
-        {
+        if self.tied {
             return false;
         }
         let forward = self.forward;
@@ -116,11 +124,21 @@ impl<'a> MergeIter<'a> {
         } else {
             c.prev();
         }
-        let still_ahead = c.valid() && self.second.is_none_or(|s| self.ahead(cur, s));
-        if !still_ahead {
-            // Exhausted, damaged or overtaken: a full pick (which also
-            // looks at the stepped source's status).
+        if !c.valid() {
+            // Exhausted or damaged: a full pick (which also looks at the
+            // stepped source's status).
             self.settle();
+            return true;
+        }
+        let Some(s) = self.second else {
+            return true;
+        };
+        match self.cmp_children(cur, s) {
+            Ordering::Equal => self.tied = true,
+            Ordering::Less if forward => {}
+            Ordering::Greater if !forward => {}
+            // Overtaken by the runner-up.
+            _ => self.settle(),
         }
         true
     }
@@ -135,12 +153,12 @@ impl<'a> MergeIter<'a> {
         Some((key, c.ts()))
     }
 
-    fn at(c: &dyn Source, key: &[u8], ts: Ts) -> bool {
+    fn at(c: &S, key: &[u8], ts: Ts) -> bool {
         c.valid() && c.ts() == ts && c.key() == key
     }
 }
 
-impl Source for MergeIter<'_> {
+impl<S: Source> Source for MergeIter<S> {
     fn seek(&mut self, key: &[u8], ts: Ts) {
         for c in &mut self.children {
             c.seek(key, ts);
@@ -192,7 +210,7 @@ impl Source for MergeIter<'_> {
             self.forward = true;
         }
         for c in &mut self.children {
-            if Self::at(c.as_ref(), &key, ts) {
+            if Self::at(c, &key, ts) {
                 c.next();
             }
         }
@@ -217,7 +235,7 @@ impl Source for MergeIter<'_> {
             self.forward = false;
         }
         for c in &mut self.children {
-            if Self::at(c.as_ref(), &key, ts) {
+            if Self::at(c, &key, ts) {
                 c.prev();
             }
         }
@@ -238,7 +256,7 @@ impl Source for MergeIter<'_> {
     fn ts(&self) -> Ts {
         self.current
             .and_then(|i| self.children.get(i))
-            .map_or(Ts::ZERO, |c| c.ts())
+            .map_or(Ts::ZERO, Source::ts)
     }
 
     fn value(&self) -> Option<&[u8]> {
@@ -248,6 +266,6 @@ impl Source for MergeIter<'_> {
     }
 
     fn status(&self) -> Result<()> {
-        self.children.iter().try_for_each(|c| c.status())
+        self.children.iter().try_for_each(Source::status)
     }
 }

@@ -22,7 +22,9 @@ mod tests;
 
 pub(crate) use level::LevelIter;
 pub(crate) use merge::MergeIter;
-pub(crate) use visible::{Direction, Row, VisibleIter};
+#[cfg(test)]
+pub(crate) use visible::Row;
+pub(crate) use visible::{Direction, VisibleIter};
 
 use crate::error::Result;
 use crate::memtable::MemCursor;
@@ -117,5 +119,112 @@ impl<T: AsRef<Table>> Source for TableIter<T> {
     }
     fn status(&self) -> Result<()> {
         TableIter::status(self)
+    }
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn seek(&mut self, key: &[u8], ts: Ts) {
+        (**self).seek(key, ts);
+    }
+    fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
+        (**self).seek_for_prev(key, ts);
+    }
+    fn seek_to_first(&mut self) {
+        (**self).seek_to_first();
+    }
+    fn seek_to_last(&mut self) {
+        (**self).seek_to_last();
+    }
+    fn next(&mut self) {
+        (**self).next();
+    }
+    fn prev(&mut self) {
+        (**self).prev();
+    }
+    fn valid(&self) -> bool {
+        (**self).valid()
+    }
+    fn key(&self) -> &[u8] {
+        (**self).key()
+    }
+    fn ts(&self) -> Ts {
+        (**self).ts()
+    }
+    fn value(&self) -> Option<&[u8]> {
+        (**self).value()
+    }
+    fn status(&self) -> Result<()> {
+        (**self).status()
+    }
+}
+
+/// One source of a view (`View::sources_in`): a memtable, a level-0 table
+/// or a deeper level. An enum rather than a `Box<dyn Source>`, so a scan
+/// makes no allocation per source and the merge's calls are direct (and
+/// can be inlined) instead of virtual.
+pub(crate) enum AnySource<'a> {
+    /// A memtable's cursor.
+    Mem(MemCursor<'a>),
+    /// One level-0 table.
+    Table(TableIter<&'a Table>),
+    /// A whole sorted level.
+    Level(LevelIter<'a>),
+}
+
+/// Calls `$call` on whichever source `$self` is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnySource::Mem($s) => $call,
+            AnySource::Table($s) => $call,
+            AnySource::Level($s) => $call,
+        }
+    };
+}
+
+impl Source for AnySource<'_> {
+    #[inline]
+    fn seek(&mut self, key: &[u8], ts: Ts) {
+        each!(self, s => Source::seek(s, key, ts));
+    }
+    #[inline]
+    fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
+        each!(self, s => Source::seek_for_prev(s, key, ts));
+    }
+    #[inline]
+    fn seek_to_first(&mut self) {
+        each!(self, s => Source::seek_to_first(s));
+    }
+    #[inline]
+    fn seek_to_last(&mut self) {
+        each!(self, s => Source::seek_to_last(s));
+    }
+    #[inline]
+    fn next(&mut self) {
+        each!(self, s => Source::next(s));
+    }
+    #[inline]
+    fn prev(&mut self) {
+        each!(self, s => Source::prev(s));
+    }
+    #[inline]
+    fn valid(&self) -> bool {
+        each!(self, s => Source::valid(s))
+    }
+    #[inline]
+    fn key(&self) -> &[u8] {
+        each!(self, s => Source::key(s))
+    }
+    #[inline]
+    fn ts(&self) -> Ts {
+        each!(self, s => Source::ts(s))
+    }
+    #[inline]
+    fn value(&self) -> Option<&[u8]> {
+        each!(self, s => Source::value(s))
+    }
+    #[inline]
+    fn status(&self) -> Result<()> {
+        each!(self, s => Source::status(s))
     }
 }

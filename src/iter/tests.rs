@@ -112,7 +112,7 @@ fn spread(model: &Model, placement: &[u8], mems: usize, tables: usize) -> Source
     }
 }
 
-fn merged(s: &Sources) -> MergeIter<'_> {
+fn merged(s: &Sources) -> MergeIter<Box<dyn Source + '_>> {
     let mut children: Vec<Box<dyn Source + '_>> = Vec::new();
     for m in &s.mems {
         children.push(Box::new(MemCursor::new(m)));

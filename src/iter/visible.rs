@@ -27,7 +27,9 @@ pub(crate) enum Direction {
     Backward,
 }
 
-/// See the module docs.
+/// See the module docs. A lending cursor ([`VisibleIter::advance`], then
+/// [`VisibleIter::key`] and [`VisibleIter::value`] until the next advance),
+/// and an [`Iterator`] of owned rows on top of it.
 pub(crate) struct VisibleIter<S> {
     src: S,
     read_ts: Ts,
@@ -36,10 +38,24 @@ pub(crate) struct VisibleIter<S> {
     direction: Direction,
     positioned: bool,
     done: bool,
+    /// Forward: the source is on the current row's version, and the next
+    /// advance steps off it (and past the key's older versions) first.
+    on_row: bool,
+    /// The current row's key (a copy: going forward it is what the next
+    /// advance skips past; going backward the source has already left it).
+    key: Vec<u8>,
+    /// Backward: the current row's value (the source has left it too).
+    value: Vec<u8>,
 }
 
 /// One row: a key and its value.
 pub(crate) type Row = (Vec<u8>, Vec<u8>);
+
+/// Copies `from` into `buf`, reusing its allocation.
+fn copy_into(buf: &mut Vec<u8>, from: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(from);
+}
 
 impl<S: Source> VisibleIter<S> {
     pub(crate) fn new(
@@ -57,6 +73,42 @@ impl<S: Source> VisibleIter<S> {
             direction,
             positioned: false,
             done: false,
+            on_row: false,
+            key: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+
+    /// Moves to the next row: `Some(Ok(()))` when there is one (read it
+    /// with [`VisibleIter::key`] and [`VisibleIter::value`]), `None` at
+    /// the end, `Some(Err)` once on damage (then `None`).
+    pub(crate) fn advance(&mut self) -> Option<Result<()>> {
+        if self.done {
+            return None;
+        }
+        if !self.positioned {
+            self.position();
+        }
+        let row = match self.direction {
+            Direction::Forward => self.next_forward(),
+            Direction::Backward => self.next_backward(),
+        };
+        if matches!(row, Some(Err(_))) {
+            self.done = true;
+        }
+        row
+    }
+
+    /// The current row's key (after an advance that found one).
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The current row's value (after an advance that found one).
+    pub(crate) fn value(&self) -> &[u8] {
+        match self.direction {
+            Direction::Forward => self.src.value().unwrap_or_default(),
+            Direction::Backward => &self.value,
         }
     }
 
@@ -101,7 +153,7 @@ impl<S: Source> VisibleIter<S> {
     }
 
     /// Ends the iteration: `Some(Err)` if the source stopped on damage.
-    fn finish(&mut self) -> Option<Result<Row>> {
+    fn finish(&mut self) -> Option<Result<()>> {
         self.done = true;
         match self.src.status() {
             Ok(()) => None,
@@ -155,7 +207,13 @@ impl<S: Source> VisibleIter<S> {
         }
     }
 
-    fn next_forward(&mut self) -> Option<Result<Row>> {
+    fn next_forward(&mut self) -> Option<Result<()>> {
+        if std::mem::take(&mut self.on_row) {
+            let key = std::mem::take(&mut self.key);
+            self.src.next();
+            self.skip_forward(&key);
+            self.key = key;
+        }
         loop {
             if !self.src.valid() {
                 return self.finish();
@@ -164,23 +222,29 @@ impl<S: Source> VisibleIter<S> {
                 self.done = true;
                 return None;
             }
+            copy_into(&mut self.key, self.src.key());
+            let key = std::mem::take(&mut self.key);
             if self.src.ts() > self.read_ts {
-                let key = self.src.key().to_vec();
                 self.skip_to_visible(&key);
+                self.key = key;
                 continue;
             }
-            let key = self.src.key().to_vec();
-            let value = self.src.value().map(<[u8]>::to_vec);
-            // The source is on `key`: step off it before comparing.
+            self.key = key;
+            if self.src.value().is_some() {
+                // The row; the source stays on it until the next advance.
+                self.on_row = true;
+                return Some(Ok(()));
+            }
+            // A tombstone: the key has no row. Step off it and past its
+            // older versions.
+            let key = std::mem::take(&mut self.key);
             self.src.next();
             self.skip_forward(&key);
-            if let Some(value) = value {
-                return Some(Ok((key, value)));
-            }
+            self.key = key;
         }
     }
 
-    fn next_backward(&mut self) -> Option<Result<Row>> {
+    fn next_backward(&mut self) -> Option<Result<()>> {
         loop {
             if !self.src.valid() {
                 return self.finish();
@@ -191,45 +255,47 @@ impl<S: Source> VisibleIter<S> {
             }
             // Going backwards a key's versions come oldest first: the row is
             // the last one seen at or below the read ts.
-            let key = self.src.key().to_vec();
-            let mut row: Option<Option<Vec<u8>>> = None;
+            let mut key = std::mem::take(&mut self.key);
+            copy_into(&mut key, self.src.key());
+            // Whether the last version seen at or below the read ts is a
+            // value (then in `self.value`), a tombstone, or not seen yet.
+            let mut row: Option<bool> = None;
             while self.src.valid() && self.src.key() == key.as_slice() {
                 if self.src.ts() > self.read_ts {
                     self.skip_backward(&key);
                     break;
                 }
-                row = Some(self.src.value().map(<[u8]>::to_vec));
+                row = Some(match self.src.value() {
+                    Some(v) => {
+                        copy_into(&mut self.value, v);
+                        true
+                    }
+                    None => false,
+                });
                 self.src.prev();
             }
+            self.key = key;
             // Stopped on damage: the key's newer versions, the one the row
             // should come from among them, may be in what did not decode.
             if !self.src.valid() && self.src.status().is_err() {
                 return self.finish();
             }
-            if let Some(Some(value)) = row {
-                return Some(Ok((key, value)));
+            if row == Some(true) {
+                return Some(Ok(()));
             }
         }
     }
 }
 
+/// Owned rows (the merge and compaction tests, and whoever wants rows to
+/// keep).
 impl<S: Source> Iterator for VisibleIter<S> {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if !self.positioned {
-            self.position();
-        }
-        let row = match self.direction {
-            Direction::Forward => self.next_forward(),
-            Direction::Backward => self.next_backward(),
-        };
-        if matches!(row, Some(Err(_))) {
-            self.done = true;
-        }
-        row
+        Some(
+            self.advance()?
+                .map(|()| (self.key().to_vec(), self.value().to_vec())),
+        )
     }
 }

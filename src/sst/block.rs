@@ -286,6 +286,15 @@ impl BlockCursor {
         c
     }
 
+    /// This cursor moved to another block's `contents`, not yet on an
+    /// entry; the key's buffer is kept (no allocation per block).
+    pub(crate) fn reset(&mut self, contents: &[u8]) {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        *self = BlockCursor::new(contents);
+        self.key = key;
+    }
+
     pub(crate) fn is_valid(&self) -> bool {
         self.valid
     }
@@ -368,6 +377,16 @@ impl BlockCursor {
 
     pub(crate) fn seek_to_first(&mut self, contents: &[u8]) {
         self.load_restart(contents, 0);
+    }
+
+    /// Moves to the entry at restart `i` (in an index block, where every
+    /// entry is a restart: the `i`th entry); invalid past the last.
+    pub(crate) fn seek_to_restart(&mut self, contents: &[u8], i: usize) {
+        if i < self.restarts {
+            self.load_restart(contents, i);
+        } else {
+            self.invalidate();
+        }
     }
 
     pub(crate) fn seek_to_last(&mut self, contents: &[u8]) {

@@ -118,6 +118,11 @@ impl Fences {
     }
 
     /// The handle of data block `ordinal`.
+    /// Data blocks (one fence each).
+    pub(crate) fn len(&self) -> usize {
+        self.handles.len()
+    }
+
     pub(crate) fn handle(&self, ordinal: usize) -> Option<Handle> {
         self.handles.get(ordinal).copied()
     }

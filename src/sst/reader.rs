@@ -357,6 +357,17 @@ impl Table {
         })
     }
 
+    /// Data block `ordinal`'s contents range, if the block passed its
+    /// checks already (`data_block`): its handle is the fences' copy of
+    /// its index entry's.
+    fn verified_block(&self, ordinal: usize) -> Option<(usize, usize)> {
+        if !self.is_verified(ordinal) {
+            return None;
+        }
+        let (start, end) = self.fences.handle(ordinal)?.span(self.data_end)?;
+        Some((start, end - super::format::BLOCK_TRAILER_BYTES))
+    }
+
     /// Whether data block `ordinal` passed its checks (`data_block`).
     fn is_verified(&self, ordinal: usize) -> bool {
         let (word, bit) = (ordinal / 64, 1u64 << (ordinal % 64));
@@ -380,8 +391,9 @@ pub(crate) struct TableIter<T: AsRef<Table>> {
     index: BlockCursor,
     /// The index ordinal and contents range of the current data block.
     block: Option<(usize, (usize, usize))>,
-    /// The index cursor's entry number (every index entry is a restart,
-    /// which `Table::open` checks, so seeks can count it).
+    /// The current data block's number: its index entry's and fence's
+    /// position (every index entry is a restart, which `Table::open`
+    /// checks, so seeks can count it).
     ordinal: usize,
     cur: BlockCursor,
     err: Option<Error>,
@@ -465,28 +477,38 @@ impl<T: AsRef<Table>> TableIter<T> {
         self.fail(e);
     }
 
-    /// Loads the data block the index cursor is on; `false` if there is
-    /// none (before the first or past the last) or it is damaged.
-    fn load_block(&mut self) -> bool {
-        if self.index.is_corrupt() {
-            self.index_damage();
-            return false;
-        }
-        if !self.index.is_valid() {
+    /// Loads data block `ordinal`; `false` if there is none (before the
+    /// first or past the last) or it is damaged. A block already verified
+    /// comes straight from the fences' handle (no index entry is read: a
+    /// seek or a step into the next block touches only the data block);
+    /// a block's first use goes through its index entry, which the checks
+    /// compare the block with.
+    fn load_block(&mut self, ordinal: usize) -> bool {
+        self.ordinal = ordinal;
+        let t = self.table.as_ref();
+        if ordinal >= t.fences.len() {
             self.block = None;
             return false;
         }
-        let t = self.table.as_ref();
+        if let Some(range) = t.verified_block(ordinal) {
+            self.cur.reset(t.slice(range));
+            self.block = Some((ordinal, range));
+            return true;
+        }
         let idx = t.index_contents();
+        self.index.seek_to_restart(idx, ordinal);
+        if self.index.is_corrupt() || !self.index.is_valid() {
+            self.index_damage();
+            return false;
+        }
         let handle = Handle::decode(&mut Cursor::new(self.index.value(idx)));
         let Some(handle) = handle else {
             self.index_damage();
             return false;
         };
-        let ordinal = self.ordinal;
         match t.data_block(handle, ordinal, (self.index.key(), self.index.ts())) {
             Ok(range) => {
-                self.cur = BlockCursor::new(t.slice(range));
+                self.cur.reset(t.slice(range));
                 self.block = Some((ordinal, range));
                 true
             }
@@ -495,6 +517,17 @@ impl<T: AsRef<Table>> TableIter<T> {
                 false
             }
         }
+    }
+
+    /// Runs `op` on the block cursor over the current block's contents,
+    /// then notes any damage it met.
+    fn in_block(&mut self, op: impl FnOnce(&mut BlockCursor, &[u8])) {
+        let contents = self
+            .table
+            .as_ref()
+            .slice(self.block.map_or((0, 0), |b| b.1));
+        op(&mut self.cur, contents);
+        self.check_cur();
     }
 
     fn check_cur(&mut self) {
@@ -506,44 +539,29 @@ impl<T: AsRef<Table>> TableIter<T> {
         }
     }
 
-    /// Moves the index cursor to the first entry `>= (key, ts)` and tracks
-    /// its ordinal.
-    fn index_seek(&mut self, key: &[u8], ts: Ts) {
+    /// The first data block whose last version is `>= (key, ts)` (the
+    /// block count if none): from the fences alone when they name one
+    /// block, else a search of the index entries they leave open.
+    fn index_seek(&mut self, key: &[u8], ts: Ts) -> usize {
         let t = self.table.as_ref();
         let idx = t.index_contents();
-        self.ordinal = match t.fences.bounds(&t.props.smallest_key, key) {
+        match t.fences.bounds(&t.props.smallest_key, key) {
+            Some((lo, hi)) if lo == hi => lo,
             Some((lo, hi)) => self.index.seek_ordinal_between(idx, key, ts, lo, hi),
             None => self.index.seek_ordinal(idx, key, ts),
-        };
+        }
     }
 
     pub(crate) fn seek_to_first(&mut self) {
-        let idx = self.table.as_ref().index_contents();
-        self.index.seek_to_first(idx);
-        self.ordinal = 0;
-        if self.load_block() {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek_to_first(c);
-            self.check_cur();
+        if self.load_block(0) {
+            self.in_block(BlockCursor::seek_to_first);
         }
     }
 
     pub(crate) fn seek_to_last(&mut self) {
-        let idx = self.table.as_ref().index_contents();
-        self.index.seek_to_last(idx);
-        self.ordinal = usize::try_from(self.table.as_ref().props.data_blocks)
-            .unwrap_or(1)
-            .saturating_sub(1);
-        if self.load_block() {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek_to_last(c);
-            self.check_cur();
+        let last = self.table.as_ref().fences.len().checked_sub(1);
+        if last.is_some_and(|i| self.load_block(i)) {
+            self.in_block(BlockCursor::seek_to_last);
         }
     }
 
@@ -552,14 +570,13 @@ impl<T: AsRef<Table>> TableIter<T> {
         if self.err.is_some() {
             return;
         }
-        self.index_seek(key, ts);
-        if self.load_block() {
-            let c = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.seek(c, key, ts);
-            self.check_cur();
+        let ordinal = self.index_seek(key, ts);
+        if self.index.is_corrupt() {
+            self.index_damage();
+            return;
+        }
+        if self.load_block(ordinal) {
+            self.in_block(|cur, c| cur.seek(c, key, ts));
         }
     }
 
@@ -580,24 +597,9 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self
-            .table
-            .as_ref()
-            .slice(self.block.map_or((0, 0), |b| b.1));
-        self.cur.next(c);
-        self.check_cur();
-        if self.err.is_none() && !self.cur.is_valid() {
-            let idx = self.table.as_ref().index_contents();
-            self.index.next(idx);
-            self.ordinal += 1;
-            if self.load_block() {
-                let c = self
-                    .table
-                    .as_ref()
-                    .slice(self.block.map_or((0, 0), |b| b.1));
-                self.cur.seek_to_first(c);
-                self.check_cur();
-            }
+        self.in_block(BlockCursor::next);
+        if self.err.is_none() && !self.cur.is_valid() && self.load_block(self.ordinal + 1) {
+            self.in_block(BlockCursor::seek_to_first);
         }
     }
 
@@ -605,23 +607,14 @@ impl<T: AsRef<Table>> TableIter<T> {
         if !self.valid() {
             return;
         }
-        let c = self
-            .table
-            .as_ref()
-            .slice(self.block.map_or((0, 0), |b| b.1));
-        self.cur.prev(c);
-        self.check_cur();
+        self.in_block(BlockCursor::prev);
         if self.err.is_none() && !self.cur.is_valid() {
-            let idx = self.table.as_ref().index_contents();
-            self.index.prev(idx);
-            self.ordinal = self.ordinal.wrapping_sub(1);
-            if self.load_block() {
-                let c = self
-                    .table
-                    .as_ref()
-                    .slice(self.block.map_or((0, 0), |b| b.1));
-                self.cur.seek_to_last(c);
-                self.check_cur();
+            match self.ordinal.checked_sub(1) {
+                Some(before) if self.load_block(before) => {
+                    self.in_block(BlockCursor::seek_to_last);
+                }
+                Some(_) => {}
+                None => self.block = None,
             }
         }
     }

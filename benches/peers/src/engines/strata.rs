@@ -57,9 +57,13 @@ impl Engine for StrataEngine {
     }
 
     fn scan(&self, start: &[u8], n: usize) -> Result<usize> {
+        // The lending cursor, as redb's adapter reads its `AccessGuard`s
+        // (borrowed from its pages) without copying them out.
         let snap = self.db.begin_read();
+        let mut cursor = snap.cursor(start..)?;
         let mut count = 0;
-        for item in snap.scan(start..)?.take(n) {
+        while count < n {
+            let Some(item) = cursor.next() else { break };
             let (key, value) = item?;
             std::hint::black_box((key, value));
             count += 1;
