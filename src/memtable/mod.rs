@@ -253,27 +253,22 @@ impl Memtable {
     /// A memtable whose key filter is sized for a flush at `share` bytes;
     /// the filter's bytes count from the start ([`Memtable::approximate_bytes`]).
     pub(crate) fn with_share(share: u64) -> Self {
-        let filter = MemFilter::for_share(share);
-        Memtable {
-            bytes: AtomicU64::new(filter.heap_bytes()),
-            filter: Some(filter),
-            ..Memtable::default()
-        }
+        Self::with_filter(MemFilter::for_share(share))
     }
 
     /// An empty memtable to take over from this one (a filter of the same
     /// size, if it has one).
     pub(crate) fn successor(&self) -> Self {
-        match &self.filter {
-            Some(f) => {
-                let filter = f.blank_like();
-                Memtable {
-                    bytes: AtomicU64::new(filter.heap_bytes()),
-                    filter: Some(filter),
-                    ..Memtable::default()
-                }
-            }
-            None => Memtable::new(),
+        self.filter
+            .as_ref()
+            .map_or_else(Memtable::new, |f| Self::with_filter(f.blank_like()))
+    }
+
+    fn with_filter(filter: MemFilter) -> Self {
+        Memtable {
+            bytes: AtomicU64::new(filter.heap_bytes()),
+            filter: Some(filter),
+            ..Memtable::default()
         }
     }
 

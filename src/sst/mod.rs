@@ -33,20 +33,7 @@ mod tests;
 
 pub(crate) use block::{EntryKind, cmp_version};
 pub(crate) use bloom::{blocked_probe_bits, hash64};
-#[allow(
-    unused_imports,
-    reason = "the engine builds tables once flush lands (issue 16)"
-)]
 pub(crate) use builder::{BuiltTable, TableBuilder, TableOptions};
-#[allow(
-    unused_imports,
-    reason = "the engine builds tables once flush lands (issue 16)"
-)]
-pub(crate) use format::Properties;
-#[allow(
-    unused_imports,
-    reason = "the engine reads tables once flush lands (issue 16)"
-)]
 pub(crate) use reader::{ALLOCATION_OVERHEAD_BYTES, Found, Probe, Table, TableIter};
 
 /// The file name of table `number` inside the tables directory.
