@@ -153,11 +153,9 @@ pub(crate) fn apply_commit<'a, V: Into<Value>>(
     memtable: &Memtable,
     commit_ts: Ts,
     lsn: Lsn,
-    ops: impl Iterator<Item = (&'a [u8], Option<V>)>,
+    ops: impl Iterator<Item = (&'a [u8], Option<V>)> + Clone,
 ) {
-    for (key, value) in ops {
-        memtable.insert_value(key, commit_ts, value.map(Into::into));
-    }
+    memtable.insert_commit(commit_ts, ops);
     memtable.applied_through(lsn);
 }
 

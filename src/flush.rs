@@ -6,8 +6,10 @@
 //! 1. a new table `tables/<n>.sst` from every version of `M`, synced, and
 //!    the directory synced (creating the manifest first if the database
 //!    never had one: no table may exist without a `CURRENT`);
-//! 2. in `Buffered` mode, the WAL synced: the table must never hold a
-//!    commit whose WAL record a power cut could still lose;
+//! 2. in `Buffered` mode, the WAL synced up to `F` (through its second
+//!    handle, beside the commits being written: `GroupCommit::sync_through`):
+//!    the table must never hold a commit whose WAL record a power cut could
+//!    still lose;
 //! 3. the manifest edit `{ add table n to level 0, flushed lsn F, max ts }`,
 //!    synced: the flush's durable point;
 //! 4. `M`'s keys whose newest version is above the GC watermark noted in
@@ -101,7 +103,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     let built = write_table(vfs, &path, m, flushed.0, &store.table_memory)?;
     vfs.sync_dir(&tables_dir)?;
     if !engine.wal.syncs_every_batch() {
-        engine.wal.sync_all()?;
+        engine.wal.sync_through(flushed)?;
     }
     let p = &built.properties;
     let record = table_record(number, &built, flushed);

@@ -37,7 +37,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::memtable::{KeyBuf, Value};
+use crate::memtable::{InFrame, KeyBuf};
 use crate::mvcc::WriteKeys;
 use crate::wal::CommitFrameBuilder;
 use crate::wal::format::{OpAt, UnsealedCommit};
@@ -301,11 +301,11 @@ pub(crate) struct WriteSet {
 impl WriteSet {
     /// The operations, ascending by key, each value a range of the shared
     /// frame (the memtable keeps it in place).
-    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<Value>)> {
+    pub(crate) fn ops(&self) -> impl Iterator<Item = (&[u8], Option<InFrame<'_>>)> + Clone {
         self.ops.iter().map(|at| {
             let value = at
                 .value_range()
-                .map(|range| Value::shared(&self.frame, range));
+                .map(|range| InFrame::new(&self.frame, range));
             (at.key(&self.frame), value)
         })
     }

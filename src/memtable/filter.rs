@@ -6,13 +6,19 @@
 //! key once for every memtable and table it probes.
 //!
 //! Invariant: a key is in the filter before its version is visible. The
-//! apply stage inserts into the filter before the skiplist, and a commit
+//! apply stage inserts a commit's keys into the filter before its versions
+//! into the skiplist (`Memtable::insert_commit`), and a commit
 //! is visible only once the applied watermark passes it (a release store
 //! after the inserts; readers load it with acquire before they read), so
 //! a reader at `read_ts` finds in the filter every key with a version at
 //! or below `read_ts`. A version above it may not be in the filter yet,
 //! and the reader ignores it anyway. Loom model:
 //! `loom_a_memtable_filter_never_hides_a_visible_version`.
+//!
+//! One inserter at a time: a memtable is written only by the apply stage,
+//! which one waiter holds at a time (`wal::group_commit`, invariant of the
+//! apply stage), or by recovery before the database is shared. So an
+//! insert may set its bits with a plain load and store; readers only load.
 //!
 //! Sized once, at creation, for the memtable's share of the memory budget
 //! (at least [`MIN_ENTRY_BYTES`] charged per entry): a memtable that holds
@@ -64,7 +70,8 @@ impl MemFilter {
         (self.words.len() * size_of::<AtomicU64>()) as u64
     }
 
-    /// Adds a key by its hash (`sst::hash64`).
+    /// Adds a key by its hash (`sst::hash64`). Callers insert one at a time
+    /// (module docs).
     pub(crate) fn insert(&self, hash: u64) {
         let mut masks = [0u64; BLOCK_WORDS];
         let mut block = 0;
@@ -75,11 +82,17 @@ impl MemFilter {
                 *m |= 1 << (bit % 64);
             }
         }
+        // A load and a store, not a `fetch_or`: there is one inserter at a
+        // time (module docs), and a locked read-modify-write per word was
+        // most of a bulk load's filter time (decision 0029).
         for (i, &mask) in masks.iter().enumerate() {
             if mask != 0
                 && let Some(w) = self.words.get(block * BLOCK_WORDS + i)
             {
-                w.fetch_or(mask, Ordering::Relaxed);
+                let old = w.load(Ordering::Relaxed);
+                if old & mask != mask {
+                    w.store(old | mask, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -17,7 +17,9 @@
 //!    memtable holds exactly the records after its predecessor's `last_lsn`
 //!    up to its own (what its flush covers).
 //!
-//! Concurrency: lock-free; any number of inserters and readers. Visibility
+//! Concurrency: lock-free; any number of readers beside one inserter at a
+//! time (invariant 4: the skiplist would take more, the key filter does
+//! not, `filter.rs`). Visibility
 //! of a whole commit is not this module's business: readers only ask for
 //! `read_ts <= applied watermark` (see `mvcc`).
 
@@ -137,6 +139,36 @@ impl Value {
         } else {
             (key.len() + crate::wal::format::op_encoded_len(&[], Some(&[]))) as u64
         }
+    }
+}
+
+/// A value in a commit's shared frame, borrowed: it becomes a [`Value`] (a
+/// reference to the frame) only when the memtable keeps it, so a commit's
+/// operations can be walked twice (filter, then versions) at no cost.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InFrame<'a> {
+    buf: &'a Arc<[u8]>,
+    range: (u32, u32),
+}
+
+impl<'a> InFrame<'a> {
+    /// `len` bytes of `buf` from `at` (see [`Value::shared`]).
+    pub(crate) fn new(buf: &'a Arc<[u8]>, range: (u32, u32)) -> Self {
+        InFrame { buf, range }
+    }
+}
+
+impl From<InFrame<'_>> for Value {
+    fn from(v: InFrame<'_>) -> Self {
+        Value::shared(v.buf, v.range)
+    }
+}
+
+impl std::ops::Deref for InFrame<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let (at, len) = (self.range.0 as usize, self.range.1 as usize);
+        self.buf.get(at..at + len).unwrap_or_default()
     }
 }
 
@@ -277,23 +309,37 @@ impl Memtable {
     /// `commit::apply_commit`).
     #[cfg(any(test, feature = "fuzzing", feature = "bench-internals"))]
     pub(crate) fn insert(&self, key: &[u8], ts: Ts, value: Option<&[u8]>) {
-        self.insert_value(key, ts, value.map(Value::from));
+        self.insert_commit(ts, std::iter::once((key, value)));
     }
 
-    /// Inserts the version of `key` committed at `ts` (`None`: a delete),
-    /// keeping `value`'s buffer (invariant 3 counts the part of a shared
-    /// frame it keeps alive).
-    pub(crate) fn insert_value(&self, key: &[u8], ts: Ts, value: Option<Value>) {
+    /// Inserts the versions of one commit at `ts` (`None` values: deletes),
+    /// keeping each value's buffer (invariant 3 counts the part of a shared
+    /// frame it keeps alive). Every key goes into the filter first, before
+    /// any version can be visible (`filter.rs`), in a pass of its own, so
+    /// that the filter's cache misses overlap instead of each waiting out a
+    /// skiplist insert (decision 0029).
+    pub(crate) fn insert_commit<'a, V: Into<Value>>(
+        &self,
+        ts: Ts,
+        ops: impl Iterator<Item = (&'a [u8], Option<V>)> + Clone,
+    ) {
+        if let Some(f) = &self.filter {
+            for (key, _) in ops.clone() {
+                f.insert(hash64(key));
+            }
+        }
+        for (key, value) in ops {
+            self.insert_version(key, ts, value.map(Into::into));
+        }
+    }
+
+    /// The skiplist half of [`Memtable::insert_commit`].
+    fn insert_version(&self, key: &[u8], ts: Ts, value: Option<Value>) {
         let charge = key.len() as u64
             + value
                 .as_ref()
                 .map_or(0, |v| v.len() as u64 + v.frame_share(key))
             + ENTRY_OVERHEAD_BYTES;
-        // Into the filter first, before the version can be visible
-        // (`filter.rs`).
-        if let Some(f) = &self.filter {
-            f.insert(hash64(key));
-        }
         self.map.insert(
             VersionKey {
                 key: KeyBuf::new(key),

@@ -397,7 +397,7 @@ pub(crate) struct CommitRecord<'a> {
 
 impl<'a> CommitRecord<'a> {
     /// The operations, in ascending key order.
-    pub(crate) fn ops(&self) -> impl Iterator<Item = Op<'a>> + 'a {
+    pub(crate) fn ops(&self) -> impl Iterator<Item = Op<'a>> + Clone + 'a {
         let mut c = Cursor::new(self.ops);
         (0..self.op_count).map_while(move |_| decode_op(&mut c))
     }
