@@ -173,3 +173,125 @@ fn a_panic_in_the_background_sync_poisons() {
     panics.store(false, std::sync::atomic::Ordering::SeqCst);
     db.close().unwrap_err();
 }
+
+/// Hooks under which every `sync_data` of a WAL segment (through either
+/// handle) blocks while the gate is shut.
+#[derive(Debug, Clone, Default)]
+struct WalSyncGate {
+    /// Shut, and the syncs held at it.
+    state: Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+}
+
+impl WalSyncGate {
+    fn set_shut(&self, shut: bool) {
+        self.state.0.lock().unwrap().0 = shut;
+        self.state.1.notify_all();
+    }
+
+    /// Blocks until a sync is held at the shut gate (or `HANG` passes).
+    fn wait_for_a_held_sync(&self) {
+        let deadline = Instant::now() + HANG;
+        let mut st = self.state.0.lock().unwrap();
+        while st.1 == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "hung waiting for the flusher's WAL sync");
+            st = self.state.1.wait_timeout(st, left).unwrap().0;
+        }
+    }
+}
+
+impl common::VfsHooks for WalSyncGate {
+    fn file(
+        &self,
+        path: &std::path::Path,
+        file: Box<dyn strata::vfs::VfsFile>,
+    ) -> Box<dyn strata::vfs::VfsFile> {
+        if path.extension().is_some_and(|e| e == "wal") {
+            common::HookedFile::boxed(file, self.clone())
+        } else {
+            file
+        }
+    }
+}
+
+impl common::FileHooks for WalSyncGate {
+    fn sync_data(&mut self, inner: &mut dyn strata::vfs::VfsFile) -> std::io::Result<()> {
+        let (lock, cond) = &*self.state;
+        let mut st = lock.lock().unwrap();
+        if st.0 {
+            st.1 += 1;
+            cond.notify_all();
+            while st.0 {
+                st = cond.wait(st).unwrap();
+            }
+            st.1 -= 1;
+        }
+        drop(st);
+        inner.sync_data()
+    }
+}
+
+/// Opens the gate when dropped (a failed assertion must not leave the
+/// flusher, and with it the close, blocked).
+struct OpenOnDrop(WalSyncGate);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set_shut(false);
+    }
+}
+
+/// A flush in Buffered mode makes its memtable's WAL records durable
+/// before the manifest names its table, through the WAL's second handle:
+/// while that `fdatasync` runs, commits go on. Before decision 0029 the
+/// flush led a sync through the write stage, and every commit waited
+/// behind it (this test then hangs at the first commit below).
+#[test]
+fn a_flush_syncs_the_wal_beside_the_commits_not_in_front_of_them() {
+    let mem = MemVfs::new();
+    let gate = WalSyncGate::default();
+    let vfs = common::HookedVfs::new(Arc::new(mem.clone()), gate.clone());
+    let options = options(Duration::from_secs(3600)).memory_budget(strata::MIN_MEMORY_BUDGET);
+    let db = Db::open_with_vfs("/db", options, Arc::new(vfs)).unwrap();
+    let _open = OpenOnDrop(gate.clone());
+    // The segment exists (its creation syncs) before the gate shuts.
+    commit(&db, 0).unwrap();
+    gate.set_shut(true);
+    let mut i = 1;
+    while db.stats().frozen_memtables == 0 && db.stats().flushes == 0 {
+        commit(&db, i).unwrap();
+        i += 1;
+    }
+    gate.wait_for_a_held_sync();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let more = std::thread::scope(|s| {
+        s.spawn(|| {
+            for j in 0..10 {
+                tx.send(commit(&db, i + j)).unwrap();
+            }
+        });
+        let deadline = Instant::now() + HANG;
+        let more: Vec<_> = (0..10)
+            .map_while(|_| {
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                    .ok()
+            })
+            .collect();
+        gate.set_shut(false);
+        more
+    });
+    assert!(
+        more.len() == 10 && more.iter().all(Result::is_ok),
+        "commits waited for the flush's WAL sync: {more:?}"
+    );
+    db.flush().unwrap();
+    assert!(db.stats().flushes >= 1);
+    assert_eq!(db.stats().wal_syncs, 0, "no committer synced");
+    drop(db);
+    let db = Db::open_with_vfs("/db", Options::default(), Arc::new(mem.crash())).unwrap();
+    let read = db.begin_read();
+    for k in 0..i + 10 {
+        let key = format!("k{k:04}");
+        assert!(read.get(key.as_bytes()).unwrap().is_some(), "{key} lost");
+    }
+}
