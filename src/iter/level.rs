@@ -121,7 +121,7 @@ impl Source for LevelIter<'_> {
             .tables
             .partition_point(|t| t.properties().largest_key.as_slice() < key);
         if let Some(it) = self.open(i) {
-            it.seek(key, ts);
+            it.seek_to_scan(key, ts);
             self.forward_from(i);
         }
     }

@@ -88,7 +88,7 @@ impl Source for MemCursor<'_> {
 
 impl<T: AsRef<Table>> Source for TableIter<T> {
     fn seek(&mut self, key: &[u8], ts: Ts) {
-        TableIter::seek(self, key, ts);
+        TableIter::seek_to_scan(self, key, ts);
     }
     fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
         TableIter::seek_for_prev(self, key, ts);

@@ -580,6 +580,19 @@ impl<T: AsRef<Table>> TableIter<T> {
         }
     }
 
+    /// [`TableIter::seek`] for a scan, which reads on from there: the rest
+    /// of the block is loaded ahead (a point read's seek does not need it).
+    pub(crate) fn seek_to_scan(&mut self, key: &[u8], ts: Ts) {
+        self.seek(key, ts);
+        if self.valid() {
+            let contents = self
+                .table
+                .as_ref()
+                .slice(self.block.map_or((0, 0), |b| b.1));
+            self.cur.touch_entries(contents, false);
+        }
+    }
+
     /// Moves to the last version `<= (key, ts)`.
     pub(crate) fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
         self.seek(key, ts);
@@ -599,7 +612,10 @@ impl<T: AsRef<Table>> TableIter<T> {
         }
         self.in_block(BlockCursor::next);
         if self.err.is_none() && !self.cur.is_valid() && self.load_block(self.ordinal + 1) {
-            self.in_block(BlockCursor::seek_to_first);
+            self.in_block(|cur, c| {
+                cur.touch_entries(c, true);
+                cur.seek_to_first(c);
+            });
         }
     }
 
@@ -611,7 +627,10 @@ impl<T: AsRef<Table>> TableIter<T> {
         if self.err.is_none() && !self.cur.is_valid() {
             match self.ordinal.checked_sub(1) {
                 Some(before) if self.load_block(before) => {
-                    self.in_block(BlockCursor::seek_to_last);
+                    self.in_block(|cur, c| {
+                        cur.touch_entries(c, true);
+                        cur.seek_to_last(c);
+                    });
                 }
                 Some(_) => {}
                 None => self.block = None,
