@@ -26,9 +26,9 @@
 //! Concurrency: readers are lock-free, any number of them, and borrow
 //! versions for the memtable's lifetime (no reference counts, no epochs:
 //! versions are never removed, invariant 2). One inserter at a time
-//! (invariant 4): the skiplist's writer lock makes a second one wait (it is
-//! uncontended, taken once per commit), and the key filter relies on it
-//! (`filter.rs`). Visibility of a whole commit is not this module's
+//! (invariant 4): the skiplist's writer lock, held across a commit's filter
+//! and skiplist inserts, makes a second one wait (it is uncontended, taken
+//! once per commit); the key filter's plain stores rely on it (`filter.rs`). Visibility of a whole commit is not this module's
 //! business: readers only ask for `read_ts <= applied watermark` (see
 //! `mvcc`); a version is whole before any link leads to it (skiplist
 //! invariant 2, loom model `loom_a_skiplist_reader_sees_every_published_version`).
@@ -43,11 +43,11 @@ use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
 
 use crate::sst::hash64;
-use std::sync::Arc;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use filter::MemFilter;
 use skiplist::{Pos, SkipList};
+use std::sync::Arc;
 
 /// Bytes charged per entry beyond key and value: its skiplist node and
 /// links (invariant 3).
@@ -335,16 +335,17 @@ impl Memtable {
         ts: Ts,
         ops: impl Iterator<Item = (&'a [u8], Option<V>)> + Clone,
     ) {
+        // One writer lock per commit, held for both passes, so a second
+        // inserter waits (invariant 4) for the filter's plain stores too.
+        let mut writer = self.map.writer();
         if let Some(f) = &self.filter {
             for (key, _) in ops.clone() {
                 f.insert(hash64(key));
             }
         }
-        // The skiplist half: one writer lock per commit, and a commit's
-        // keys ascend, so each insert after the first is a finger insert
-        // (skiplist invariant 3), and so is a commit's first insert when
-        // the commits ascend too (a bulk load).
-        let mut writer = self.map.writer();
+        // The skiplist half. A commit's keys ascend, so each insert after
+        // the first is a finger insert (skiplist invariant 3), and so is a
+        // commit's first when the commits ascend too (a bulk load).
         let mut charge = 0;
         for (key, value) in ops {
             let value: Stored = value.map(Into::into);

@@ -1,7 +1,8 @@
 //! Loom implementation of the sync shim: the same API over loom's primitives.
 //!
-//! Loom cannot see through parking_lot, crossbeam-skiplist or real files, so
-//! models run the protocols against fakes (see `docs/concurrency.md`).
+//! Loom cannot see through parking_lot or real files, so models run those
+//! protocols against fakes (see `docs/concurrency.md`). Loom has no
+//! `OnceLock`; [`OnceLock`] here is one with the same API.
 #![allow(
     dead_code,
     unused_imports,

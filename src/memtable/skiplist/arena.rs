@@ -55,7 +55,7 @@ fn place(i: u32) -> Place {
     let (chunk, slot, chunk_slots) = if i < GROWING_SLOTS {
         // Chunk c starts at BASE * (2^c - 1) and holds BASE * 2^c slots.
         let q = (i >> BASE_SHIFT) + 1;
-        let c = 63 - q.leading_zeros();
+        let c = q.ilog2();
         let start = u64::from(BASE_SLOTS) * ((1u64 << c) - 1);
         (u64::from(c), i - start, 1u64 << (BASE_SHIFT + c))
     } else {
@@ -68,7 +68,7 @@ fn place(i: u32) -> Place {
         )
     };
     // Directory level d holds cells for chunks 2^d - 1 .. 2^(d+1) - 1.
-    let d = 63 - (chunk + 1).leading_zeros();
+    let d = (chunk + 1).ilog2();
     Place {
         level: d as usize,
         cell: (chunk + 1 - (1u64 << d)) as usize,
@@ -153,7 +153,7 @@ mod tests {
         let (mut chunk, mut slot, mut chunk_slots) = (0u64, 0, BASE_SLOTS as usize);
         for i in 0..200_000u32 {
             let p = place(i);
-            let d = 63 - (chunk + 1).leading_zeros();
+            let d = (chunk + 1).ilog2();
             let cell = (chunk + 1 - (1 << d)) as usize;
             assert_eq!((p.level, p.cell, p.slot), (d as usize, cell, slot), "{i}");
             assert_eq!(p.chunk_slots, chunk_slots, "index {i}");
