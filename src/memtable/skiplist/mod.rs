@@ -143,8 +143,7 @@ impl<'a, K: Ord, V> Pos<'a, K, V> {
 
     /// The previous entry in key order (a search: nodes link forward only).
     pub(crate) fn prev(&self) -> Option<Self> {
-        self.list
-            .pos(self.list.descend(self.key(), false, None))
+        self.list.pos(self.list.descend(self.key(), false, None))
     }
 }
 
@@ -363,7 +362,8 @@ impl<K: Ord, V> Writer<'_, K, V> {
                 link.store(list.next_at(pred, level), Ordering::Relaxed);
             }
         }
-        node.next.store(list.next_at(preds[0], 0), Ordering::Relaxed);
+        node.next
+            .store(list.next_at(preds[0], 0), Ordering::Relaxed);
         node.tower
             .store(((height as u32) << HEIGHT_SHIFT) | start, Ordering::Relaxed);
         if node.entry.set((key, value)).is_err() {
