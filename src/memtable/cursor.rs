@@ -1,17 +1,14 @@
 //! [`MemCursor`]: a position among a memtable's versions that seeks and
 //! steps in both directions, for the merging iterator (`crate::iter`).
 
-use std::ops::Bound;
-
-use crossbeam_skiplist::map::Entry;
-
-use super::{Memtable, Stored, VersionKey, VersionRef};
+use super::{Memtable, Version, VersionRef};
 use crate::types::Ts;
 
-/// See the module docs. Not positioned until a seek.
+/// See the module docs. Not positioned until a seek. Holds a borrowed
+/// position: stepping forward is one link, backward a search.
 pub(crate) struct MemCursor<'a> {
     mem: &'a Memtable,
-    cur: Option<Entry<'a, VersionKey, Stored>>,
+    cur: Option<Version<'a>>,
 }
 
 impl<'a> MemCursor<'a> {
@@ -45,22 +42,22 @@ impl<'a> MemCursor<'a> {
     /// The last version `<= (key, ts)`.
     pub(crate) fn seek_for_prev(&mut self, key: &[u8], ts: Ts) {
         let probe: &dyn VersionRef = &(key, ts);
-        self.cur = self.mem.map.upper_bound(Bound::Included(probe));
+        self.cur = self.mem.map.upper_bound(probe);
     }
 
     pub(crate) fn seek_to_first(&mut self) {
-        self.cur = self.mem.map.front();
+        self.cur = self.mem.map.first();
     }
 
     pub(crate) fn seek_to_last(&mut self) {
-        self.cur = self.mem.map.back();
+        self.cur = self.mem.map.last();
     }
 
     pub(crate) fn next(&mut self) {
-        self.cur = self.cur.take().and_then(|e| e.next());
+        self.cur = self.cur.and_then(|e| e.next());
     }
 
     pub(crate) fn prev(&mut self) {
-        self.cur = self.cur.take().and_then(|e| e.prev());
+        self.cur = self.cur.and_then(|e| e.prev());
     }
 }

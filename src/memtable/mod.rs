@@ -1,5 +1,6 @@
 //! The memtable: a concurrent ordered map of versions `(key, commit ts)`,
-//! newest first per key, over crossbeam-skiplist.
+//! newest first per key, over our own single-writer skiplist
+//! (`skiplist/`, decision 0030).
 //!
 //! Invariants:
 //! 1. Keys sort by user key ascending, then commit ts **descending**, so the
@@ -10,38 +11,46 @@
 //! 3. `approximate_bytes` counts key + value + per-entry overhead of every
 //!    insert (and, for a value kept in its commit's shared WAL frame, the
 //!    frame's copy of the key and the operation header), for the flush
-//!    trigger and the memory budget.
+//!    trigger and the memory budget. The per-entry overhead
+//!    ([`ENTRY_OVERHEAD_BYTES`]) covers the entry's skiplist node and links
+//!    (72 bytes and 4 per upper level, 1.3 on average, with an inline key
+//!    inside the node); while the skiplist's arena holds more than that per
+//!    entry (its newest chunks not yet filled), the difference is counted
+//!    too, so the count is never below what the arena holds.
 //! 4. `last_lsn` is the WAL record of the last commit inserted whole: the
 //!    commit path and recovery apply commits in lsn order, one at a time
 //!    per memtable, and note it after the commit's last insert, so a frozen
 //!    memtable holds exactly the records after its predecessor's `last_lsn`
 //!    up to its own (what its flush covers).
 //!
-//! Concurrency: lock-free; any number of readers beside one inserter at a
-//! time (invariant 4: the skiplist would take more, the key filter does
-//! not, `filter.rs`). Visibility
-//! of a whole commit is not this module's business: readers only ask for
-//! `read_ts <= applied watermark` (see `mvcc`).
+//! Concurrency: readers are lock-free, any number of them, and borrow
+//! versions for the memtable's lifetime (no reference counts, no epochs:
+//! versions are never removed, invariant 2). One inserter at a time
+//! (invariant 4): the skiplist's writer lock, held across a commit's filter
+//! and skiplist inserts, makes a second one wait (it is uncontended, taken
+//! once per commit); the key filter's plain stores rely on it (`filter.rs`). Visibility of a whole commit is not this module's
+//! business: readers only ask for `read_ts <= applied watermark` (see
+//! `mvcc`); a version is whole before any link leads to it (skiplist
+//! invariant 2, loom model `loom_a_skiplist_reader_sees_every_published_version`).
 
 mod cursor;
 mod filter;
+mod skiplist;
 
 pub(crate) use cursor::MemCursor;
 
 use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
-use std::ops::Bound;
-use std::sync::Arc;
-
-use crossbeam_skiplist::SkipMap;
-use crossbeam_skiplist::map::Entry;
 
 use crate::sst::hash64;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use filter::MemFilter;
+use skiplist::{Pos, SkipList};
+use std::sync::Arc;
 
-/// Bytes charged per entry beyond key and value (skiplist node, tower, boxes).
+/// Bytes charged per entry beyond key and value: its skiplist node and
+/// links (invariant 3).
 pub(crate) const ENTRY_OVERHEAD_BYTES: u64 = 80;
 
 /// Keys up to this length are stored inside the skiplist node.
@@ -263,10 +272,13 @@ impl Ord for VersionKey {
 /// A stored value; `None` is a tombstone.
 type Stored = Option<Value>;
 
+/// A position at a version, borrowed from the memtable.
+type Version<'a> = Pos<'a, VersionKey, Stored>;
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Memtable {
-    map: SkipMap<VersionKey, Stored>,
+    map: SkipList<VersionKey, Stored>,
     bytes: AtomicU64,
     /// The highest WAL lsn whose commit has been inserted whole (commits are
     /// applied in lsn order, so every record up to it is in).
@@ -323,36 +335,42 @@ impl Memtable {
         ts: Ts,
         ops: impl Iterator<Item = (&'a [u8], Option<V>)> + Clone,
     ) {
+        // One writer lock per commit, held for both passes, so a second
+        // inserter waits (invariant 4) for the filter's plain stores too.
+        let mut writer = self.map.writer();
         if let Some(f) = &self.filter {
             for (key, _) in ops.clone() {
                 f.insert(hash64(key));
             }
         }
+        // The skiplist half. A commit's keys ascend, so each insert after
+        // the first is a finger insert (skiplist invariant 3), and so is a
+        // commit's first when the commits ascend too (a bulk load).
+        let mut charge = 0;
         for (key, value) in ops {
-            self.insert_version(key, ts, value.map(Into::into));
-        }
-    }
-
-    /// The skiplist half of [`Memtable::insert_commit`].
-    fn insert_version(&self, key: &[u8], ts: Ts, value: Option<Value>) {
-        let charge = key.len() as u64
-            + value
-                .as_ref()
-                .map_or(0, |v| v.len() as u64 + v.frame_share(key))
-            + ENTRY_OVERHEAD_BYTES;
-        self.map.insert(
-            VersionKey {
+            let value: Stored = value.map(Into::into);
+            let bytes = key.len() as u64
+                + value
+                    .as_ref()
+                    .map_or(0, |v| v.len() as u64 + v.frame_share(key))
+                + ENTRY_OVERHEAD_BYTES;
+            let key = VersionKey {
                 key: KeyBuf::new(key),
                 ts,
-            },
-            value,
-        );
+            };
+            // Invariant 2: `(key, ts)` is new; were it not, the first stays.
+            if writer.insert(key, value) {
+                charge += bytes;
+            }
+        }
+        drop(writer);
         self.bytes.fetch_add(charge, Ordering::Relaxed);
     }
 
-    fn seek(&self, key: &[u8], ts: Ts) -> Option<Entry<'_, VersionKey, Stored>> {
+    /// The first version `>= (key, ts)`.
+    fn seek(&self, key: &[u8], ts: Ts) -> Option<Version<'_>> {
         let probe: &dyn VersionRef = &(key, ts);
-        self.map.lower_bound(Bound::Included(probe))
+        self.map.lower_bound(probe)
     }
 
     /// The version of `key` visible at `read_ts`: `None` if there is none,
@@ -393,9 +411,11 @@ impl Memtable {
         Lsn(self.last_lsn.load(Ordering::Acquire))
     }
 
-    /// Bytes inserted so far (keys, values and per-entry overhead).
+    /// Bytes inserted so far (keys, values and per-entry overhead), and the
+    /// skiplist arena's bytes beyond the per-entry overhead (invariant 3).
     pub(crate) fn approximate_bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        let charged_nodes = self.map.len() as u64 * ENTRY_OVERHEAD_BYTES;
+        self.bytes.load(Ordering::Relaxed) + self.map.heap_bytes().saturating_sub(charged_nodes)
     }
 
     /// Number of versions.

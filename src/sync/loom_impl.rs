@@ -1,7 +1,8 @@
 //! Loom implementation of the sync shim: the same API over loom's primitives.
 //!
-//! Loom cannot see through parking_lot, crossbeam-skiplist or real files, so
-//! models run the protocols against fakes (see `docs/concurrency.md`).
+//! Loom cannot see through parking_lot or real files, so models run those
+//! protocols against fakes (see `docs/concurrency.md`). Loom has no
+//! `OnceLock`; [`OnceLock`] here is one with the same API.
 #![allow(
     dead_code,
     unused_imports,
@@ -10,7 +11,58 @@
 
 pub(crate) use loom::sync::Arc;
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+}
+
+/// `std::sync::OnceLock`'s API for loom, which has none: a std `OnceLock`
+/// holds the value and a loom `AtomicBool`, stored with `Release` once the
+/// value is in and loaded with `Acquire` before it is read, is what the
+/// model sees. So a reader without a happens-before edge to the `set` may
+/// find it empty, as on real hardware. Callers set a cell from one thread
+/// at a time (the memtable's skiplist writer); the std cell makes a racing
+/// second `set` lose, as std's does.
+#[derive(Debug)]
+pub(crate) struct OnceLock<T> {
+    value: std::sync::OnceLock<T>,
+    set: loom::sync::atomic::AtomicBool,
+}
+
+impl<T> Default for OnceLock<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> OnceLock<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            value: std::sync::OnceLock::new(),
+            set: loom::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        if self.set.load(loom::sync::atomic::Ordering::Acquire) {
+            self.value.get()
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn set(&self, value: T) -> Result<(), T> {
+        let result = self.value.set(value);
+        self.set.store(true, loom::sync::atomic::Ordering::Release);
+        result
+    }
+
+    pub(crate) fn get_or_init(&self, f: impl FnOnce() -> T) -> &T {
+        if let Some(value) = self.get() {
+            return value;
+        }
+        let value = self.value.get_or_init(f);
+        self.set.store(true, loom::sync::atomic::Ordering::Release);
+        value
+    }
 }
 
 /// A mutual-exclusion lock that does not poison.
