@@ -1,7 +1,9 @@
 //! Loom models of the mvcc protocols. Run with
 //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --lib loom_`.
 //!
-//! Storage is a fake (`Mutex<BTreeMap>`): loom cannot see into crossbeam-skiplist.
+//! Storage is a fake (`Mutex<BTreeMap>`): these models are about the oracle's
+//! protocol; the memtable's own skiplist has its model in
+//! `memtable::skiplist::loom_tests`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc as StdArc;
