@@ -40,3 +40,30 @@ fn loom_a_skiplist_reader_sees_every_published_version() {
         assert_eq!(list.len(), 3);
     });
 }
+
+/// A seek beside an insert just below its probe: the list holds 10 and 30,
+/// the writer links 20 between them while a reader asks for the first key
+/// `>= 25`. The answer is 30 whatever the interleaving. In the memtable,
+/// 20 is a newer version of the sought key (versions sort newest first),
+/// so handing it out would read above the snapshot. Mutation check: taking
+/// the successor by loading `pred`'s link again after the walk (as the
+/// first version did) fails it; the bank test caught that one. The reader
+/// is the spawned thread: with the roles the other way round loom ran one
+/// schedule only (the model thread's seek whole, then the writer) and the
+/// mutation passed.
+#[test]
+fn loom_a_seek_never_lands_below_its_probe() {
+    loom::model(|| {
+        let list = Arc::new(SkipList::<u32, u32>::with_seed(7));
+        {
+            let mut w = list.writer();
+            assert!(w.insert(10, 100));
+            assert!(w.insert(30, 300));
+        }
+        let l = Arc::clone(&list);
+        let reader = thread::spawn(move || l.lower_bound(&25).map(|p| *p.key()));
+        assert!(list.writer().insert(20, 200));
+        assert_eq!(reader.join().unwrap(), Some(30));
+        assert_eq!(list.lower_bound(&15).map(|p| *p.key()), Some(20));
+    });
+}

@@ -143,7 +143,7 @@ impl<'a, K: Ord, V> Pos<'a, K, V> {
 
     /// The previous entry in key order (a search: nodes link forward only).
     pub(crate) fn prev(&self) -> Option<Self> {
-        self.list.pos(self.list.descend(self.key(), false, None))
+        self.list.pos(self.list.descend(self.key(), false, None).0)
     }
 }
 
@@ -218,8 +218,10 @@ impl<K: Ord, V> SkipList<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        let pred = self.descend(probe, false, None);
-        self.pos(self.next_at(pred, 0))
+        // The node the walk stopped at, not the link loaded again: the
+        // writer may have linked a node below `probe` after `pred` since.
+        let (_, succ) = self.descend(probe, false, None);
+        self.pos(succ)
     }
 
     /// The last entry whose key is `<= probe`.
@@ -228,7 +230,7 @@ impl<K: Ord, V> SkipList<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        self.pos(self.descend(probe, true, None))
+        self.pos(self.descend(probe, true, None).0)
     }
 
     fn pos(&self, idx: u32) -> Option<Pos<'_, K, V>> {
@@ -277,13 +279,20 @@ impl<K: Ord, V> SkipList<K, V> {
 
     /// Walks down from the head, at each level moving right while the next
     /// key is below `probe` (or equal too, when `inclusive`), and returns
-    /// the last node passed (HEAD if none); `preds` gets each level's.
+    /// the last node passed (HEAD if none) and the level-0 node that
+    /// stopped the walk (NIL at the end); `preds` gets each level's.
+    ///
+    /// The stopping node is the one compared, never a link loaded again
+    /// afterwards: the writer may link a node between the two meanwhile,
+    /// one that sorts below `probe` (a newer version of the same key), and
+    /// a reader handed that node as "the first `>= probe`" would read a
+    /// version above its snapshot.
     fn descend<Q>(
         &self,
         probe: &Q,
         inclusive: bool,
         mut preds: Option<&mut [u32; MAX_HEIGHT]>,
-    ) -> u32
+    ) -> (u32, u32)
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -314,7 +323,7 @@ impl<K: Ord, V> SkipList<K, V> {
                 *slot = pred;
             }
         }
-        pred
+        (pred, stop)
     }
 }
 
@@ -338,11 +347,8 @@ impl<K: Ord, V> Writer<'_, K, V> {
         if self.finger_fits(&key) {
             self.state.finger_hits += 1;
         } else {
-            let pred = list.descend(&key, false, Some(&mut preds));
-            if list
-                .linked(list.next_at(pred, 0))
-                .is_some_and(|(k, _)| *k == key)
-            {
+            let (_, succ) = list.descend(&key, false, Some(&mut preds));
+            if list.linked(succ).is_some_and(|(k, _)| *k == key) {
                 return false;
             }
         }
