@@ -10,6 +10,10 @@
 //! that only turns a hang into a failure.
 
 #![allow(clippy::unwrap_used, reason = "tests")]
+#![allow(
+    clippy::disallowed_types,
+    reason = "test scaffolding outside the crate, not under its loom seam"
+)]
 
 mod common;
 
