@@ -632,14 +632,10 @@ fn run(w: Workload, start: &MemVfs, target: u64) -> Run {
     }
 }
 
-/// Checks the recovered state of `db`; returns the number of workload
-/// transactions found.
-fn verify(w: Workload, db: &Db, acked: &[bool], label: &str) -> usize {
-    verify_with(w, db, acked, w.threads, label)
-}
-
-/// [`verify`], with at most `max_unacked` transactions found that were
-/// not acknowledged (a commit in flight per thread, for a crash image).
+/// Checks the recovered state of `db`, with at most `max_unacked`
+/// transactions found that were not acknowledged (those in flight when a
+/// crash image was taken); returns the number of workload transactions
+/// found.
 fn verify_with(w: Workload, db: &Db, acked: &[bool], max_unacked: usize, label: &str) -> usize {
     let r = db.begin_read();
     // thread -> i -> keys seen
