@@ -585,11 +585,7 @@ impl<T: AsRef<Table>> TableIter<T> {
     pub(crate) fn seek_to_scan(&mut self, key: &[u8], ts: Ts) {
         self.seek(key, ts);
         if self.valid() {
-            let contents = self
-                .table
-                .as_ref()
-                .slice(self.block.map_or((0, 0), |b| b.1));
-            self.cur.touch_entries(contents, false);
+            self.in_block(|cur, c| cur.touch_entries(c, false));
         }
     }
 
