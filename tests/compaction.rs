@@ -130,6 +130,40 @@ fn the_background_compactor_keeps_level_0_short_and_every_read_right_at_10x_the_
 }
 
 #[test]
+fn a_load_in_key_order_moves_its_tables_down_without_rewriting_them() {
+    let vfs = MemVfs::new();
+    let db = open(&vfs);
+    let mut model = Model::new();
+    // Ascending keys: each flushed memtable lies above every table before
+    // it, so level 0 goes down by moves alone (decision 0033).
+    write_round(&db, &mut model, 7000, 0, 0);
+    db.wait_for_compactions().unwrap();
+    let loaded = db.stats();
+    assert!(loaded.compaction_moves > 0, "{loaded:?}");
+    assert_eq!(loaded.compaction_bytes_written, 0, "{loaded:?}");
+    assert!(
+        loaded.tables_per_level.first().copied().unwrap_or(0) < 4,
+        "{loaded:?}"
+    );
+    assert!(
+        loaded.tables_per_level.iter().skip(1).sum::<u64>() > 0,
+        "{loaded:?}"
+    );
+    assert_matches(&db, &model, "loaded");
+    // Overwrites meet the moved tables: those merge, and still read right.
+    write_round(&db, &mut model, 7000, 1, 0);
+    db.wait_for_compactions().unwrap();
+    let overwritten = db.stats();
+    assert!(overwritten.compaction_bytes_written > 0, "{overwritten:?}");
+    assert_matches(&db, &model, "overwritten");
+    db.close().unwrap();
+    let db = open(&vfs);
+    assert_eq!(levels(&db), overwritten.tables_per_level);
+    assert_matches(&db, &model, "reopened");
+    db.close().unwrap();
+}
+
+#[test]
 fn a_full_compaction_keeps_one_version_per_live_key_and_drops_deleted_keys() {
     let vfs = MemVfs::new();
     let db = open(&vfs);

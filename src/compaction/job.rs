@@ -43,7 +43,7 @@ const CLOSE_CHECK_VERSIONS: u64 = 4096;
 pub(crate) fn run(engine: &Engine, choice: &Choice, table_bytes: u64) -> Result<Outcome> {
     match choice {
         Choice::Nothing => Ok(Outcome::default()),
-        Choice::Move { table, from, to } => move_down(engine, *table, *from, *to),
+        Choice::Move { tables, from, to } => move_down(engine, tables, *from, *to),
         Choice::Merge {
             inputs,
             output_level,
@@ -90,32 +90,39 @@ fn find(view: &View, level: usize, number: u64) -> Result<Arc<Table>> {
         })
 }
 
-fn move_down(engine: &Engine, number: u64, from: usize, to: usize) -> Result<Outcome> {
+fn move_down(engine: &Engine, numbers: &[u64], from: usize, to: usize) -> Result<Outcome> {
     let store = &engine.store;
     let mut guard = store.manifest.lock();
     let log = guard
         .as_mut()
         .ok_or_else(|| Error::InvalidArgument("compaction without a manifest".into()))?;
-    let record = log
-        .state()
-        .level(from)
-        .iter()
-        .find(|r| r.number == number)
-        .cloned()
-        .ok_or_else(|| Error::InvalidArgument(format!("table {number} is not in level {from}")))?;
-    let table = find(&engine.core.views.current(), from, number)?;
-    log.append(&Edit {
-        removed: vec![(level_byte(from)?, number)],
-        added: vec![(level_byte(to)?, record)],
-        ..Edit::default()
-    })?;
-    engine
-        .core
-        .views
-        .replace_compacted(&[(from, table.clone())], &[(to, table)]);
+    let view = engine.core.views.current();
+    let (from_byte, to_byte) = (level_byte(from)?, level_byte(to)?);
+    let mut edit = Edit::default();
+    let mut removed = Vec::with_capacity(numbers.len());
+    let mut added = Vec::with_capacity(numbers.len());
+    for &number in numbers {
+        let record = log
+            .state()
+            .level(from)
+            .iter()
+            .find(|r| r.number == number)
+            .cloned()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("table {number} is not in level {from}"))
+            })?;
+        let table = find(&view, from, number)?;
+        edit.removed.push((from_byte, number));
+        edit.added.push((to_byte, record));
+        removed.push((from, table.clone()));
+        added.push((to, table));
+    }
+    log.append(&edit)?;
+    engine.core.views.replace_compacted(&removed, &added);
+    let count = u64::try_from(numbers.len()).unwrap_or(u64::MAX);
     Ok(Outcome {
-        tables_in: 1,
-        tables_out: 1,
+        tables_in: count,
+        tables_out: count,
         moved: true,
         ..Outcome::default()
     })

@@ -35,8 +35,13 @@ pub(crate) use worker::{Compactor, compact_all, step, wait_idle};
 pub(crate) enum Choice {
     /// Nothing is due.
     Nothing,
-    /// Move one table a level down unchanged: it overlaps nothing there.
-    Move { table: u64, from: usize, to: usize },
+    /// Move tables a level down unchanged: they overlap nothing there
+    /// nor each other (several only from level 0, all of it).
+    Move {
+        tables: Vec<u64>,
+        from: usize,
+        to: usize,
+    },
     /// Merge `inputs` (each with its level) into new tables of
     /// `output_level`, through the GC stream.
     Merge {

@@ -5,7 +5,9 @@
 //! Shape it keeps:
 //! - level 0 holds whole flushed memtables (key ranges overlap); once it
 //!   holds [`Leveled::l0_trigger`] tables they all go to level 1, with every
-//!   level-1 table their key range touches;
+//!   level-1 table their key range touches, or are all *moved* down
+//!   unchanged when their ranges meet neither each other nor level 1 (a
+//!   load in key order: nothing there to merge, decision 0033);
 //! - level `n >= 1` (disjoint, sorted ranges) may hold
 //!   `base_bytes * multiplier^(n-1)` bytes; past that, one of its tables
 //!   (round robin by key, so every range gets its turn) goes down with
@@ -51,11 +53,18 @@ pub(crate) struct Leveled {
     pub(crate) table_bytes: u64,
     /// Levels `0..levels`; the last is the bottom.
     pub(crate) levels: usize,
+    /// Level 0 moves down unchanged only if each of its tables holds at
+    /// least this much; smaller ones (a close's flush of a few keys) are
+    /// merged, or level 1 would fill with them.
+    pub(crate) min_move_bytes: u64,
 }
 
 impl Leveled {
     /// Settings for memtables of `memtable_bytes`: level 1 holds about four
-    /// memtables, tables are about one memtable (clamped to 64 KiB..64 MiB).
+    /// memtables, tables are about one memtable (clamped to 64 KiB..64 MiB);
+    /// a full memtable's table (a quarter to a half of the memtable: its
+    /// accounting counts per-entry overheads the table does not have)
+    /// moves, one of a sixteenth of it or less is merged.
     pub(crate) fn for_memtable(memtable_bytes: u64, levels: usize) -> Self {
         let table_bytes = memtable_bytes.clamp(64 << 10, 64 << 20);
         Self {
@@ -64,6 +73,7 @@ impl Leveled {
             multiplier: 10,
             table_bytes,
             levels,
+            min_move_bytes: memtable_bytes / 16,
         }
     }
 
@@ -111,7 +121,9 @@ impl Leveled {
             return Choice::Nothing;
         };
         if level == 0 {
-            return merge_down(levels, 0, all(levels, 0));
+            let upper = all(levels, 0);
+            let whole = upper.iter().all(|t| t.bytes >= self.min_move_bytes);
+            return merge_down(levels, 0, upper, whole);
         }
         let tables = levels.get(level).map_or(&[][..], Vec::as_slice);
         let cursor = cursors.get(level).cloned().unwrap_or_default();
@@ -122,7 +134,7 @@ impl Leveled {
         if let Some(c) = cursors.get_mut(level) {
             c.clone_from(&t.largest);
         }
-        merge_down(levels, level, vec![t.clone()])
+        merge_down(levels, level, vec![t.clone()], true)
     }
 
     /// Everything into the bottom level: `Db::compact`. (Into the bottom,
@@ -148,10 +160,30 @@ fn all(levels: &[Vec<TableSummary>], level: usize) -> Vec<TableSummary> {
     levels.get(level).cloned().unwrap_or_default()
 }
 
+/// Whether no two of `tables` have key ranges that meet.
+fn disjoint(tables: &[TableSummary]) -> bool {
+    let mut ranges: Vec<(&[u8], &[u8])> = tables
+        .iter()
+        .map(|t| (t.smallest.as_slice(), t.largest.as_slice()))
+        .collect();
+    ranges.sort_unstable();
+    ranges.windows(2).all(|w| match w {
+        [(_, hi), (lo, _)] => hi < lo,
+        _ => true,
+    })
+}
+
 /// `upper` (from `level`) with the tables of `level + 1` it overlaps
-/// (invariant 1); a move if there are none and `upper` is one table of a
-/// level >= 1.
-fn merge_down(levels: &[Vec<TableSummary>], level: usize, upper: Vec<TableSummary>) -> Choice {
+/// (invariant 1); a move, if `may_move`, when there are none and the
+/// tables of `upper` meet no other (one table of a level >= 1, or all of
+/// level 0 disjoint: level `level + 1` then holds them side by side, as
+/// its invariant wants, and what is newer stays above what is older).
+fn merge_down(
+    levels: &[Vec<TableSummary>],
+    level: usize,
+    upper: Vec<TableSummary>,
+    may_move: bool,
+) -> Choice {
     let (Some(lo), Some(hi)) = (
         upper.iter().map(|t| t.smallest.as_slice()).min(),
         upper.iter().map(|t| t.largest.as_slice()).max(),
@@ -165,12 +197,9 @@ fn merge_down(levels: &[Vec<TableSummary>], level: usize, upper: Vec<TableSummar
         .filter(|t| t.meets(lo, hi))
         .cloned()
         .collect();
-    if below.is_empty()
-        && level >= 1
-        && let [t] = upper.as_slice()
-    {
+    if may_move && below.is_empty() && disjoint(&upper) {
         return Choice::Move {
-            table: t.number,
+            tables: upper.iter().map(|t| t.number).collect(),
             from: level,
             to: level + 1,
         };
@@ -206,6 +235,7 @@ mod tests {
             multiplier: 10,
             table_bytes: 50,
             levels: 4,
+            min_move_bytes: 12,
         }
     }
 
@@ -248,6 +278,44 @@ mod tests {
     }
 
     #[test]
+    fn a_level_0_of_disjoint_tables_touching_nothing_below_moves_down_whole() {
+        // A load in key order: each flushed memtable above the last.
+        let levels = vec![
+            vec![t(9, 20, "g", "h"), t(8, 20, "e", "f")],
+            vec![t(1, 10, "a", "b"), t(2, 10, "c", "d")],
+        ];
+        assert_eq!(
+            policy().pick(&levels, &mut vec![Vec::new(); 4]),
+            Choice::Move {
+                tables: vec![9, 8],
+                from: 0,
+                to: 1
+            }
+        );
+        // Level 0 tables that meet each other merge, even above level 1.
+        let overlapping = vec![
+            vec![t(9, 20, "f", "h"), t(8, 20, "e", "f")],
+            vec![t(1, 10, "a", "b")],
+        ];
+        let c = policy().pick(&overlapping, &mut vec![Vec::new(); 4]);
+        assert_eq!(numbers(&c), vec![(0, 9), (0, 8)]);
+        // And small ones (under the policy's 12 bytes).
+        let small = vec![
+            vec![t(9, 10, "g", "h"), t(8, 11, "e", "f")],
+            vec![t(1, 10, "a", "b")],
+        ];
+        let c = policy().pick(&small, &mut vec![Vec::new(); 4]);
+        assert_eq!(numbers(&c), vec![(0, 9), (0, 8)]);
+        // So do disjoint ones when one of them meets level 1.
+        let touching = vec![
+            vec![t(9, 20, "g", "h"), t(8, 20, "d", "f")],
+            vec![t(1, 10, "a", "b"), t(2, 10, "c", "d")],
+        ];
+        let c = policy().pick(&touching, &mut vec![Vec::new(); 4]);
+        assert_eq!(numbers(&c), vec![(0, 9), (0, 8), (1, 2)]);
+    }
+
+    #[test]
     fn an_oversized_level_sends_its_tables_down_in_turn_and_moves_a_lone_one() {
         let mut levels = vec![
             vec![],
@@ -262,7 +330,7 @@ mod tests {
         assert_eq!(
             second,
             Choice::Move {
-                table: 2,
+                tables: vec![2],
                 from: 1,
                 to: 2
             }
@@ -286,7 +354,7 @@ mod tests {
         assert_eq!(
             c,
             Choice::Move {
-                table: 1,
+                tables: vec![1],
                 from: 1,
                 to: 2
             }
