@@ -100,7 +100,10 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     let number = log.new_file_number()?;
     let path = tables_dir.join(manifest::table_name(number));
     let flushed = m.last_lsn();
-    let built = write_table(vfs, &path, m, flushed.0, &store.table_memory)?;
+    // Every transaction that will check a conflict reads at or above it,
+    // so the keys written after it are all the conflict index must keep.
+    let watermark = engine.core.oracle.gc_watermark();
+    let (built, newest) = write_table(vfs, &path, m, flushed.0, &store.table_memory, watermark)?;
     vfs.sync_dir(&tables_dir)?;
     if !engine.wal.syncs_every_batch() {
         engine.wal.sync_through(flushed)?;
@@ -115,9 +118,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
         ..Edit::default()
     })?;
     let table = store.open_table(&path)?;
-    let watermark = engine.core.oracle.gc_watermark();
     let core = &engine.core;
-    let newest = NewestAbove::new(m, watermark);
     hand_off_flushed(&core.views, &core.recent, watermark, m, newest, Some(table));
     drop(guard);
     store.delete_flushed_segments(flushed)?;
@@ -128,63 +129,40 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     Ok(())
 }
 
+/// Keys with the ts of their newest version.
+pub(crate) type NewestKeys = Vec<(Vec<u8>, Ts)>;
+
 /// Writes every version of `m`, in order, to a new table at `path`
-/// (charging the builder to `account`).
+/// (charging the builder to `account`), and returns with it the newest
+/// version's ts of each key whose newest is above `watermark` (what the
+/// conflict index takes over from the memtable), found in the same walk.
 pub(crate) fn write_table(
     vfs: &dyn Vfs,
     path: &Path,
     m: &Memtable,
     max_lsn: u64,
     account: &Arc<Account>,
-) -> Result<BuiltTable> {
+    watermark: Ts,
+) -> Result<(BuiltTable, NewestKeys)> {
     let mut b = TableBuilder::create(vfs, path, TableOptions::default())?.charged(account);
+    let mut newest = Vec::new();
+    // The key of the last version added (a buffer reused, not one
+    // allocation per key): versions come newest first within a key.
+    let mut last: Option<Vec<u8>> = None;
     let mut c = MemCursor::new(m);
     c.seek_to_first();
     while c.valid() {
-        b.add(c.key(), c.ts(), c.value())?;
+        let (key, ts) = (c.key(), c.ts());
+        b.add(key, ts, c.value())?;
+        if last.as_deref() != Some(key) {
+            if ts > watermark {
+                newest.push((key.to_vec(), ts));
+            }
+            let l = last.get_or_insert_with(Vec::new);
+            l.clear();
+            l.extend_from_slice(key);
+        }
         c.next();
     }
-    b.finish(max_lsn)
-}
-
-/// The newest version of each key of a memtable, if above a watermark.
-struct NewestAbove<'a> {
-    cursor: MemCursor<'a>,
-    watermark: Ts,
-    last: Option<Vec<u8>>,
-}
-
-impl<'a> NewestAbove<'a> {
-    fn new(m: &'a Memtable, watermark: Ts) -> Self {
-        let mut cursor = MemCursor::new(m);
-        cursor.seek_to_first();
-        Self {
-            cursor,
-            watermark,
-            last: None,
-        }
-    }
-}
-
-impl Iterator for NewestAbove<'_> {
-    type Item = (Vec<u8>, Ts);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.cursor.valid() {
-            let ts = self.cursor.ts();
-            let seen = self.last.as_deref() == Some(self.cursor.key());
-            if seen {
-                // An older version of the key whose newest came first.
-                self.cursor.next();
-                continue;
-            }
-            let key = self.cursor.key().to_vec();
-            self.last = Some(key.clone());
-            self.cursor.next();
-            if ts > self.watermark {
-                return Some((key, ts));
-            }
-        }
-        None
-    }
+    Ok((b.finish(max_lsn)?, newest))
 }
