@@ -131,6 +131,12 @@ fn the_background_compactor_keeps_level_0_short_and_every_read_right_at_10x_the_
 
 #[test]
 fn a_load_in_key_order_moves_its_tables_down_without_rewriting_them() {
+    // A budget whose memtables fill tables of at least a quarter of the
+    // table size (64 KiB tables, 64 KiB memtables): only those move.
+    let options = options().memory_budget(4 * SMALL_BUDGET);
+    let open = |vfs: &MemVfs| {
+        Db::open_with_vfs(MEM_DB_PATH, options.clone(), Arc::new(vfs.clone())).unwrap()
+    };
     let vfs = MemVfs::new();
     let db = open(&vfs);
     let mut model = Model::new();

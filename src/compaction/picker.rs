@@ -62,9 +62,11 @@ pub(crate) struct Leveled {
 impl Leveled {
     /// Settings for memtables of `memtable_bytes`: level 1 holds about four
     /// memtables, tables are about one memtable (clamped to 64 KiB..64 MiB);
-    /// a full memtable's table (a quarter to a half of the memtable: its
-    /// accounting counts per-entry overheads the table does not have)
-    /// moves, one of a sixteenth of it or less is merged.
+    /// level 0 moves only tables of at least a quarter of that size (a
+    /// full memtable's is a quarter to a half of the memtable: its
+    /// accounting counts per-entry overheads a table does not have), so
+    /// that moves never fill a level with tables far smaller than merges
+    /// make.
     pub(crate) fn for_memtable(memtable_bytes: u64, levels: usize) -> Self {
         let table_bytes = memtable_bytes.clamp(64 << 10, 64 << 20);
         Self {
@@ -73,7 +75,7 @@ impl Leveled {
             multiplier: 10,
             table_bytes,
             levels,
-            min_move_bytes: memtable_bytes / 16,
+            min_move_bytes: table_bytes / 4,
         }
     }
 
