@@ -18,19 +18,42 @@
 //! value.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::iter::{AnySource, Direction, MergeIter, VisibleIter};
 use crate::scan::{ScanSource, is_empty};
+use crate::types::Ts;
+use crate::view::View;
 use crate::write_set::{OwnRange, WriteBuf};
 
-type Storage<'a> = VisibleIter<MergeIter<AnySource<'a>>>;
+type Rows<'v> = VisibleIter<MergeIter<AnySource<'v>>>;
 type OwnWrite<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Both ends' storage cursors, made at each end's first use, borrowing
+/// from the view the cursor holds.
+#[derive(Default)]
+struct Ends<'v> {
+    front: Option<End<'v>>,
+    back: Option<End<'v>>,
+}
+
+self_cell::self_cell!(
+    /// The cursor's own handle on the view it reads, and the storage
+    /// cursors that borrow its memtables and tables (decision 0032): the
+    /// snapshot may take a newer view meanwhile, while this one lives as
+    /// long as the cursor.
+    struct Storage {
+        owner: Arc<View>,
+        #[covariant]
+        dependent: Ends,
+    }
+);
 
 /// One end's storage rows, with a peek: the merge with the transaction's
 /// own writes looks at a row before it decides to take it.
-struct End<'a> {
-    rows: Storage<'a>,
+struct End<'v> {
+    rows: Rows<'v>,
     /// The storage cursor is on a row that is not taken yet.
     peeked: bool,
 }
@@ -121,11 +144,10 @@ enum Pick<'a> {
 /// # Ok(()) }
 /// ```
 pub struct Cursor<'a> {
-    source: ScanSource<'a>,
+    storage: Storage,
+    read_ts: Ts,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
-    front: Option<End<'a>>,
-    back: Option<End<'a>>,
     writes: Option<OwnWrites<'a>>,
     /// The last keys yielded from each end (buffers reused).
     last_front: Option<Vec<u8>>,
@@ -136,7 +158,7 @@ pub struct Cursor<'a> {
 impl std::fmt::Debug for Cursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cursor")
-            .field("read_ts", &self.source.read_ts)
+            .field("read_ts", &self.read_ts)
             .field("start", &self.start)
             .field("end", &self.end)
             .finish_non_exhaustive()
@@ -145,7 +167,7 @@ impl std::fmt::Debug for Cursor<'_> {
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(
-        source: ScanSource<'a>,
+        source: ScanSource,
         (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
         writes: Option<&'a WriteBuf>,
     ) -> Self {
@@ -162,11 +184,10 @@ impl<'a> Cursor<'a> {
             back: None,
         });
         Cursor {
-            source,
+            storage: Storage::new(source.view, |_| Ends::default()),
+            read_ts: source.read_ts,
             start,
             end,
-            front: None,
-            back: None,
             writes,
             last_front: None,
             last_back: None,
@@ -199,7 +220,8 @@ impl<'a> Cursor<'a> {
         let row = match self.step(forward) {
             Ok(Pick::Own(k, v)) => (k, v),
             Ok(Pick::Stored) => {
-                let end = if forward { &self.front } else { &self.back };
+                let ends = self.storage.borrow_dependent();
+                let end = if forward { &ends.front } else { &ends.back };
                 let rows = &end.as_ref()?.rows;
                 (rows.key(), rows.value())
             }
@@ -234,56 +256,70 @@ impl<'a> Cursor<'a> {
     /// an own write on a tie (a storage row it shadows is passed over), an
     /// own delete skipped.
     fn step(&mut self, forward: bool) -> Result<Pick<'a>> {
-        let slot = if forward {
-            &mut self.front
-        } else {
-            &mut self.back
-        };
-        let end = slot.get_or_insert_with(|| End {
-            rows: storage(self.source, &self.start, &self.end, forward),
-            peeked: false,
-        });
-        loop {
-            let stored = end.peek()?;
-            let own = self.writes.as_mut().and_then(|w| w.peek(forward));
-            let (key, value) = match (own, stored) {
-                (None, None) => return Ok(Pick::End),
-                (None, Some(_)) => {
-                    end.peeked = false;
-                    return Ok(Pick::Stored);
-                }
-                (Some((o, _)), Some(s)) if (o < s) != forward && o != s => {
-                    end.peeked = false;
-                    return Ok(Pick::Stored);
-                }
-                (Some((o, v)), s) => {
-                    if s == Some(o) {
-                        end.peeked = false; // shadowed by the own write
-                    }
-                    (o, v)
-                }
+        let (read_ts, start, end) = (self.read_ts, &self.start, &self.end);
+        let writes = &mut self.writes;
+        self.storage.with_dependent_mut(|view, ends| {
+            let slot = if forward {
+                &mut ends.front
+            } else {
+                &mut ends.back
             };
-            if let Some(w) = self.writes.as_mut() {
-                w.take(forward);
+            let stored = slot.get_or_insert_with(|| End {
+                rows: storage(view, read_ts, start, end, forward),
+                peeked: false,
+            });
+            merge_step(stored, writes, forward)
+        })
+    }
+}
+
+/// [`Cursor::step`] once the end's storage cursor exists.
+fn merge_step<'a>(
+    end: &mut End<'_>,
+    writes: &mut Option<OwnWrites<'a>>,
+    forward: bool,
+) -> Result<Pick<'a>> {
+    loop {
+        let stored = end.peek()?;
+        let own = writes.as_mut().and_then(|w| w.peek(forward));
+        let (key, value) = match (own, stored) {
+            (None, None) => return Ok(Pick::End),
+            (None, Some(_)) => {
+                end.peeked = false;
+                return Ok(Pick::Stored);
             }
-            if let Some(v) = value {
-                return Ok(Pick::Own(key, v));
+            (Some((o, _)), Some(s)) if (o < s) != forward && o != s => {
+                end.peeked = false;
+                return Ok(Pick::Stored);
             }
-            // An own delete: no row for this key; look further.
+            (Some((o, v)), s) => {
+                if s == Some(o) {
+                    end.peeked = false; // shadowed by the own write
+                }
+                (o, v)
+            }
+        };
+        if let Some(w) = writes.as_mut() {
+            w.take(forward);
         }
+        if let Some(v) = value {
+            return Ok(Pick::Own(key, v));
+        }
+        // An own delete: no row for this key; look further.
     }
 }
 
 /// A storage cursor for one end.
-fn storage<'a>(
-    source: ScanSource<'a>,
+fn storage<'v>(
+    view: &'v View,
+    read_ts: Ts,
     start: &Bound<Vec<u8>>,
     end: &Bound<Vec<u8>>,
     forward: bool,
-) -> Storage<'a> {
+) -> Rows<'v> {
     VisibleIter::new(
-        MergeIter::new(source.view.sources_in(start, end)),
-        source.read_ts,
+        MergeIter::new(view.sources_in(start, end)),
+        read_ts,
         start.clone(),
         end.clone(),
         if forward {

@@ -56,8 +56,14 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
             return true;
         };
-        let outcome =
-            signal.busy(|| panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest))));
+        let outcome = signal.busy(move || {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest)));
+            // Let go of it inside the step, so that once `Db::flush` (which
+            // waits for the step) returns, only a snapshot's or a scan's
+            // view can still hold it (`Stats::pinned_memtable_bytes`).
+            drop(oldest);
+            outcome
+        });
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
@@ -71,9 +77,8 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
             return false;
         }
         engine.store.compaction.signal.notify();
-        // The flushed memtable is freed here, unless a snapshot's view still
-        // holds it: give its pages back (decision 0024).
-        drop(oldest);
+        // The flushed memtable was freed in the step, unless an older view
+        // still holds it: give its pages back (decision 0024).
         crate::budget::trim_heap();
     }
 }

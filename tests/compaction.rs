@@ -225,19 +225,22 @@ fn a_snapshot_held_across_compactions_reads_its_versions_and_pins_its_files() {
     // read ts), and so does every version written after it: 1000 + 3000.
     let stats = db.stats();
     assert_eq!(stats.table_versions, 4000, "{stats:?}");
+    // Until it reads again, its view still lists the tables compacted
+    // away: their files stay.
+    assert_eq!(stats.obsolete_tables, files_before as u64, "{stats:?}");
+    assert_eq!(table_files(&vfs), files_before + stats.tables as usize);
+    // Its next read takes the current view (decision 0032), which holds
+    // its versions too, and lets the old tables go.
     let rows = collect(snap.scan(..).unwrap());
     assert!(
         rows.iter().cloned().eq(old.clone()),
         "the snapshot reads its own versions"
     );
     assert_matches(&db, &new, "latest");
-    // Its view still lists the tables compacted away: their files stay.
-    assert_eq!(stats.obsolete_tables, files_before as u64, "{stats:?}");
-    assert_eq!(table_files(&vfs), files_before + stats.tables as usize);
-    drop(snap);
     db.wait_for_compactions().unwrap();
     assert_eq!(db.stats().obsolete_tables, 0);
     assert_eq!(table_files(&vfs) as u64, db.stats().tables);
+    drop(snap);
     db.compact().unwrap();
     assert_eq!(db.stats().table_versions, new.len() as u64);
     assert_matches(&db, &new, "after the snapshot went");
