@@ -56,14 +56,8 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
             return true;
         };
-        let outcome = signal.busy(move || {
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest)));
-            // Let go of it inside the step, so that once `Db::flush` (which
-            // waits for the step) returns, only a snapshot's or a scan's
-            // view can still hold it (`Stats::pinned_memtable_bytes`).
-            drop(oldest);
-            outcome
-        });
+        let outcome = signal
+            .busy(move || panic::catch_unwind(AssertUnwindSafe(move || flush_one(engine, oldest))));
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
@@ -83,8 +77,11 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
     }
 }
 
-/// Flushes frozen memtable `m` (the oldest); see the module docs.
-fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
+/// Flushes frozen memtable `m` (the oldest); see the module docs. Lets
+/// go of it as soon as the view without it is installed, inside the step:
+/// once `Db::flush` (which waits for the step) returns, only a snapshot's
+/// or a scan's view can still hold it (`Stats::pinned_memtable_bytes`).
+fn flush_one(engine: &Engine, m: Arc<Memtable>) -> Result<()> {
     let store = &engine.store;
     let vfs = store.vfs.as_ref();
     let tables_dir = store.dir.join(manifest::TABLES_DIR);
@@ -105,7 +102,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     let number = log.new_file_number()?;
     let path = tables_dir.join(manifest::table_name(number));
     let flushed = m.last_lsn();
-    let built = write_table(vfs, &path, m, flushed.0, &store.table_memory)?;
+    let built = write_table(vfs, &path, &m, flushed.0, &store.table_memory)?;
     vfs.sync_dir(&tables_dir)?;
     if !engine.wal.syncs_every_batch() {
         engine.wal.sync_through(flushed)?;
@@ -122,8 +119,16 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     let table = store.open_table(&path)?;
     let watermark = engine.core.oracle.gc_watermark();
     let core = &engine.core;
-    let newest = NewestAbove::new(m, watermark);
-    hand_off_flushed(&core.views, &core.recent, watermark, m, newest, Some(table));
+    let newest = NewestAbove::new(&m, watermark);
+    hand_off_flushed(
+        &core.views,
+        &core.recent,
+        watermark,
+        &m,
+        newest,
+        Some(table),
+    );
+    core.views.release_flushed(m);
     drop(guard);
     store.delete_flushed_segments(flushed)?;
     store.flushes.fetch_add(1, Ordering::Relaxed);

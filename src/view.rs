@@ -206,8 +206,7 @@ pub(crate) struct Views {
     /// without taking the lock.
     generation: Generation,
     /// Memtables flushed to tables that an older view still holds
-    /// ([`Memtable::retire`], charged under the write lock that installs
-    /// the view without them).
+    /// ([`Views::release_flushed`]).
     pinned: Arc<Account>,
 }
 
@@ -227,9 +226,31 @@ impl Views {
         }
     }
 
+    /// `f` of the current view, read under the lock, without a handle on
+    /// it: a background task that only looks (compaction's picker) then
+    /// never holds a view an install replaced, so never keeps a flushed
+    /// memtable alive. Installs wait while `f` runs: keep it short.
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        f(&self.current.read())
+    }
+
+    /// The flusher lets go of memtable `m` once it has installed a view
+    /// without it (`replace_flushed`). If an older view still lists it (a
+    /// snapshot that has not read since, a scan), it is counted as pinned
+    /// from here until it is freed; if not, it is freed now, uncounted.
+    /// No view can take a new handle on `m` (none lists it any more), so
+    /// the count can only fall meanwhile.
+    pub(crate) fn release_flushed(&self, m: Arc<Memtable>) {
+        if Arc::strong_count(&m) > 1 {
+            m.retire(&self.pinned);
+        }
+        drop(m);
+    }
+
     /// The current view, and the bytes of the flushed memtables that only
-    /// older views hold, read together (under the lock a flush retires its
-    /// memtable under), so a memtable is counted in exactly one of them.
+    /// older views hold, read together: a flush retires its memtable only
+    /// after installing a view without it, so a memtable is never counted
+    /// in both (for a moment it may be in neither).
     pub(crate) fn current_and_pinned(&self) -> (Arc<View>, u64) {
         let current = self.current.read();
         (Arc::clone(&current), self.pinned.bytes())
@@ -298,8 +319,6 @@ impl Views {
         if let (Some(l0), Some(table)) = (levels.first_mut(), table) {
             l0.insert(0, table);
         }
-        // From this install on, only older views hold it.
-        flushed.retire(&self.pinned);
         let view = View {
             mem: Arc::clone(&old.mem),
             imm,

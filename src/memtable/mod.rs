@@ -283,6 +283,10 @@ type Version<'a> = Pos<'a, VersionKey, Stored>;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Memtable {
+    /// Set when a flush replaced it by its table while an older view still
+    /// held it ([`Memtable::retire`]). The first field, so dropped first:
+    /// the charge goes as the memtable's freeing begins.
+    retired: OnceLock<OwnedCharge>,
     map: SkipList<VersionKey, Stored>,
     bytes: AtomicU64,
     /// The highest WAL lsn whose commit has been inserted whole (commits are
@@ -291,8 +295,6 @@ pub(crate) struct Memtable {
     /// The user keys inserted, for point reads (`filter.rs`); `None` for
     /// scratch memtables (tests, compaction's), which nobody reads by key.
     filter: Option<MemFilter>,
-    /// Set when a flush replaced it by its table ([`Memtable::retire`]).
-    retired: OnceLock<OwnedCharge>,
 }
 
 impl Memtable {
@@ -431,10 +433,10 @@ impl Memtable {
     }
 
     /// Charges this memtable's bytes to `account` until it is freed: called
-    /// once its flush has installed a view without it, so the account
-    /// counts the flushed memtables an older view (a snapshot that has not
-    /// read since, a live scan) still holds (decision 0032). A flushed
-    /// memtable takes no more inserts, so the count is final.
+    /// once its flush has installed a view without it and an older view
+    /// still holds it, so the account counts the flushed memtables that
+    /// snapshots and scans keep (decision 0032). A flushed memtable takes
+    /// no more inserts, so the count is final.
     pub(crate) fn retire(&self, account: &Arc<Account>) {
         // A second call keeps the first charge (the new one is returned
         // as it drops).
