@@ -27,7 +27,7 @@ use crate::types::Ts;
 use crate::view::View;
 use crate::write_set::{OwnRange, WriteBuf};
 
-type Rows<'v> = VisibleIter<MergeIter<AnySource<'v>>>;
+type Rows<'v> = VisibleIter<MergeIter<AnySource<'v>>, &'v [u8]>;
 type OwnWrite<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// Both ends' storage cursors, made at each end's first use, borrowing
@@ -38,13 +38,20 @@ struct Ends<'v> {
     back: Option<End<'v>>,
 }
 
+/// What the storage cursors borrow: the cursor's own handle on the view it
+/// reads (decision 0032: the snapshot may take a newer view meanwhile,
+/// while this one lives as long as the cursor), and the range's bounds
+/// (so each end's filter compares with them in place instead of a copy).
+struct Held {
+    view: Arc<View>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+}
+
 self_cell::self_cell!(
-    /// The cursor's own handle on the view it reads, and the storage
-    /// cursors that borrow its memtables and tables (decision 0032): the
-    /// snapshot may take a newer view meanwhile, while this one lives as
-    /// long as the cursor.
+    /// [`Held`] and the storage cursors that borrow from it.
     struct Storage {
-        owner: Arc<View>,
+        owner: Held,
         #[covariant]
         dependent: Ends,
     }
@@ -146,8 +153,6 @@ enum Pick<'a> {
 pub struct Cursor<'a> {
     storage: Storage,
     read_ts: Ts,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
     writes: Option<OwnWrites<'a>>,
     /// The last keys yielded from each end (buffers reused).
     last_front: Option<Vec<u8>>,
@@ -157,10 +162,11 @@ pub struct Cursor<'a> {
 
 impl std::fmt::Debug for Cursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.storage.borrow_owner();
         f.debug_struct("Cursor")
             .field("read_ts", &self.read_ts)
-            .field("start", &self.start)
-            .field("end", &self.end)
+            .field("start", &held.start)
+            .field("end", &held.end)
             .finish_non_exhaustive()
     }
 }
@@ -183,11 +189,14 @@ impl<'a> Cursor<'a> {
             front: None,
             back: None,
         });
-        Cursor {
-            storage: Storage::new(source.view, |_| Ends::default()),
-            read_ts: source.read_ts,
+        let held = Held {
+            view: source.view,
             start,
             end,
+        };
+        Cursor {
+            storage: Storage::new(held, |_| Ends::default()),
+            read_ts: source.read_ts,
             writes,
             last_front: None,
             last_back: None,
@@ -217,15 +226,9 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let forward = direction == Direction::Forward;
-        let row = match self.step(forward) {
-            Ok(Pick::Own(k, v)) => (k, v),
-            Ok(Pick::Stored) => {
-                let ends = self.storage.borrow_dependent();
-                let end = if forward { &ends.front } else { &ends.back };
-                let rows = &end.as_ref()?.rows;
-                (rows.key(), rows.value())
-            }
-            Ok(Pick::End) => {
+        let row = match step(&mut self.storage, &mut self.writes, self.read_ts, forward) {
+            Ok(Some(row)) => row,
+            Ok(None) => {
                 self.done = true;
                 return None;
             }
@@ -250,27 +253,35 @@ impl<'a> Cursor<'a> {
         remember(mine, row.0);
         Some(Ok(row))
     }
+}
 
-    /// One end's next row, before the crossing check: the smaller
-    /// (forward) or larger of the storage's and the own writes' next keys,
-    /// an own write on a tie (a storage row it shadows is passed over), an
-    /// own delete skipped.
-    fn step(&mut self, forward: bool) -> Result<Pick<'a>> {
-        let (read_ts, start, end) = (self.read_ts, &self.start, &self.end);
-        let writes = &mut self.writes;
-        self.storage.with_dependent_mut(|view, ends| {
-            let slot = if forward {
-                &mut ends.front
-            } else {
-                &mut ends.back
-            };
-            let stored = slot.get_or_insert_with(|| End {
-                rows: storage(view, read_ts, start, end, forward),
-                peeked: false,
-            });
-            merge_step(stored, writes, forward)
+/// One end's next row (`None`: the end is exhausted), before the crossing
+/// check: the smaller (forward) or larger of the storage's and the own
+/// writes' next keys, an own write on a tie (a storage row it shadows is
+/// passed over), an own delete skipped. The end's storage cursor is made
+/// here at its first use. One access to the cell per row.
+fn step<'o, 'a: 'o>(
+    storage: &'o mut Storage,
+    writes: &mut Option<OwnWrites<'a>>,
+    read_ts: Ts,
+    forward: bool,
+) -> Result<Option<(&'o [u8], &'o [u8])>> {
+    storage.with_dependent_mut(|held, ends| {
+        let slot = if forward {
+            &mut ends.front
+        } else {
+            &mut ends.back
+        };
+        let stored = slot.get_or_insert_with(|| End {
+            rows: rows(held, read_ts, forward),
+            peeked: false,
+        });
+        Ok(match merge_step(stored, writes, forward)? {
+            Pick::Own(k, v) => Some((k, v)),
+            Pick::Stored => Some((stored.rows.key(), stored.rows.value())),
+            Pick::End => None,
         })
-    }
+    })
 }
 
 /// [`Cursor::step`] once the end's storage cursor exists.
@@ -309,19 +320,14 @@ fn merge_step<'a>(
     }
 }
 
-/// A storage cursor for one end.
-fn storage<'v>(
-    view: &'v View,
-    read_ts: Ts,
-    start: &Bound<Vec<u8>>,
-    end: &Bound<Vec<u8>>,
-    forward: bool,
-) -> Rows<'v> {
+/// A storage cursor for one end, borrowing the view and the bounds.
+fn rows(held: &Held, read_ts: Ts, forward: bool) -> Rows<'_> {
+    let (start, end) = (&held.start, &held.end);
     VisibleIter::new(
-        MergeIter::new(view.sources_in(start, end)),
+        MergeIter::new(held.view.sources_in(start, end)),
         read_ts,
-        start.clone(),
-        end.clone(),
+        start.as_ref().map(Vec::as_slice),
+        end.as_ref().map(Vec::as_slice),
         if forward {
             Direction::Forward
         } else {

@@ -1,6 +1,6 @@
 //! Views (LevelDB's and RocksDB's "super-version"): the memtables and
 //! tables that together hold every version, as one immutable value a
-//! snapshot pins for its whole life.
+//! snapshot reads through until a newer one is installed.
 //!
 //! Invariants:
 //! 1. **Newer sources hold newer versions.** For any key, every version in
@@ -11,10 +11,10 @@
 //!    is frozen whole and flushed whole, and compaction merges neighbours.
 //!    So a point read stops at the first source that has a version at or
 //!    below its read ts.
-//! 2. **A view never changes.** Flush and compaction install a new view;
-//!    a snapshot keeps the one it took, so it keeps reading exactly its
-//!    snapshot, and a table stays mapped while any view lists it
-//!    (`docs/unsafe.md`).
+//! 2. **A view never changes.** Freeze, flush and compaction install a
+//!    new view; whoever holds the old one (a snapshot until its next
+//!    operation, a scan for its life) reads it unchanged, and a table
+//!    stays mapped while any view lists it (`docs/unsafe.md`).
 //! 3. **A view taken after a snapshot registered holds every commit the
 //!    snapshot can see.** Versions only move (memtable -> table, tables ->
 //!    compacted table) through one `install` that publishes the new place
