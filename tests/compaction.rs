@@ -47,19 +47,10 @@ fn value(i: u32, round: u32) -> Vec<u8> {
 /// One round: every key of `0..keys` written (or, for one in `delete_every`
 /// of them, deleted) in transactions of 50.
 fn write_round(db: &Db, model: &mut Model, keys: u32, round: u32, delete_every: u32) {
-    for chunk in (0..keys).collect::<Vec<_>>().chunks(50) {
-        let mut t = db.begin();
-        for &i in chunk {
-            if delete_every > 0 && (i + round).is_multiple_of(delete_every) {
-                t.delete(&key(i)).unwrap();
-                model.remove(&key(i));
-            } else {
-                t.put(&key(i), &value(i, round)).unwrap();
-                model.insert(key(i), value(i, round));
-            }
-        }
-        t.commit().unwrap();
-    }
+    common::write_round(db, model, keys, 50, key, |i| {
+        let deleted = delete_every > 0 && (i + round).is_multiple_of(delete_every);
+        (!deleted).then(|| value(i, round))
+    });
 }
 
 fn assert_matches(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, label: &str) {

@@ -51,19 +51,16 @@ fn value(i: u32, round: u32) -> Vec<u8> {
 
 /// Every key written (one in `delete_every` deleted) in transactions of 50.
 fn write_round(db: &Db, model: &mut Model, round: u32, delete_every: u32) {
-    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(50) {
-        let mut t = db.begin();
-        for &i in chunk {
-            if (i + round).is_multiple_of(delete_every) {
-                t.delete(&key(i)).unwrap();
-                model.remove(&key(i));
-            } else {
-                t.put(&key(i), &value(i, round)).unwrap();
-                model.insert(key(i), value(i, round));
-            }
-        }
-        t.commit().unwrap();
-    }
+    common::write_round(db, model, KEYS, 50, key, |i| {
+        (!(i + round).is_multiple_of(delete_every)).then(|| value(i, round))
+    });
+}
+
+/// The latest snapshot reads `model`; then the database closes.
+fn assert_latest_and_close(db: Db, model: Model) {
+    let latest = collect(db.begin_read().scan(..).unwrap());
+    assert_eq!(latest, model.into_iter().collect::<Vec<_>>());
+    db.close().unwrap();
 }
 
 /// Waits until no flush or compaction runs or is due: from here on only
@@ -127,11 +124,7 @@ fn snapshots_held_across_flushes_and_compactions_read_exactly_their_snapshot() {
     }
     assert!(db.stats().compactions > 0, "{:?}", db.stats());
     drop(snaps);
-    assert_eq!(
-        collect(db.begin_read().scan(..).unwrap()),
-        model.into_iter().collect::<Vec<_>>()
-    );
-    db.close().unwrap();
+    assert_latest_and_close(db, model);
 }
 
 #[test]
@@ -184,11 +177,7 @@ fn a_scan_and_a_cursor_opened_before_a_flush_read_on_after_their_snapshot_moved_
     // A scan opened now reads the same snapshot through the new view.
     assert_eq!(collect(snap.scan(..).unwrap()), rows);
     drop(snap);
-    assert_eq!(
-        collect(db.begin_read().scan(..).unwrap()),
-        new.into_iter().collect::<Vec<_>>()
-    );
-    db.close().unwrap();
+    assert_latest_and_close(db, new);
 }
 
 #[test]
