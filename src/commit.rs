@@ -196,12 +196,24 @@ const RELEASE_AT_RETURN_BYTES: u64 = 64 * 1024;
 pub(crate) struct MemoryUse {
     /// The current view's memtables (active and frozen).
     pub(crate) memtables: u64,
+    /// Memtables flushed to tables that only older views still hold
+    /// (decision 0032).
+    pub(crate) pinned_memtables: u64,
     pub(crate) txn_buffers: u64,
     pub(crate) table_metadata: u64,
 }
 
 impl MemoryUse {
+    /// Everything counted (`Stats::memory_bytes`).
     pub(crate) fn total(&self) -> u64 {
+        self.governed() + self.pinned_memtables
+    }
+
+    /// What backpressure weighs: all but the pinned memtables, which no
+    /// flush or compaction frees (their holders' next operation or end
+    /// does), so a commit waiting for them could wait for a snapshot its
+    /// own thread holds (decision 0024, "Rejected").
+    pub(crate) fn governed(&self) -> u64 {
         self.memtables + self.txn_buffers + self.table_metadata
     }
 }
@@ -234,10 +246,12 @@ impl Engine {
             || (self.core.views.current().imm.is_empty() && !self.core.flush_signal.is_busy())
     }
 
-    /// What the memory budget counts in `view` (the current one) now.
-    pub(crate) fn memory_use(&self, view: &View) -> MemoryUse {
+    /// What the memory budget counts now, with `view` the current view
+    /// and `pinned_memtables` read with it (`Views::current_and_pinned`).
+    pub(crate) fn memory_use(&self, view: &View, pinned_memtables: u64) -> MemoryUse {
         MemoryUse {
             memtables: view.memtable_usage().0,
+            pinned_memtables,
             txn_buffers: self.txn_memory.bytes(),
             table_metadata: self.store.table_memory.bytes(),
         }
@@ -252,7 +266,7 @@ impl Engine {
             mem_bytes: view.mem.approximate_bytes(),
             memtable_limit: self.core.memtable_limit,
             l0_tables: view.levels.first().map_or(0, Vec::len),
-            memory: self.memory_use(&view).total(),
+            memory: self.memory_use(&view, 0).governed(),
             budget: self.commit_budget,
         }
     }

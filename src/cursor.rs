@@ -18,19 +18,49 @@
 //! value.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::iter::{AnySource, Direction, MergeIter, VisibleIter};
 use crate::scan::{ScanSource, is_empty};
+use crate::types::Ts;
+use crate::view::View;
 use crate::write_set::{OwnRange, WriteBuf};
 
-type Storage<'a> = VisibleIter<MergeIter<AnySource<'a>>>;
+type Rows<'v> = VisibleIter<MergeIter<AnySource<'v>>, &'v [u8]>;
 type OwnWrite<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// Both ends' storage cursors, made at each end's first use, borrowing
+/// from the view the cursor holds.
+#[derive(Default)]
+struct Ends<'v> {
+    front: Option<End<'v>>,
+    back: Option<End<'v>>,
+}
+
+/// What the storage cursors borrow: the cursor's own handle on the view it
+/// reads (decision 0032: the snapshot may take a newer view meanwhile,
+/// while this one lives as long as the cursor), and the range's bounds
+/// (so each end's filter compares with them in place instead of a copy).
+struct Held {
+    view: Arc<View>,
+    start: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+}
+
+self_cell::self_cell!(
+    /// [`Held`] and the storage cursors that borrow from it.
+    struct Storage {
+        owner: Held,
+        #[covariant]
+        dependent: Ends,
+    }
+);
 
 /// One end's storage rows, with a peek: the merge with the transaction's
 /// own writes looks at a row before it decides to take it.
-struct End<'a> {
-    rows: Storage<'a>,
+struct End<'v> {
+    rows: Rows<'v>,
     /// The storage cursor is on a row that is not taken yet.
     peeked: bool,
 }
@@ -121,11 +151,8 @@ enum Pick<'a> {
 /// # Ok(()) }
 /// ```
 pub struct Cursor<'a> {
-    source: ScanSource<'a>,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
-    front: Option<End<'a>>,
-    back: Option<End<'a>>,
+    storage: Storage,
+    read_ts: Ts,
     writes: Option<OwnWrites<'a>>,
     /// The last keys yielded from each end (buffers reused).
     last_front: Option<Vec<u8>>,
@@ -135,17 +162,18 @@ pub struct Cursor<'a> {
 
 impl std::fmt::Debug for Cursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.storage.borrow_owner();
         f.debug_struct("Cursor")
-            .field("read_ts", &self.source.read_ts)
-            .field("start", &self.start)
-            .field("end", &self.end)
+            .field("read_ts", &self.read_ts)
+            .field("start", &held.start)
+            .field("end", &held.end)
             .finish_non_exhaustive()
     }
 }
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(
-        source: ScanSource<'a>,
+        source: ScanSource,
         (start, end): (Bound<Vec<u8>>, Bound<Vec<u8>>),
         writes: Option<&'a WriteBuf>,
     ) -> Self {
@@ -161,12 +189,14 @@ impl<'a> Cursor<'a> {
             front: None,
             back: None,
         });
-        Cursor {
-            source,
+        let held = Held {
+            view: source.view,
             start,
             end,
-            front: None,
-            back: None,
+        };
+        Cursor {
+            storage: Storage::new(held, |_| Ends::default()),
+            read_ts: source.read_ts,
             writes,
             last_front: None,
             last_back: None,
@@ -196,14 +226,9 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let forward = direction == Direction::Forward;
-        let row = match self.step(forward) {
-            Ok(Pick::Own(k, v)) => (k, v),
-            Ok(Pick::Stored) => {
-                let end = if forward { &self.front } else { &self.back };
-                let rows = &end.as_ref()?.rows;
-                (rows.key(), rows.value())
-            }
-            Ok(Pick::End) => {
+        let row = match step(&mut self.storage, &mut self.writes, self.read_ts, forward) {
+            Ok(Some(row)) => row,
+            Ok(None) => {
                 self.done = true;
                 return None;
             }
@@ -228,64 +253,81 @@ impl<'a> Cursor<'a> {
         remember(mine, row.0);
         Some(Ok(row))
     }
+}
 
-    /// One end's next row, before the crossing check: the smaller
-    /// (forward) or larger of the storage's and the own writes' next keys,
-    /// an own write on a tie (a storage row it shadows is passed over), an
-    /// own delete skipped.
-    fn step(&mut self, forward: bool) -> Result<Pick<'a>> {
+/// One end's next row (`None`: the end is exhausted), before the crossing
+/// check: the smaller (forward) or larger of the storage's and the own
+/// writes' next keys, an own write on a tie (a storage row it shadows is
+/// passed over), an own delete skipped. The end's storage cursor is made
+/// here at its first use. One access to the cell per row.
+fn step<'o, 'a: 'o>(
+    storage: &'o mut Storage,
+    writes: &mut Option<OwnWrites<'a>>,
+    read_ts: Ts,
+    forward: bool,
+) -> Result<Option<(&'o [u8], &'o [u8])>> {
+    storage.with_dependent_mut(|held, ends| {
         let slot = if forward {
-            &mut self.front
+            &mut ends.front
         } else {
-            &mut self.back
+            &mut ends.back
         };
-        let end = slot.get_or_insert_with(|| End {
-            rows: storage(self.source, &self.start, &self.end, forward),
+        let stored = slot.get_or_insert_with(|| End {
+            rows: rows(held, read_ts, forward),
             peeked: false,
         });
-        loop {
-            let stored = end.peek()?;
-            let own = self.writes.as_mut().and_then(|w| w.peek(forward));
-            let (key, value) = match (own, stored) {
-                (None, None) => return Ok(Pick::End),
-                (None, Some(_)) => {
-                    end.peeked = false;
-                    return Ok(Pick::Stored);
-                }
-                (Some((o, _)), Some(s)) if (o < s) != forward && o != s => {
-                    end.peeked = false;
-                    return Ok(Pick::Stored);
-                }
-                (Some((o, v)), s) => {
-                    if s == Some(o) {
-                        end.peeked = false; // shadowed by the own write
-                    }
-                    (o, v)
-                }
-            };
-            if let Some(w) = self.writes.as_mut() {
-                w.take(forward);
+        Ok(match merge_step(stored, writes, forward)? {
+            Pick::Own(k, v) => Some((k, v)),
+            Pick::Stored => Some((stored.rows.key(), stored.rows.value())),
+            Pick::End => None,
+        })
+    })
+}
+
+/// [`Cursor::step`] once the end's storage cursor exists.
+fn merge_step<'a>(
+    end: &mut End<'_>,
+    writes: &mut Option<OwnWrites<'a>>,
+    forward: bool,
+) -> Result<Pick<'a>> {
+    loop {
+        let stored = end.peek()?;
+        let own = writes.as_mut().and_then(|w| w.peek(forward));
+        let (key, value) = match (own, stored) {
+            (None, None) => return Ok(Pick::End),
+            (None, Some(_)) => {
+                end.peeked = false;
+                return Ok(Pick::Stored);
             }
-            if let Some(v) = value {
-                return Ok(Pick::Own(key, v));
+            (Some((o, _)), Some(s)) if (o < s) != forward && o != s => {
+                end.peeked = false;
+                return Ok(Pick::Stored);
             }
-            // An own delete: no row for this key; look further.
+            (Some((o, v)), s) => {
+                if s == Some(o) {
+                    end.peeked = false; // shadowed by the own write
+                }
+                (o, v)
+            }
+        };
+        if let Some(w) = writes.as_mut() {
+            w.take(forward);
         }
+        if let Some(v) = value {
+            return Ok(Pick::Own(key, v));
+        }
+        // An own delete: no row for this key; look further.
     }
 }
 
-/// A storage cursor for one end.
-fn storage<'a>(
-    source: ScanSource<'a>,
-    start: &Bound<Vec<u8>>,
-    end: &Bound<Vec<u8>>,
-    forward: bool,
-) -> Storage<'a> {
+/// A storage cursor for one end, borrowing the view and the bounds.
+fn rows(held: &Held, read_ts: Ts, forward: bool) -> Rows<'_> {
+    let (start, end) = (&held.start, &held.end);
     VisibleIter::new(
-        MergeIter::new(source.view.sources_in(start, end)),
-        source.read_ts,
-        start.clone(),
-        end.clone(),
+        MergeIter::new(held.view.sources_in(start, end)),
+        read_ts,
+        start.as_ref().map(Vec::as_slice),
+        end.as_ref().map(Vec::as_slice),
         if forward {
             Direction::Forward
         } else {

@@ -181,9 +181,18 @@ pub struct Stats {
     /// `Options::memory_budget`: what `memory_bytes` stays within.
     pub memory_budget: u64,
     /// What the memory budget counts now: `memtable_bytes +
-    /// txn_buffer_bytes + table_metadata_bytes` (decision 0024). At most
-    /// `memory_budget` while no commit is stopped by backpressure.
+    /// pinned_memtable_bytes + txn_buffer_bytes + table_metadata_bytes`
+    /// (decisions 0024, 0032). At most `memory_budget` while no commit is
+    /// stopped by backpressure and no snapshot or scan holds a view from
+    /// before the last flush (`pinned_memtable_bytes` is zero).
     pub memory_bytes: u64,
+    /// Bytes of memtables already flushed to tables that an older view
+    /// still holds: a snapshot that has not read since the flush (each
+    /// snapshot operation moves it to the current view), a scan or cursor
+    /// opened before it (until it is dropped), or a background task for
+    /// the length of one step (decision 0032). Backpressure does not wait
+    /// for them (no flush frees them).
+    pub pinned_memtable_bytes: u64,
     /// Bytes buffered by live transactions' write sets (keys, values, 96
     /// bytes per key), and the WAL records of those committing. A
     /// transaction reports its growth in steps of 16 KiB, exactly at
@@ -513,9 +522,9 @@ impl Db {
         let inner = &self.inner;
         let engine = &inner.engine;
         let c = engine.wal.counters();
-        let view = engine.core.views.current();
+        let (view, pinned) = engine.core.views.current_and_pinned();
         let (memtable_bytes, memtable_versions) = view.memtable_usage();
-        let memory = engine.memory_use(&view);
+        let memory = engine.memory_use(&view, pinned);
         let cc = &engine.store.compaction.counters;
         let st = &engine.stalls;
         let oldest = engine.core.oracle.oldest_snapshot();
@@ -584,6 +593,7 @@ impl Db {
                 .load(Ordering::Relaxed),
             memory_budget: engine.budget,
             memory_bytes: memory.total(),
+            pinned_memtable_bytes: memory.pinned_memtables,
             txn_buffer_bytes: memory.txn_buffers,
             table_metadata_bytes: memory.table_metadata,
         }

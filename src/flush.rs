@@ -56,8 +56,8 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
         let Some(oldest) = engine.core.views.current().imm.last().cloned() else {
             return true;
         };
-        let outcome =
-            signal.busy(|| panic::catch_unwind(AssertUnwindSafe(|| flush_one(engine, &oldest))));
+        let outcome = signal
+            .busy(move || panic::catch_unwind(AssertUnwindSafe(move || flush_one(engine, oldest))));
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("a memtable flush failed: {e}")),
@@ -71,15 +71,17 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
             return false;
         }
         engine.store.compaction.signal.notify();
-        // The flushed memtable is freed here, unless a snapshot's view still
-        // holds it: give its pages back (decision 0024).
-        drop(oldest);
+        // The flushed memtable was freed in the step, unless an older view
+        // still holds it: give its pages back (decision 0024).
         crate::budget::trim_heap();
     }
 }
 
-/// Flushes frozen memtable `m` (the oldest); see the module docs.
-fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
+/// Flushes frozen memtable `m` (the oldest); see the module docs. Lets
+/// go of it as soon as the view without it is installed, inside the step:
+/// once `Db::flush` (which waits for the step) returns, only a snapshot's
+/// or a scan's view can still hold it (`Stats::pinned_memtable_bytes`).
+fn flush_one(engine: &Engine, m: Arc<Memtable>) -> Result<()> {
     let store = &engine.store;
     let vfs = store.vfs.as_ref();
     let tables_dir = store.dir.join(manifest::TABLES_DIR);
@@ -103,7 +105,7 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     // Every transaction that will check a conflict reads at or above it,
     // so the keys written after it are all the conflict index must keep.
     let watermark = engine.core.oracle.gc_watermark();
-    let (built, newest) = write_table(vfs, &path, m, flushed.0, &store.table_memory, watermark)?;
+    let (built, newest) = write_table(vfs, &path, &m, flushed.0, &store.table_memory, watermark)?;
     vfs.sync_dir(&tables_dir)?;
     if !engine.wal.syncs_every_batch() {
         engine.wal.sync_through(flushed)?;
@@ -119,7 +121,15 @@ fn flush_one(engine: &Engine, m: &Arc<Memtable>) -> Result<()> {
     })?;
     let table = store.open_table(&path)?;
     let core = &engine.core;
-    hand_off_flushed(&core.views, &core.recent, watermark, m, newest, Some(table));
+    hand_off_flushed(
+        &core.views,
+        &core.recent,
+        watermark,
+        &m,
+        newest,
+        Some(table),
+    );
+    core.views.release_flushed(m);
     drop(guard);
     store.delete_flushed_segments(flushed)?;
     store.flushes.fetch_add(1, Ordering::Relaxed);

@@ -90,8 +90,10 @@ const BACKGROUND_RESERVE_DIVISOR: u64 = 32;
 /// - reads: values copied out, scan cursors, one per live `Scan`.
 ///
 /// What it does not cover: pages of mapped tables (the OS's page cache,
-/// not anonymous memory); a snapshot's view holding memtables flushed
-/// after it began (up to one budget more while such a snapshot lives);
+/// not anonymous memory); memtables flushed since a snapshot last read, or
+/// since a live scan or cursor began, which its view still holds (counted
+/// as `Stats::pinned_memtable_bytes`, and let go at the snapshot's next
+/// operation or the scan's drop: decision 0032);
 /// write sets of commits stopped by backpressure (each at most a quarter of
 /// the budget); and, while a database opens, the one WAL segment recovery
 /// reads at a time (at most a quarter of the budget) beside the memtable it
@@ -264,6 +266,11 @@ impl Options {
     /// their sum, `memory_budget` this value):
     /// - **memtables** (`memtable_bytes`): the active one is frozen and
     ///   flushed to a sorted table once it holds a quarter of the budget;
+    ///   and (`pinned_memtable_bytes`) flushed ones that an older view
+    ///   still holds: a snapshot that has not read since the flush (each
+    ///   snapshot operation moves it to the current view) or a scan or
+    ///   cursor opened before it (until dropped). Backpressure does not
+    ///   wait for those (no flush frees them);
     /// - **transaction buffers** (`txn_buffer_bytes`): the write sets of
     ///   live transactions (keys, values and 96 bytes per key), and while a
     ///   transaction commits, its WAL record twice (encoded, and copied into
@@ -285,7 +292,8 @@ impl Options {
     /// adds after a commit went through: a builder growing, a new table
     /// opened before what it replaces is released) until a flush frees a
     /// memtable (`Stats::write_stops`). So the sum stays within the budget
-    /// whenever no commit is stopped; transaction buffers and table
+    /// whenever no commit is stopped and no snapshot or scan holds a view
+    /// from before the last flush; transaction buffers and table
     /// metadata leave the memtables less room, not more memory.
     #[must_use]
     pub fn memory_budget(mut self, bytes: u64) -> Self {

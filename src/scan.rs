@@ -7,6 +7,7 @@
 //! implementation serves both.
 
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
+use std::sync::Arc;
 
 use crate::cursor::Cursor;
 use crate::error::Result;
@@ -84,10 +85,12 @@ pub(crate) fn is_empty(start: &Bound<Vec<u8>>, end: &Bound<Vec<u8>>) -> bool {
     }
 }
 
-/// Where a scan reads its snapshot from.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ScanSource<'a> {
-    pub(crate) view: &'a View,
+/// Where a scan reads its snapshot from: its own handle on a view that
+/// holds every commit of the snapshot, which the scan keeps until it is
+/// dropped (the snapshot itself may move on meanwhile: decision 0032).
+#[derive(Debug, Clone)]
+pub(crate) struct ScanSource {
+    pub(crate) view: Arc<View>,
     pub(crate) read_ts: Ts,
 }
 
@@ -98,8 +101,10 @@ pub(crate) struct ScanSource<'a> {
 /// It merges the snapshot's rows with a transaction's own writes (which win
 /// on equal keys; an own delete hides the key), stops at the range's end
 /// without reading past it, and streams: rows are read as it advances. It
-/// borrows the transaction. Each row is a copy; [`Cursor`] lends the same
-/// rows without copying them.
+/// borrows the transaction, and reads the view its transaction read
+/// through when it was made: while it lives it keeps that view's memtables
+/// and tables, even once they are flushed or compacted away. Each row is a
+/// copy; [`Cursor`] lends the same rows without copying them.
 pub struct Scan<'a> {
     cursor: Cursor<'a>,
 }
@@ -112,7 +117,7 @@ impl std::fmt::Debug for Scan<'_> {
 
 impl<'a> Scan<'a> {
     pub(crate) fn new(
-        source: ScanSource<'a>,
+        source: ScanSource,
         bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
         writes: Option<&'a WriteBuf>,
     ) -> Self {

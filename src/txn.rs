@@ -25,22 +25,30 @@ use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::mvcc::SnapshotHandle;
 use crate::scan::{Scan, ScanRange, ScanSource, prefix_bounds};
+use crate::sync::RwLockReadGuard;
 use crate::types::{MAX_KEY_BYTES, MAX_TXN_BYTES, MAX_VALUE_BYTES, Ts};
-use crate::view::View;
+use crate::view::{SnapshotView, View};
 use crate::wal::format::op_encoded_len;
 use crate::write_set::WriteBuf;
 
-/// A registered snapshot and the view it reads; releases itself when
-/// dropped.
+/// A registered snapshot and the view it reads (re-taken at each operation
+/// once a newer one is installed: decision 0032).
 #[derive(Debug)]
 struct Snapshot<'db> {
+    reg: Registration<'db>,
+    /// Taken after the read ts registered, so it holds every commit the
+    /// snapshot sees (`view` invariant 3), and so does every view it takes
+    /// later.
+    view: SnapshotView,
+}
+
+/// A snapshot's registration; released when dropped.
+#[derive(Debug)]
+struct Registration<'db> {
     db: &'db Engine,
     read_ts: Ts,
     /// Its registration (released on drop; its age governs expiry).
     handle: SnapshotHandle,
-    /// Taken after the read ts registered, so it holds every commit the
-    /// snapshot sees (`view` invariant 3).
-    view: Arc<View>,
 }
 
 impl<'db> Snapshot<'db> {
@@ -52,13 +60,53 @@ impl<'db> Snapshot<'db> {
     /// holds every commit it sees).
     fn registered(db: &'db Engine, handle: SnapshotHandle) -> Self {
         Snapshot {
-            db,
-            read_ts: handle.ts,
-            handle,
-            view: db.core.views.current(),
+            reg: Registration {
+                db,
+                read_ts: handle.ts,
+                handle,
+            },
+            view: SnapshotView::take(&db.core.views),
         }
     }
 
+    fn db(&self) -> &'db Engine {
+        self.reg.db
+    }
+
+    fn read_ts(&self) -> Ts {
+        self.reg.read_ts
+    }
+
+    /// The view for one operation (the current one if a newer view was
+    /// installed since this snapshot took its own), or `SnapshotTooOld`.
+    ///
+    /// The age is checked after the view is taken: a compaction that
+    /// collected versions this snapshot reads did so because it had
+    /// expired when the compaction took its watermark, before the view
+    /// listing its output was installed, so before this view was taken;
+    /// the check, later still on the same monotonic clock, fails too.
+    fn view(&self) -> Result<RwLockReadGuard<'_, Arc<View>>> {
+        let view = self.view.read(&self.reg.db.core.views);
+        self.reg.check_age()?;
+        Ok(view)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.view()?.get(key, self.read_ts())
+    }
+
+    /// A scan's source: its own handle on the view, so this snapshot may
+    /// move on to a newer one while the scan reads (the scan keeps its
+    /// view until it is dropped).
+    fn source(&self) -> Result<ScanSource> {
+        Ok(ScanSource {
+            view: Arc::clone(&*self.view()?),
+            read_ts: self.read_ts(),
+        })
+    }
+}
+
+impl Registration<'_> {
     /// `SnapshotTooOld` once the snapshot is past `Options::max_snapshot_age`
     /// (the GC watermark no longer counts it).
     fn check_age(&self) -> Result<()> {
@@ -71,22 +119,9 @@ impl<'db> Snapshot<'db> {
         }
         Ok(())
     }
-
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.check_age()?;
-        self.view.get(key, self.read_ts)
-    }
-
-    fn source(&self) -> Result<ScanSource<'_>> {
-        self.check_age()?;
-        Ok(ScanSource {
-            view: &self.view,
-            read_ts: self.read_ts,
-        })
-    }
 }
 
-impl Drop for Snapshot<'_> {
+impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.db.core.oracle.end_snapshot(&self.handle);
     }
@@ -136,7 +171,7 @@ impl<'db> ReadTxn<'db> {
 
     /// The snapshot's timestamp: every commit with ts `<=` it is visible.
     pub fn read_ts(&self) -> Ts {
-        self.snap.read_ts
+        self.snap.read_ts()
     }
 
     /// The value of `key` in the snapshot.
@@ -223,7 +258,7 @@ impl<'db> Txn<'db> {
 
     /// The snapshot's timestamp.
     pub fn read_ts(&self) -> Ts {
-        self.snap.read_ts
+        self.snap.read_ts()
     }
 
     /// The value of `key`: this transaction's own write if any, else the snapshot's.
@@ -251,7 +286,7 @@ impl<'db> Txn<'db> {
     }
 
     fn write(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-        let db = self.snap.db;
+        let db = self.snap.db();
         db.check_writable()?;
         check_op(key, value)?;
         let (old_encoded, old_kv, old_entries) = self.writes.get(key).map_or((0, 0, 0), |v| {
@@ -338,24 +373,36 @@ impl<'db> Txn<'db> {
     /// database is poisoned).
     pub fn commit(mut self) -> Result<Ts> {
         if self.writes.is_empty() {
-            return Ok(self.snap.read_ts);
+            return Ok(self.snap.read_ts());
         }
         // Pinned from here: the GC watermark stays at or below its read ts
         // while the conflict check needs the history above it.
-        if !self.snap.db.core.oracle.pin(&self.snap.handle) {
+        if !self.snap.reg.db.core.oracle.pin(&self.snap.reg.handle) {
             return Err(Error::SnapshotTooOld {
-                read_ts: self.snap.read_ts,
-                oldest: self.snap.db.core.oracle.oldest_readable(),
+                read_ts: self.snap.read_ts(),
+                oldest: self.snap.reg.db.core.oracle.oldest_readable(),
             });
         }
-        let db = self.snap.db;
+        let db = self.snap.db();
         // Exact from here on, with the WAL record's two copies (the frame,
         // and the group-commit batch it is copied into), before the commit
         // path's backpressure looks at the account.
         let mut charge = std::mem::replace(&mut self.charge, db.txn_memory.charge());
         charge.raise_to((self.buffered() + 2 * self.encoded_bytes) as u64);
         let writes = std::mem::take(&mut self.writes);
-        db.commit(self.snap.read_ts, writes, charge)
+        let Txn {
+            snap: Snapshot { reg, view },
+            writer,
+            ..
+        } = self;
+        // The commit path reads the current view (its conflict check), never
+        // this one: let it go before the commit may wait (backpressure, the
+        // WAL sync), so it holds no flushed memtable meanwhile. The
+        // registration stays (pinned above) until the commit returns.
+        drop(view);
+        let committed = db.commit(reg.read_ts, writes, charge);
+        drop((reg, writer));
+        committed
     }
 
     /// What the write set holds in memory: its buffer (overwritten

@@ -1,6 +1,6 @@
 //! Views (LevelDB's and RocksDB's "super-version"): the memtables and
 //! tables that together hold every version, as one immutable value a
-//! snapshot pins for its whole life.
+//! snapshot reads through until a newer one is installed.
 //!
 //! Invariants:
 //! 1. **Newer sources hold newer versions.** For any key, every version in
@@ -11,10 +11,10 @@
 //!    is frozen whole and flushed whole, and compaction merges neighbours.
 //!    So a point read stops at the first source that has a version at or
 //!    below its read ts.
-//! 2. **A view never changes.** Flush and compaction install a new view;
-//!    a snapshot keeps the one it took, so it keeps reading exactly its
-//!    snapshot, and a table stays mapped while any view lists it
-//!    (`docs/unsafe.md`).
+//! 2. **A view never changes.** Freeze, flush and compaction install a
+//!    new view; whoever holds the old one (a snapshot until its next
+//!    operation, a scan for its life) reads it unchanged, and a table
+//!    stays mapped while any view lists it (`docs/unsafe.md`).
 //! 3. **A view taken after a snapshot registered holds every commit the
 //!    snapshot can see.** Versions only move (memtable -> table, tables ->
 //!    compacted table) through one `install` that publishes the new place
@@ -24,15 +24,29 @@
 //!
 //! Freeze (`Views::freeze`) and flush (`Views::replace_flushed`, in
 //! `flush.rs`) install new views; decision 0017 gives the protocol.
+//!
+//! **Re-taking the view** (decision 0032, `docs/concurrency.md` protocol 9).
+//! Every install bumps [`Views`]' generation, under the write lock that
+//! installs it, and the view records the generation it was installed at. A
+//! snapshot reads through a [`SnapshotView`]: at the start of each
+//! operation it compares the generation with its view's (one load of a
+//! cache line written only by installs) and, when they differ, takes the
+//! current view instead. By invariant 3 the newer view answers exactly as
+//! the older one did, and the older one, with the flushed memtables and
+//! compacted-away tables only it lists, is released. A scan or cursor holds
+//! its own `Arc` of the view it began on (`cursor.rs`), so the snapshot may
+//! move on while it reads.
 
 use std::ops::Bound;
 use std::sync::Arc;
 
+use crate::budget::Account;
 use crate::error::Result;
 use crate::iter::{AnySource, LevelIter};
 use crate::memtable::{MemCursor, Memtable};
 use crate::sst::{Found, Probe, Table};
-use crate::sync::RwLock;
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{RwLock, RwLockReadGuard};
 use crate::types::Ts;
 
 /// See the module docs.
@@ -45,6 +59,8 @@ pub(crate) struct View {
     /// Tables per level: level 0 newest first (key ranges may overlap);
     /// deeper levels sorted by key, with disjoint ranges.
     pub(crate) levels: Vec<Vec<Arc<Table>>>,
+    /// The install that made it current (0: the view a database opens with).
+    generation: u64,
 }
 
 impl View {
@@ -55,6 +71,7 @@ impl View {
             mem: Arc::new(mem),
             imm: Vec::new(),
             levels,
+            generation: 0,
         }
     }
 
@@ -180,22 +197,85 @@ fn covering<'a>(tables: &'a [Arc<Table>], key: &[u8]) -> Option<&'a Arc<Table>> 
         .filter(|t| t.properties().smallest_key.as_slice() <= key)
 }
 
-/// The current view, replaced whole by flush and compaction.
+/// The current view, replaced whole by freeze, flush and compaction.
 #[derive(Debug)]
 pub(crate) struct Views {
     current: RwLock<Arc<View>>,
+    /// The current view's generation, stored under `current`'s write lock
+    /// by each install, for snapshots to compare with their own view's
+    /// without taking the lock.
+    generation: Generation,
+    /// Memtables flushed to tables that an older view still holds
+    /// ([`Views::release_flushed`]).
+    pinned: Arc<Account>,
 }
+
+/// A cache line of its own: `Views::current`'s lock word is written by
+/// every reader that takes the view, this only by installs, and every
+/// snapshot operation loads it.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Generation(AtomicU64);
 
 impl Views {
     pub(crate) fn new(view: View) -> Self {
         Self {
+            generation: Generation(AtomicU64::new(view.generation)),
             current: RwLock::new(Arc::new(view)),
+            pinned: Arc::default(),
         }
+    }
+
+    /// `f` of the current view, read under the lock, without a handle on
+    /// it: a background task that only looks (compaction's picker) then
+    /// never holds a view an install replaced, so never keeps a flushed
+    /// memtable alive. Installs wait while `f` runs: keep it short.
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        f(&self.current.read())
+    }
+
+    /// The flusher lets go of memtable `m` once it has installed a view
+    /// without it (`replace_flushed`). If an older view still lists it (a
+    /// snapshot that has not read since, a scan), it is counted as pinned
+    /// from here until it is freed; if not, it is freed now, uncounted.
+    /// No view can take a new handle on `m` (none lists it any more), so
+    /// the count can only fall meanwhile.
+    pub(crate) fn release_flushed(&self, m: Arc<Memtable>) {
+        if Arc::strong_count(&m) > 1 {
+            m.retire(&self.pinned);
+        }
+        drop(m);
+    }
+
+    /// The current view, and the bytes of the flushed memtables that only
+    /// older views hold, read together: a flush retires its memtable only
+    /// after installing a view without it, so a memtable is never counted
+    /// in both (for a moment it may be in neither).
+    pub(crate) fn current_and_pinned(&self) -> (Arc<View>, u64) {
+        let current = self.current.read();
+        (Arc::clone(&current), self.pinned.bytes())
     }
 
     /// The view to read (a snapshot takes it after registering its read ts).
     pub(crate) fn current(&self) -> Arc<View> {
         Arc::clone(&self.current.read())
+    }
+
+    /// The current view's generation. An install that happened before this
+    /// load is seen (it stored a larger number; one it races with may not
+    /// be: a snapshot then re-takes at its next operation).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.0.load(Ordering::Acquire)
+    }
+
+    /// Makes `view` current, one generation after the view it replaces.
+    /// Requires: `current` is the guarded value of `self.current`'s write
+    /// lock, so installs are numbered in the order they happen.
+    fn install(&self, current: &mut Arc<View>, mut view: View) {
+        view.generation = current.generation + 1;
+        let generation = view.generation;
+        *current = Arc::new(view);
+        self.generation.0.store(generation, Ordering::Release);
     }
 
     /// Freezes the active memtable: a new view whose active memtable is
@@ -209,11 +289,13 @@ impl Views {
             .chain(old.imm.iter().cloned())
             .collect();
         let frozen = imm.len();
-        *current = Arc::new(View {
+        let view = View {
             mem: Arc::new(old.mem.successor()),
             imm,
             levels: old.levels.clone(),
-        });
+            generation: 0,
+        };
+        self.install(&mut current, view);
         frozen
     }
 
@@ -237,11 +319,13 @@ impl Views {
         if let (Some(l0), Some(table)) = (levels.first_mut(), table) {
             l0.insert(0, table);
         }
-        *current = Arc::new(View {
+        let view = View {
             mem: Arc::clone(&old.mem),
             imm,
             levels,
-        });
+            generation: 0,
+        };
+        self.install(&mut current, view);
     }
 }
 
@@ -279,11 +363,66 @@ impl Views {
                     .cmp(&b.properties().smallest_key)
             });
         }
-        *current = Arc::new(View {
+        let view = View {
             mem: Arc::clone(&old.mem),
             imm: old.imm.clone(),
             levels,
-        });
+            generation: 0,
+        };
+        self.install(&mut current, view);
+    }
+}
+
+/// The view one snapshot reads through (decision 0032): taken when the
+/// snapshot registers, and re-taken at the start of an operation once a
+/// newer view has been installed, so the snapshot stops holding the
+/// memtables and tables that only its old view listed.
+///
+/// Invariants (`docs/concurrency.md` protocol 9):
+/// 1. Every view it holds was taken after the snapshot registered (the
+///    caller registers first), so it holds every commit the snapshot sees
+///    (invariant 3): re-taking never changes an answer.
+/// 2. An operation that begins after an install happened before it reads
+///    through that install's view or a newer one, unless another operation
+///    of the same snapshot is reading at that moment (then it reads
+///    through the older view, which is still correct by 1, and the next
+///    operation re-takes).
+///
+/// Concurrency: the slot is a `RwLock` of its own, taken shared for the
+/// length of one operation (uncontended unless one snapshot is used from
+/// several threads at once) and exclusively only with `try_write`, so an
+/// operation never waits for another.
+#[derive(Debug)]
+pub(crate) struct SnapshotView {
+    slot: RwLock<Arc<View>>,
+}
+
+impl SnapshotView {
+    /// The current view. Requires: the snapshot has registered (invariant 1).
+    pub(crate) fn take(views: &Views) -> Self {
+        SnapshotView {
+            slot: RwLock::new(views.current()),
+        }
+    }
+
+    /// The view for one operation: this snapshot's own, or the current one
+    /// if a newer view was installed since it was taken.
+    pub(crate) fn read(&self, views: &Views) -> RwLockReadGuard<'_, Arc<View>> {
+        let view = self.slot.read();
+        if view.generation == views.generation() {
+            return view;
+        }
+        drop(view);
+        // Not while another operation of this snapshot reads the old view
+        // (invariant 2): it would have to wait for that one to end.
+        if let Some(mut slot) = self.slot.try_write() {
+            let old = std::mem::replace(&mut *slot, views.current());
+            drop(slot);
+            // Freed here if it was the last holder (a flushed memtable's
+            // arena, obsolete tables' files), outside the lock.
+            drop(old);
+        }
+        self.slot.read()
     }
 }
 
@@ -300,6 +439,54 @@ mod tests {
         let mut t = db.begin();
         t.put(key, b"v").unwrap();
         t.commit().unwrap();
+    }
+
+    /// The memory itself goes, not just its count: a weak handle on a
+    /// memtable flushed after a snapshot began dies at the snapshot's next
+    /// read, or, when a scan opened before the flush is still alive, when
+    /// that scan is dropped.
+    #[test]
+    fn a_flushed_memtable_is_freed_at_the_snapshots_next_read_or_its_scans_drop() {
+        let db = Db::open_with_vfs("/db", Options::default(), Arc::new(MemVfs::new())).unwrap();
+        let active = |db: &Db| Arc::downgrade(&db.inner.engine.core.views.current().mem);
+        let settle = |db: &Db| {
+            db.flush().unwrap();
+            db.wait_for_compactions().unwrap();
+        };
+        commit(&db, b"a");
+        let snap = db.begin_read();
+        let first = active(&db);
+        settle(&db);
+        assert!(first.upgrade().is_some(), "the snapshot's view holds it");
+        assert_eq!(snap.get(b"a").unwrap(), Some(b"v".to_vec()));
+        assert!(
+            first.upgrade().is_none(),
+            "freed at the snapshot's next read"
+        );
+
+        let second = active(&db);
+        let scan = snap.scan(..).unwrap();
+        commit(&db, b"c");
+        settle(&db);
+        assert_eq!(snap.get(b"b").unwrap(), None);
+        assert!(second.upgrade().is_some(), "the scan's own view holds it");
+        let rows: Vec<_> = scan.map(Result::unwrap).collect();
+        assert_eq!(rows, [(b"a".to_vec(), b"v".to_vec())]);
+        assert!(second.upgrade().is_none(), "freed with the scan");
+
+        // A read-write transaction's reads re-take too.
+        drop(snap);
+        let txn = db.begin();
+        let third = active(&db);
+        commit(&db, b"b");
+        settle(&db);
+        assert_eq!(txn.get(b"b").unwrap(), None);
+        assert!(
+            third.upgrade().is_none(),
+            "freed at the transaction's next read"
+        );
+        drop(txn);
+        db.close().unwrap();
     }
 
     #[test]
@@ -367,6 +554,79 @@ mod loom_tests {
                 Some(Ts::from(5))
             );
         });
+    }
+
+    /// A snapshot's view (`SnapshotView`, protocol 9) across a flush of
+    /// memtable `M` holding `k` at ts 5: the flush installs a view with
+    /// `M`'s table instead, while a spawned reader runs two operations of
+    /// a snapshot at ts 5, the first keeping a scan's own handle on its
+    /// view. In every interleaving each operation and the scan read `k`;
+    /// an operation that began after the install (the flag, stored after
+    /// it) reads through the new view; and once the reader has joined, the
+    /// snapshot's next operation lets `M` go. Mutation checks: an install
+    /// that does not store the generation fails the flag's assertion; a
+    /// re-take that waits for the write lock while its own read guard is
+    /// held deadlocks.
+    #[test]
+    fn loom_a_snapshot_re_takes_the_view_after_a_flush_and_lets_the_memtable_go() {
+        use std::sync::atomic::AtomicUsize;
+
+        use super::SnapshotView;
+        use crate::sst::{Table, TableBuilder, TableOptions};
+        use crate::sync::atomic::{AtomicBool, Ordering};
+        use crate::vfs::{MemVfs, Vfs};
+
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        loom::model(|| {
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let vfs: Arc<dyn Vfs> = Arc::new(MemVfs::new());
+            let path = std::path::Path::new("/t/1.sst");
+            vfs.create_dir_all(std::path::Path::new("/t")).unwrap();
+            let mut b = TableBuilder::create(vfs.as_ref(), path, TableOptions::default()).unwrap();
+            b.add(b"k", Ts::from(5), Some(b"v")).unwrap();
+            b.finish(1).unwrap();
+            let table = Arc::new(Table::open(vfs.as_ref(), path).unwrap());
+            let mem = Memtable::new();
+            mem.insert(b"k", Ts::from(5), Some(b"v"));
+            let views = Arc::new(Views::new(View::new(mem, Vec::new())));
+            views.freeze();
+            let flushed = Arc::clone(&views.current().imm[0]);
+            let weak = Arc::downgrade(&flushed);
+            let snap = SnapshotView::take(&views);
+            let installed = Arc::new(AtomicBool::new(false));
+            let (v, done) = (Arc::clone(&views), Arc::clone(&installed));
+            let reader = thread::spawn(move || {
+                let mut scan = None;
+                for _ in 0..2 {
+                    let after_install = done.load(Ordering::Acquire);
+                    let view = snap.read(&v);
+                    assert_eq!(view.get(b"k", Ts::from(5)).unwrap(), Some(b"v".to_vec()));
+                    if after_install {
+                        assert!(
+                            view.imm.is_empty(),
+                            "read through the view before the flush"
+                        );
+                    }
+                    scan.get_or_insert_with(|| Arc::clone(&view));
+                }
+                let scan = scan.unwrap();
+                assert_eq!(scan.get(b"k", Ts::from(5)).unwrap(), Some(b"v".to_vec()));
+                drop(scan);
+                snap
+            });
+            views.replace_flushed(&flushed, Some(table));
+            drop(flushed);
+            installed.store(true, Ordering::Release);
+            let snap = reader.join().unwrap();
+            let view = snap.read(&views);
+            assert_eq!(view.get(b"k", Ts::from(5)).unwrap(), Some(b"v".to_vec()));
+            drop(view);
+            assert!(
+                weak.upgrade().is_none(),
+                "the snapshot still holds the flushed memtable"
+            );
+        });
+        assert!(RUNS.load(std::sync::atomic::Ordering::Relaxed) > 1);
     }
 
     /// A compaction removes table `t` (its manifest edit is durable) while

@@ -47,19 +47,10 @@ fn value(i: u32, round: u32) -> Vec<u8> {
 /// One round: every key of `0..keys` written (or, for one in `delete_every`
 /// of them, deleted) in transactions of 50.
 fn write_round(db: &Db, model: &mut Model, keys: u32, round: u32, delete_every: u32) {
-    for chunk in (0..keys).collect::<Vec<_>>().chunks(50) {
-        let mut t = db.begin();
-        for &i in chunk {
-            if delete_every > 0 && (i + round).is_multiple_of(delete_every) {
-                t.delete(&key(i)).unwrap();
-                model.remove(&key(i));
-            } else {
-                t.put(&key(i), &value(i, round)).unwrap();
-                model.insert(key(i), value(i, round));
-            }
-        }
-        t.commit().unwrap();
-    }
+    common::write_round(db, model, keys, 50, key, |i| {
+        let deleted = delete_every > 0 && (i + round).is_multiple_of(delete_every);
+        (!deleted).then(|| value(i, round))
+    });
 }
 
 fn assert_matches(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, label: &str) {
@@ -265,19 +256,22 @@ fn a_snapshot_held_across_compactions_reads_its_versions_and_pins_its_files() {
     // read ts), and so does every version written after it: 1000 + 3000.
     let stats = db.stats();
     assert_eq!(stats.table_versions, 4000, "{stats:?}");
+    // Until it reads again, its view still lists the tables compacted
+    // away: their files stay.
+    assert_eq!(stats.obsolete_tables, files_before as u64, "{stats:?}");
+    assert_eq!(table_files(&vfs), files_before + stats.tables as usize);
+    // Its next read takes the current view (decision 0032), which holds
+    // its versions too, and lets the old tables go.
     let rows = collect(snap.scan(..).unwrap());
     assert!(
         rows.iter().cloned().eq(old.clone()),
         "the snapshot reads its own versions"
     );
     assert_matches(&db, &new, "latest");
-    // Its view still lists the tables compacted away: their files stay.
-    assert_eq!(stats.obsolete_tables, files_before as u64, "{stats:?}");
-    assert_eq!(table_files(&vfs), files_before + stats.tables as usize);
-    drop(snap);
     db.wait_for_compactions().unwrap();
     assert_eq!(db.stats().obsolete_tables, 0);
     assert_eq!(table_files(&vfs) as u64, db.stats().tables);
+    drop(snap);
     db.compact().unwrap();
     assert_eq!(db.stats().table_versions, new.len() as u64);
     assert_matches(&db, &new, "after the snapshot went");

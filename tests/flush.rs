@@ -53,19 +53,9 @@ fn value(i: u32, round: u32) -> Vec<u8> {
 /// model in step.
 fn write_rounds(db: &Db, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, keys: u32, rounds: u32) {
     for round in 0..rounds {
-        for chunk in (0..keys).collect::<Vec<_>>().chunks(20) {
-            let mut t = db.begin();
-            for &i in chunk {
-                if (i + round) % 7 == 0 {
-                    t.delete(&key(i)).unwrap();
-                    model.remove(&key(i));
-                } else {
-                    t.put(&key(i), &value(i, round)).unwrap();
-                    model.insert(key(i), value(i, round));
-                }
-            }
-            t.commit().unwrap();
-        }
+        common::write_round(db, model, keys, 20, key, |i| {
+            ((i + round) % 7 != 0).then(|| value(i, round))
+        });
     }
 }
 

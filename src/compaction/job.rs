@@ -96,7 +96,6 @@ fn move_down(engine: &Engine, numbers: &[u64], from: usize, to: usize) -> Result
     let log = guard
         .as_mut()
         .ok_or_else(|| Error::InvalidArgument("compaction without a manifest".into()))?;
-    let view = engine.core.views.current();
     let (from_byte, to_byte) = (level_byte(from)?, level_byte(to)?);
     let mut edit = Edit::default();
     let mut removed = Vec::with_capacity(numbers.len());
@@ -111,7 +110,10 @@ fn move_down(engine: &Engine, numbers: &[u64], from: usize, to: usize) -> Result
             .ok_or_else(|| {
                 Error::InvalidArgument(format!("table {number} is not in level {from}"))
             })?;
-        let table = find(&view, from, number)?;
+        let table = engine
+            .core
+            .views
+            .with_current(|view| find(view, from, number))?;
         edit.removed.push((from_byte, number));
         edit.added.push((to_byte, record));
         removed.push((from, table.clone()));
@@ -138,24 +140,27 @@ fn merge(
     output_level: usize,
     table_bytes: u64,
 ) -> Result<Outcome> {
-    let view = engine.core.views.current();
-    let tables = inputs
-        .iter()
-        .map(|(l, s)| Ok((*l, find(&view, *l, s.number)?)))
-        .collect::<Result<Vec<(usize, Arc<Table>)>>>()?;
-    let lo = inputs.iter().map(|(_, t)| t.smallest.as_slice()).min();
-    let hi = inputs.iter().map(|(_, t)| t.largest.as_slice()).max();
-    let bottom = view
-        .levels
-        .iter()
-        .skip(output_level + 1)
-        .flatten()
-        .all(|t| {
-            let p = t.properties();
-            lo.is_none_or(|lo| p.largest_key.as_slice() < lo)
-                || hi.is_none_or(|hi| p.smallest_key.as_slice() > hi)
-        });
-    drop(view);
+    // Read under the views' lock, with no handle kept on the view.
+    let (tables, bottom) = engine.core.views.with_current(|view| {
+        let tables = inputs
+            .iter()
+            .map(|(l, s)| Ok((*l, find(view, *l, s.number)?)))
+            .collect::<Result<Vec<(usize, Arc<Table>)>>>();
+        let lo = inputs.iter().map(|(_, t)| t.smallest.as_slice()).min();
+        let hi = inputs.iter().map(|(_, t)| t.largest.as_slice()).max();
+        let bottom = view
+            .levels
+            .iter()
+            .skip(output_level + 1)
+            .flatten()
+            .all(|t| {
+                let p = t.properties();
+                lo.is_none_or(|lo| p.largest_key.as_slice() < lo)
+                    || hi.is_none_or(|hi| p.smallest_key.as_slice() > hi)
+            });
+        (tables, bottom)
+    });
+    let tables = tables?;
     // Taken after the inputs: a snapshot that began before holds it at or
     // below its read ts (invariant 2); so does the retained history.
     let watermark = engine.core.oracle.history_watermark();

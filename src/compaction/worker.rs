@@ -86,7 +86,7 @@ pub(crate) fn step(engine: &Engine, signal: &Signal) -> bool {
             guarded(engine, "a compaction", || {
                 let compactor = &engine.store.compaction;
                 let mut cursors = compactor.state.lock();
-                let levels = summaries(&engine.core.views.current());
+                let levels = engine.core.views.with_current(summaries);
                 let choice = compactor.policy.pick(&levels, &mut cursors);
                 let outcome = job::run(engine, &choice, compactor.policy.table_bytes)?;
                 compactor.count(&outcome);
@@ -108,7 +108,7 @@ pub(crate) fn compact_all(engine: &Engine) -> Result<()> {
     guarded(engine, "a full compaction", || {
         let compactor = &engine.store.compaction;
         let _one_at_a_time = compactor.state.lock();
-        let levels = summaries(&engine.core.views.current());
+        let levels = engine.core.views.with_current(summaries);
         let choice = compactor.policy.full(&levels);
         let outcome = job::run(engine, &choice, compactor.policy.table_bytes)?;
         compactor.count(&outcome);
@@ -126,7 +126,7 @@ pub(crate) fn wait_idle(engine: &Engine) -> bool {
             || !compactor.signal.is_busy()
                 && !compactor
                     .policy
-                    .due(&summaries(&engine.core.views.current()))
+                    .due(&engine.core.views.with_current(summaries))
     })
 }
 

@@ -30,11 +30,13 @@ pub(crate) enum Direction {
 /// See the module docs. A lending cursor ([`VisibleIter::advance`], then
 /// [`VisibleIter::key`] and [`VisibleIter::value`] until the next advance),
 /// and an [`Iterator`] of owned rows on top of it.
-pub(crate) struct VisibleIter<S> {
+pub(crate) struct VisibleIter<S, K = Vec<u8>> {
     src: S,
     read_ts: Ts,
-    start: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
+    /// The bounds, owned (`Vec<u8>`) or borrowed from whoever keeps them
+    /// (a cursor's, `cursor.rs`).
+    start: Bound<K>,
+    end: Bound<K>,
     direction: Direction,
     positioned: bool,
     done: bool,
@@ -57,12 +59,12 @@ fn copy_into(buf: &mut Vec<u8>, from: &[u8]) {
     buf.extend_from_slice(from);
 }
 
-impl<S: Source> VisibleIter<S> {
+impl<S: Source, K: AsRef<[u8]> + Clone> VisibleIter<S, K> {
     pub(crate) fn new(
         src: S,
         read_ts: Ts,
-        start: Bound<Vec<u8>>,
-        end: Bound<Vec<u8>>,
+        start: Bound<K>,
+        end: Bound<K>,
         direction: Direction,
     ) -> Self {
         Self {
@@ -114,16 +116,16 @@ impl<S: Source> VisibleIter<S> {
 
     fn past_end(&self, key: &[u8]) -> bool {
         match &self.end {
-            Bound::Included(e) => key > e.as_slice(),
-            Bound::Excluded(e) => key >= e.as_slice(),
+            Bound::Included(e) => key > e.as_ref(),
+            Bound::Excluded(e) => key >= e.as_ref(),
             Bound::Unbounded => false,
         }
     }
 
     fn before_start(&self, key: &[u8]) -> bool {
         match &self.start {
-            Bound::Included(s) => key < s.as_slice(),
-            Bound::Excluded(s) => key <= s.as_slice(),
+            Bound::Included(s) => key < s.as_ref(),
+            Bound::Excluded(s) => key <= s.as_ref(),
             Bound::Unbounded => false,
         }
     }
@@ -131,20 +133,22 @@ impl<S: Source> VisibleIter<S> {
     fn position(&mut self) {
         self.positioned = true;
         match (self.direction, &self.start, &self.end) {
-            (Direction::Forward, Bound::Included(k), _) => self.src.seek(k, self.read_ts),
+            (Direction::Forward, Bound::Included(k), _) => self.src.seek(k.as_ref(), self.read_ts),
             (Direction::Forward, Bound::Excluded(k), _) => {
                 let k = k.clone();
-                self.src.seek(&k, Ts::ZERO);
-                if self.src.valid() && self.src.key() == k.as_slice() {
+                self.src.seek(k.as_ref(), Ts::ZERO);
+                if self.src.valid() && self.src.key() == k.as_ref() {
                     self.src.next();
                 }
             }
             (Direction::Forward, Bound::Unbounded, _) => self.src.seek_to_first(),
-            (Direction::Backward, _, Bound::Included(k)) => self.src.seek_for_prev(k, Ts::ZERO),
+            (Direction::Backward, _, Bound::Included(k)) => {
+                self.src.seek_for_prev(k.as_ref(), Ts::ZERO);
+            }
             (Direction::Backward, _, Bound::Excluded(k)) => {
                 let k = k.clone();
-                self.src.seek_for_prev(&k, Ts::MAX);
-                if self.src.valid() && self.src.key() == k.as_slice() {
+                self.src.seek_for_prev(k.as_ref(), Ts::MAX);
+                if self.src.valid() && self.src.key() == k.as_ref() {
                     self.src.prev();
                 }
             }

@@ -17,6 +17,9 @@
 //!    inside the node); while the skiplist's arena holds more than that per
 //!    entry (its newest chunks not yet filled), the difference is counted
 //!    too, so the count is never below what the arena holds.
+//!    Once a flush has replaced it by its table, the memtable charges its
+//!    count to an account of memtables that only older views still hold
+//!    ([`Memtable::retire`]); the charge is returned when it is freed.
 //! 4. `last_lsn` is the WAL record of the last commit inserted whole: the
 //!    commit path and recovery apply commits in lsn order, one at a time
 //!    per memtable, and note it after the commit's last insert, so a frozen
@@ -42,7 +45,9 @@ pub(crate) use cursor::MemCursor;
 use std::borrow::Borrow;
 use std::cmp::Ordering as CmpOrdering;
 
+use crate::budget::{Account, OwnedCharge};
 use crate::sst::hash64;
+use crate::sync::OnceLock;
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::types::{Lsn, Ts};
 use filter::MemFilter;
@@ -278,6 +283,10 @@ type Version<'a> = Pos<'a, VersionKey, Stored>;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Memtable {
+    /// Set when a flush replaced it by its table while an older view still
+    /// held it ([`Memtable::retire`]). The first field, so dropped first:
+    /// the charge goes as the memtable's freeing begins.
+    retired: OnceLock<OwnedCharge>,
     map: SkipList<VersionKey, Stored>,
     bytes: AtomicU64,
     /// The highest WAL lsn whose commit has been inserted whole (commits are
@@ -421,6 +430,19 @@ impl Memtable {
     /// Number of versions.
     pub(crate) fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// Charges this memtable's bytes to `account` until it is freed: called
+    /// once its flush has installed a view without it and an older view
+    /// still holds it, so the account counts the flushed memtables that
+    /// snapshots and scans keep (decision 0032). A flushed memtable takes
+    /// no more inserts, so the count is final.
+    pub(crate) fn retire(&self, account: &Arc<Account>) {
+        // A second call keeps the first charge (the new one is returned
+        // as it drops).
+        let _ = self
+            .retired
+            .set(OwnedCharge::new(account, self.approximate_bytes()));
     }
 }
 

@@ -67,17 +67,27 @@ impl Condvar {
 #[derive(Debug, Default)]
 pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
 
+/// Shared guard of a [`RwLock`].
+pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+/// Exclusive guard of a [`RwLock`].
+pub(crate) type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
 impl<T> RwLock<T> {
     pub(crate) fn new(value: T) -> Self {
         Self(parking_lot::RwLock::new(value))
     }
 
-    pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, T> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
         self.0.read()
     }
 
-    pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.0.write()
+    }
+
+    /// The exclusive guard if no other guard is held now; never waits.
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.0.try_write()
     }
 }
 

@@ -87,6 +87,32 @@ where
     scan.into_iter().map(Result::unwrap).collect()
 }
 
+/// One round of writes to keys `0..keys`, `per_txn` of them per
+/// transaction: key `i` is deleted where `value(i)` is `None`, else set to
+/// it; `model` is kept in step.
+pub fn write_round(
+    db: &Db,
+    model: &mut std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    keys: u32,
+    per_txn: usize,
+    key: impl Fn(u32) -> Vec<u8>,
+    value: impl Fn(u32) -> Option<Vec<u8>>,
+) {
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(per_txn) {
+        let mut t = db.begin();
+        for &i in chunk {
+            if let Some(v) = value(i) {
+                t.put(&key(i), &v).unwrap();
+                model.insert(key(i), v);
+            } else {
+                t.delete(&key(i)).unwrap();
+                model.remove(&key(i));
+            }
+        }
+        t.commit().unwrap();
+    }
+}
+
 /// Every entry of the latest snapshot, ascending.
 pub fn dump(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     collect(db.begin_read().scan::<&[u8], _>(..).unwrap())
